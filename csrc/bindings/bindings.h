@@ -1,0 +1,8 @@
+// pybind11 registration entry points, one per kernel family (each in its own file).
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace mk::bindings {
+void register_dispatch(pybind11::module_& m);
+void register_f32_dwconv(pybind11::module_& m);
+}  // namespace mk::bindings

@@ -1,0 +1,39 @@
+// The extension module mobilekernels._C: dispatch control plus one registration per family.
+// No libtorch here: tensors cross as data_ptr() integers, validated in Python first and
+// re-validated in C++ (std::invalid_argument -> ValueError).
+#include <pybind11/stl.h>
+
+#include "bindings/bindings.h"
+#include "dispatch/cpu_features.h"
+#include "dispatch/isa.h"
+
+namespace py = pybind11;
+
+namespace mk::bindings {
+
+void register_dispatch(py::module_& m) {
+  m.def("cpu_features", &cpu_features_string, "CPU features this machine reports");
+  m.def("compiled_isas", [] {
+    std::vector<std::string> out;
+    for (int i = 0; i < static_cast<int>(Isa::count); ++i)
+      if (isa_compiled(static_cast<Isa>(i))) out.emplace_back(isa_name(static_cast<Isa>(i)));
+    return out;
+  });
+  m.def("supported_isas", [] {
+    std::vector<std::string> out;
+    for (Isa i : supported_isas()) out.emplace_back(isa_name(i));
+    return out;
+  });
+  m.def("best_isa", [] { return std::string(isa_name(best_isa())); });
+  m.def("get_isa", [] { return std::string(isa_name(active_isa())); },
+        "Active ISA level (first call reads MOBILEKERNELS_ISA)");
+  m.def("set_isa", &set_isa, py::arg("name"), "Force an ISA level by name ('auto' = best)");
+}
+
+}  // namespace mk::bindings
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "mobilekernels C++ core (torch-free)";
+  mk::bindings::register_dispatch(m);
+  mk::bindings::register_f32_dwconv(m);
+}

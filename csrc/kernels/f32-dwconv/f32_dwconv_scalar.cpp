@@ -1,0 +1,54 @@
+// Portable scalar reference for fp32 depthwise convolution: every shape, stride, dilation,
+// padding and depth multiplier. It is the oracle of the C++ tests and the "scalar" path.
+#include "kernels/f32-dwconv/f32_dwconv.h"
+
+namespace mk {
+namespace {
+
+inline float activate(float v, Activation act) {
+  switch (act) {
+    case Activation::relu: return v > 0.f ? v : 0.f;
+    case Activation::relu6: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
+    case Activation::hardswish: {
+      float t = v + 3.f;
+      t = t < 0.f ? 0.f : (t > 6.f ? 6.f : t);
+      return v * t * (1.f / 6.f);
+    }
+    default: return v;
+  }
+}
+
+}  // namespace
+
+void f32_dwconv_scalar(const F32DwconvParams& p, const float* input, const float* packed,
+                       float* output, int64_t row_begin, int64_t row_end, int64_t c_begin,
+                       int64_t c_end) {
+  const int64_t cout = p.cout();
+  const int64_t cpad = round_up(cout, kF32DwconvChannelAlign);
+  const float* bias = packed + p.KH * p.KW * cpad;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const int64_t n = r / p.OH, oh = r % p.OH;
+    const float* in_n = input + n * p.H * p.W * p.C;
+    for (int64_t ow = 0; ow < p.OW; ++ow) {
+      float* out = output + (r * p.OW + ow) * cout;
+      for (int64_t oc = c_begin; oc < c_end; ++oc) {
+        const int64_t ic = oc / p.M;
+        float acc = bias[oc];
+        for (int64_t kh = 0; kh < p.KH; ++kh) {
+          const int64_t ih = oh * p.SH - p.PT + kh * p.DH;
+          if (ih < 0 || ih >= p.H) continue;
+          for (int64_t kw = 0; kw < p.KW; ++kw) {
+            const int64_t iw = ow * p.SW - p.PL + kw * p.DW;
+            if (iw < 0 || iw >= p.W) continue;
+            acc += in_n[(ih * p.W + iw) * p.C + ic] * packed[(kh * p.KW + kw) * cpad + oc];
+          }
+        }
+        out[oc] = activate(acc, p.act);
+      }
+    }
+  }
+}
+
+const char* f32_dwconv_scalar_variant(const F32DwconvParams&) { return "scalar/reference"; }
+
+}  // namespace mk

@@ -1,0 +1,184 @@
+// The fp32 depthwise kernel body, written once over a vector-traits type V (VecF32Avx2,
+// VecF32Avx512, VecF32Neon). Each ISA file includes this inside its own translation unit
+// compiled with its own flags; everything here has internal linkage so no instantiation
+// compiled for one ISA can be picked by the linker for another.
+//
+// Structure: threads own (output row, channel chunk) tiles. Within a row and a vector of
+// channels, the weights stay in registers and a block of kBlockW output pixels is computed
+// at once from one pass over the input columns they share (stride 1, 3x3: 6 loads feed 12
+// FMAs per kernel row instead of 18 loads). Rows outside the input are skipped per row; only
+// the few border columns take the bounds-checked per-pixel path.
+#pragma once
+#include <cstdint>
+
+#include "kernels/f32-dwconv/f32_dwconv.h"
+
+namespace mk {
+namespace {
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+template <class V, Activation A>
+inline typename V::T activate(typename V::T v) {
+  if constexpr (A == Activation::relu) {
+    return V::max(v, V::zero());
+  } else if constexpr (A == Activation::relu6) {
+    return V::min(V::max(v, V::zero()), V::set1(6.f));
+  } else if constexpr (A == Activation::hardswish) {
+    const typename V::T t = V::min(V::max(V::add(v, V::set1(3.f)), V::zero()), V::set1(6.f));
+    return V::mul(V::mul(v, t), V::set1(1.f / 6.f));
+  } else {
+    return v;
+  }
+}
+
+template <class V, bool Tail>
+inline typename V::T ld(const float* p, int64_t n) {
+  if constexpr (Tail) return V::load_partial(p, n);
+  else return V::load(p);
+}
+
+template <class V, Activation A, bool Tail>
+inline void st(float* p, typename V::T v, int64_t n) {
+  v = activate<V, A>(v);
+  if constexpr (Tail) V::store_partial(p, v, n);
+  else V::store(p, v);
+}
+
+// Row geometry shared by the paths.
+struct RowCtx {
+  const float* in_n;  // input image n
+  float* out_row;     // output row (n, oh)
+  int64_t ih0;        // oh * SH - PT
+  int64_t kh_lo, kh_hi;
+};
+
+// One output pixel, one vector of channels, every tap bounds-checked. Any K, S, D.
+template <class V, Activation A, bool Tail>
+inline void pixel_checked(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad,
+                          int64_t ow, int64_t c, int64_t n) {
+  typename V::T acc = V::load(pk + p.KH * p.KW * cpad + c);
+  const int64_t iw0 = ow * p.SW - p.PL;
+  for (int64_t kh = r.kh_lo; kh < r.kh_hi; ++kh) {
+    const float* row = r.in_n + (r.ih0 + kh * p.DH) * p.W * p.C + c;
+    for (int64_t kw = 0; kw < p.KW; ++kw) {
+      const int64_t iw = iw0 + kw * p.DW;
+      if (iw < 0 || iw >= p.W) continue;
+      acc = V::fmadd(ld<V, Tail>(row + iw * p.C, n), V::load(pk + (kh * p.KW + kw) * cpad + c), acc);
+    }
+  }
+  st<V, A, Tail>(r.out_row + ow * p.cout() + c, acc, n);
+}
+
+// Columns whose taps are all inside the input: [ow_lo, ow_hi).
+inline void interior_cols(const F32DwconvParams& p, int64_t& ow_lo, int64_t& ow_hi) {
+  ow_lo = imin(p.OW, (p.PL + p.SW - 1) / p.SW);
+  ow_hi = imin(p.OW, floor_div(p.W - 1 + p.PL - (p.KW - 1) * p.DW, p.SW) + 1);
+  if (ow_hi < ow_lo) ow_hi = ow_lo;
+}
+
+// Fixed kernel KHxKW, stride S, dilation 1, register-blocked over BW output pixels.
+template <class V, int KH, int KW, int S, int BW, Activation A, bool Tail>
+inline void block_fixed(const F32DwconvParams& p, const RowCtx& r, const typename V::T (&w)[KH][KW],
+                        typename V::T b, int64_t ow, int64_t c, int64_t n) {
+  typename V::T acc[BW];
+  for (int j = 0; j < BW; ++j) acc[j] = b;
+  const int64_t C = p.C;
+  for (int kh = 0; kh < KH; ++kh) {
+    if (kh < r.kh_lo || kh >= r.kh_hi) continue;
+    const float* row = r.in_n + ((r.ih0 + kh) * p.W + ow * S - p.PL) * C + c;
+    constexpr int NX = (BW - 1) * S + KW;
+    typename V::T x[NX];
+    for (int t = 0; t < NX; ++t) x[t] = ld<V, Tail>(row + t * C, n);
+    for (int kw = 0; kw < KW; ++kw)
+      for (int j = 0; j < BW; ++j) acc[j] = V::fmadd(x[j * S + kw], w[kh][kw], acc[j]);
+  }
+  float* out = r.out_row + ow * p.cout() + c;
+  for (int j = 0; j < BW; ++j) st<V, A, Tail>(out + j * p.cout(), acc[j], n);
+}
+
+template <class V, int KH, int KW, int S, Activation A, bool Tail>
+void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad, int64_t c,
+               int64_t n, int64_t ow_lo, int64_t ow_hi) {
+  typename V::T w[KH][KW];
+  for (int kh = 0; kh < KH; ++kh)
+    for (int kw = 0; kw < KW; ++kw) w[kh][kw] = V::load(pk + (kh * KW + kw) * cpad + c);
+  const typename V::T b = V::load(pk + KH * KW * cpad + c);
+  int64_t ow = 0;
+  for (; ow < ow_lo; ++ow) pixel_checked<V, A, Tail>(p, r, pk, cpad, ow, c, n);
+  constexpr int BW = V::kBlockW;
+  for (; ow + BW <= ow_hi; ow += BW) block_fixed<V, KH, KW, S, BW, A, Tail>(p, r, w, b, ow, c, n);
+  for (; ow < ow_hi; ++ow) block_fixed<V, KH, KW, S, 1, A, Tail>(p, r, w, b, ow, c, n);
+  for (; ow < p.OW; ++ow) pixel_checked<V, A, Tail>(p, r, pk, cpad, ow, c, n);
+}
+
+template <class V, Activation A, bool Tail>
+void row_generic(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad,
+                 int64_t c, int64_t n, int64_t, int64_t) {
+  for (int64_t ow = 0; ow < p.OW; ++ow) pixel_checked<V, A, Tail>(p, r, pk, cpad, ow, c, n);
+}
+
+template <class V, Activation A, bool Tail>
+using RowFn = void (*)(const F32DwconvParams&, const RowCtx&, const float*, int64_t, int64_t,
+                       int64_t, int64_t, int64_t);
+
+// Which specialisation serves a shape; -1 = generic.
+inline int fixed_index(const F32DwconvParams& p) {
+  if (p.M != 1 || p.DH != 1 || p.DW != 1 || p.KH != p.KW || p.SH != p.SW) return -1;
+  const int k = p.KH == 3 ? 0 : p.KH == 5 ? 1 : p.KH == 7 ? 2 : -1;
+  const int s = p.SH == 1 ? 0 : p.SH == 2 ? 1 : -1;
+  return (k < 0 || s < 0) ? -1 : k * 2 + s;
+}
+
+template <class V, Activation A, bool Tail>
+RowFn<V, A, Tail> pick_row(const F32DwconvParams& p) {
+  switch (fixed_index(p)) {
+    case 0: return row_fixed<V, 3, 3, 1, A, Tail>;
+    case 1: return row_fixed<V, 3, 3, 2, A, Tail>;
+    case 2: return row_fixed<V, 5, 5, 1, A, Tail>;
+    case 3: return row_fixed<V, 5, 5, 2, A, Tail>;
+    case 4: return row_fixed<V, 7, 7, 1, A, Tail>;
+    case 5: return row_fixed<V, 7, 7, 2, A, Tail>;
+    default: return row_generic<V, A, Tail>;
+  }
+}
+
+template <class V, Activation A>
+void run_act(const F32DwconvParams& p, const float* input, const float* pk, float* output,
+             int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
+  const int64_t cpad = round_up(p.cout(), kF32DwconvChannelAlign);
+  const RowFn<V, A, false> full = pick_row<V, A, false>(p);
+  const RowFn<V, A, true> tail = pick_row<V, A, true>(p);
+  int64_t ow_lo, ow_hi;
+  interior_cols(p, ow_lo, ow_hi);
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t nimg = row / p.OH, oh = row % p.OH;
+    RowCtx r;
+    r.in_n = input + nimg * p.H * p.W * p.C;
+    r.out_row = output + row * p.OW * p.cout();
+    r.ih0 = oh * p.SH - p.PT;
+    // kh with 0 <= ih0 + kh*DH < H
+    r.kh_lo = imin(p.KH, imax(0, (-r.ih0 + p.DH - 1) / p.DH));
+    r.kh_hi = imax(r.kh_lo, imin(p.KH, floor_div(p.H - 1 - r.ih0, p.DH) + 1));
+    int64_t c = c_begin;
+    for (; c + V::kWidth <= c_end; c += V::kWidth) full(p, r, pk, cpad, c, V::kWidth, ow_lo, ow_hi);
+    if (c < c_end) tail(p, r, pk, cpad, c, c_end - c, ow_lo, ow_hi);
+  }
+}
+
+template <class V>
+void f32_dwconv_simd(const F32DwconvParams& p, const float* input, const float* pk, float* output,
+                     int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
+  switch (p.act) {
+    case Activation::relu: return run_act<V, Activation::relu>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+    case Activation::relu6: return run_act<V, Activation::relu6>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+    case Activation::hardswish: return run_act<V, Activation::hardswish>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+    default: return run_act<V, Activation::none>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+  }
+}
+
+
+}  // namespace
+}  // namespace mk

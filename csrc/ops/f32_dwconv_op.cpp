@@ -1,0 +1,102 @@
+#include "ops/f32_dwconv_op.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <vector>
+
+#include "kernels/f32-dwconv/f32_dwconv_kernels.h"
+
+namespace mk {
+namespace {
+
+const F32DwconvKernel& kernel_for(Isa level) {
+  const Isa isa = f32_dwconv_resolve(level);
+  for (const F32DwconvKernel& k : kF32DwconvKernels)
+    if (k.isa == isa) return k;
+  return kF32DwconvKernels[0];
+}
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument("dwconv2d: " + what);
+}
+
+}  // namespace
+
+Isa f32_dwconv_resolve(Isa level) {
+  return resolve_isa(level, [](Isa isa) {
+    for (const F32DwconvKernel& k : kF32DwconvKernels)
+      if (k.isa == isa) return true;
+    return false;
+  });
+}
+
+void f32_dwconv_validate(const F32DwconvParams& p) {
+  require(p.N >= 0 && p.H > 0 && p.W > 0 && p.C > 0, "input sizes must be positive");
+  require(p.M >= 1, "depth multiplier must be >= 1");
+  require(p.KH > 0 && p.KW > 0, "kernel sizes must be positive");
+  require(p.SH > 0 && p.SW > 0, "stride must be positive");
+  require(p.DH > 0 && p.DW > 0, "dilation must be positive");
+  require(p.PT >= 0 && p.PL >= 0, "padding must be non-negative");
+  require(static_cast<int>(p.act) >= 0 && static_cast<int>(p.act) <= 3, "unknown activation");
+  require(p.OH > 0 && p.OW > 0, "output size must be positive");
+  // Every read is bounds-checked against H and W inside the kernels, so any OH/OW is memory
+  // safe; the Python layer derives them with torch's formula.
+
+}
+
+std::string f32_dwconv_kernel_name(const F32DwconvParams& p) {
+  const F32DwconvKernel& k = kernel_for(active_isa());
+  if (p.M > 1 && !k.supports_multiplier) {
+    F32DwconvParams q = p;
+    q.C = p.C * p.M;
+    q.M = 1;
+    return std::string(k.variant(q)) + "+expand";
+  }
+  return k.variant(p);
+}
+
+void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float* packed,
+                    float* output, int num_threads) {
+  f32_dwconv_validate(p_in);
+  if (p_in.N == 0) return;
+  const F32DwconvKernel& k = kernel_for(active_isa());
+  F32DwconvParams p = p_in;
+  std::vector<float> expanded;
+  if (p.M > 1 && !k.supports_multiplier) {
+    // Depth multiplier > 1 on a SIMD path: repeat each input channel M times so output
+    // channel oc reads expanded channel oc, then run the M == 1 kernel.
+    const int64_t pixels = p.N * p.H * p.W, cout = p.cout();
+    expanded.resize(static_cast<size_t>(pixels * cout));
+    for (int64_t i = 0; i < pixels; ++i)
+      for (int64_t oc = 0; oc < cout; ++oc) expanded[i * cout + oc] = input[i * p.C + oc / p.M];
+    input = expanded.data();
+    p.C = cout;
+    p.M = 1;
+  }
+  const int64_t rows = p.N * p.OH, cout = p.cout();
+  const int nt = std::max(1, num_threads);
+  // Work items: (row, channel chunk). Split channels only when rows alone cannot keep every
+  // thread busy with several items (late layers are 7x7 spatial with 960+ channels).
+  int64_t chunk = cout;
+  if (nt > 1 && rows < 4 * nt) {
+    const int64_t splits = std::min<int64_t>(ceil_div(4 * nt, rows), ceil_div(cout, 16));
+    chunk = round_up(ceil_div(cout, splits), 16);
+  }
+  const int64_t nchunks = ceil_div(cout, chunk);
+  const int64_t items = rows * nchunks;
+  auto work = [&](int64_t item) {
+    const int64_t row = item / nchunks, ci = item % nchunks;
+    k.run(p, input, packed, output, row, row + 1, ci * chunk, std::min(cout, (ci + 1) * chunk));
+  };
+  if (nt == 1 || items == 1) {
+    if (nchunks == 1) k.run(p, input, packed, output, 0, rows, 0, cout);
+    else for (int64_t i = 0; i < items; ++i) work(i);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t i = 0; i < items; ++i) work(i);
+}
+
+}  // namespace mk

@@ -1,0 +1,17 @@
+"""mobilekernels: hand-optimized CPU kernels for MobileNet-style CNNs, as PyTorch ops.
+
+Importing the package registers the ``torch.ops.mobilekernels.*`` operators. Subpackages:
+``ops`` (typed functional wrappers), ``nn`` (drop-in modules), ``models``, ``prune``,
+``distill``. ``info()`` reports CPU features, compiled paths and the active dispatch level;
+``set_isa(name)`` forces a path (also the ``MOBILEKERNELS_ISA`` environment variable).
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import _ops  # noqa: F401  (registers the torch ops)
+from ._dispatch import get_isa, set_isa, use_isa
+from ._info import info
+from . import ops, nn  # noqa: E402
+
+__all__ = ["get_isa", "set_isa", "use_isa", "info", "ops", "nn", "__version__"]

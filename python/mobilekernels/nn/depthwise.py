@@ -1,0 +1,79 @@
+"""``DepthwiseConv2d``: a drop-in ``nn.Conv2d(C, C*m, k, groups=C)`` on our fp32 kernel."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import _ops
+from .._checks import conv_padding
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """Depthwise convolution with an optional fused activation.
+
+    Same constructor arguments, parameter names and shapes as ``nn.Conv2d`` with
+    ``groups=in_channels`` (weight ``[C*m, 1, kh, kw]``, bias ``[C*m]``), so a torch
+    ``state_dict`` loads as is. Extra: ``activation`` in ``none | relu | relu6 | hardswish``.
+
+    Inference (no grad) runs on a weight packed once and reused until the weight or bias
+    changes (tracked by tensor version); the pack is derived, never stored in the state_dict.
+    With autograd on, the differentiable op runs (forward on our kernel, backward on PyTorch's).
+    Output is channels_last.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int | None = None, kernel_size=3, stride=1,
+                 padding=0, dilation=1, groups: int | None = None, bias: bool = True,
+                 padding_mode: str = "zeros", activation: str = "none", device=None, dtype=None):
+        out_channels = in_channels if out_channels is None else out_channels
+        if groups is not None and groups != in_channels:
+            raise ValueError(f"DepthwiseConv2d needs groups == in_channels ({in_channels}), got {groups}")
+        if padding_mode != "zeros":
+            raise ValueError(f"DepthwiseConv2d supports padding_mode='zeros' only, got {padding_mode!r}")
+        if out_channels % in_channels != 0:
+            raise ValueError(f"out_channels ({out_channels}) must be a multiple of in_channels ({in_channels})")
+        if activation not in _ops.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ops.ACTIVATIONS)}, got {activation!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups=in_channels, bias=bias, padding_mode="zeros", device=device, dtype=dtype)
+        self.activation = activation
+        self._pads = conv_padding(self.padding, self.kernel_size, self.stride, self.dilation)
+        self._packed = None
+        self._pack_key = None
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, activation: str = "none") -> "DepthwiseConv2d":
+        """Build from a depthwise ``nn.Conv2d`` (sharing nothing: parameters are copied)."""
+        if not isinstance(conv, nn.Conv2d) or conv.groups != conv.in_channels or conv.in_channels == 1 and conv.out_channels > 1 and False:
+            raise ValueError(f"from_conv expects a depthwise nn.Conv2d (groups == in_channels), got {conv}")
+        m = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                conv.dilation, bias=conv.bias is not None, padding_mode=conv.padding_mode, activation=activation)
+        with torch.no_grad():
+            m.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                m.bias.copy_(conv.bias)
+        return m
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", activation={self.activation}"
+
+    def _pack(self) -> torch.Tensor:
+        w, b = self.weight, self.bias
+        key = (w.data_ptr(), w._version, None if b is None else (b.data_ptr(), b._version))
+        if self._pack_key != key:
+            self._packed = _ops.pack_dw(w, b)
+            self._pack_key = key
+        return self._packed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (torch.compiler.is_compiling() or torch.is_grad_enabled()
+                and (self.weight.requires_grad or x.requires_grad)):
+            return torch.ops.mobilekernels.dwconv2d(x, self.weight, self.bias, list(self.stride),
+                                                    list(self._pads), list(self.dilation), self.activation)
+        return torch.ops.mobilekernels.dwconv2d_packed(
+            x, self._pack(), self.out_channels, list(self.kernel_size), list(self.stride),
+            list(self._pads), list(self.dilation), self.activation)
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state["_packed"], state["_pack_key"] = None, None  # derived: rebuilt on first use
+        return state

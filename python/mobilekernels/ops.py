@@ -1,0 +1,53 @@
+"""Typed functional wrappers around ``torch.ops.mobilekernels.*``.
+
+Tensors are NCHW-shaped as in torch; a ``channels_last`` input is read in place (it is NHWC in
+memory) and results come back ``channels_last``.
+"""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+
+from . import _ops
+from ._checks import check_tensor, conv_padding, pair
+
+Padding = Union[int, tuple, str]
+
+
+def dwconv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
+             stride: Union[int, tuple] = 1, padding: Padding = 0, dilation: Union[int, tuple] = 1,
+             activation: str = "none") -> torch.Tensor:
+    """fp32 depthwise convolution, ``F.conv2d(x, weight, bias, stride, padding, dilation,
+    groups=C)`` followed by ``activation`` (``none | relu | relu6 | hardswish``).
+
+    Args:
+        x: float32 ``[N, C, H, W]`` (any memory format; channels_last avoids a copy).
+        weight: float32 ``[C*m, 1, kh, kw]`` (depth multiplier ``m >= 1``).
+        bias: float32 ``[C*m]`` or None.
+        padding: int, ``(ph, pw)``, ``(top, bottom, left, right)``, ``'same'`` or ``'valid'``.
+    Returns:
+        float32 ``[N, C*m, OH, OW]`` in channels_last memory format.
+    """
+    check_tensor("x", x, torch.float32, 4)
+    check_tensor("weight", weight, torch.float32, 4)
+    s, d = pair("stride", stride, 1), pair("dilation", dilation, 1)
+    p = conv_padding(padding, weight.shape[2:], s, d)
+    return torch.ops.mobilekernels.dwconv2d(x, weight, bias, list(s), list(p), list(d), activation)
+
+
+def dwconv2d_pack(weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Pack a depthwise weight (and bias) once for :func:`dwconv2d_packed`."""
+    return torch.ops.mobilekernels.dwconv2d_pack(weight, bias)
+
+
+def dwconv2d_packed(x: torch.Tensor, packed: torch.Tensor, out_channels: int, kernel_size,
+                    stride=1, padding: Padding = 0, dilation=1, activation: str = "none") -> torch.Tensor:
+    """:func:`dwconv2d` on a weight prepacked by :func:`dwconv2d_pack` (inference only)."""
+    k, s, d = pair("kernel_size", kernel_size, 1), pair("stride", stride, 1), pair("dilation", dilation, 1)
+    p = conv_padding(padding, k, s, d)
+    return torch.ops.mobilekernels.dwconv2d_packed(x, packed, out_channels, list(k), list(s), list(p),
+                                                   list(d), activation)
+
+
+dwconv2d_kernel_name = _ops.dwconv2d_kernel_name
