@@ -1,0 +1,150 @@
+// Every fp32 depthwise kernel in the kernel list against the scalar reference, and the scalar
+// reference against an independent fp64 loop written here. Outputs live between canary zones
+// so an out-of-bounds write is caught even without AddressSanitizer.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dispatch/isa.h"
+#include "kernels/f32-dwconv/f32_dwconv.h"
+#include "kernels/f32-dwconv/f32_dwconv_kernels.h"
+
+using namespace mk;
+
+namespace {
+
+struct Shape {
+  int64_t n, h, w, c, m, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr;
+};
+
+F32DwconvParams params_of(const Shape& s, Activation act) {
+  F32DwconvParams p{s.n, s.h, s.w, s.c, s.m, s.kh, s.kw, s.sh, s.sw, s.dh, s.dw, s.pt, s.pl, 0, 0, act};
+  p.OH = (s.h + s.pt + s.pb - s.dh * (s.kh - 1) - 1) / s.sh + 1;
+  p.OW = (s.w + s.pl + s.pr - s.dw * (s.kw - 1) - 1) / s.sw + 1;
+  return p;
+}
+
+double act_ref(double v, Activation a) {
+  switch (a) {
+    case Activation::relu: return v > 0 ? v : 0;
+    case Activation::relu6: return std::fmin(std::fmax(v, 0.0), 6.0);
+    case Activation::hardswish: return v * std::fmin(std::fmax(v + 3, 0.0), 6.0) / 6.0;
+    default: return v;
+  }
+}
+
+// Independent fp64 oracle on the torch weight layout [cout][kh][kw].
+std::vector<double> reference(const F32DwconvParams& p, const std::vector<float>& in,
+                              const std::vector<float>& w, const std::vector<float>& b) {
+  std::vector<double> out(p.N * p.OH * p.OW * p.cout());
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t oh = 0; oh < p.OH; ++oh)
+      for (int64_t ow = 0; ow < p.OW; ++ow)
+        for (int64_t oc = 0; oc < p.cout(); ++oc) {
+          double acc = b[oc];
+          for (int64_t kh = 0; kh < p.KH; ++kh)
+            for (int64_t kw = 0; kw < p.KW; ++kw) {
+              const int64_t ih = oh * p.SH - p.PT + kh * p.DH, iw = ow * p.SW - p.PL + kw * p.DW;
+              if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) continue;
+              acc += double(in[((n * p.H + ih) * p.W + iw) * p.C + oc / p.M]) *
+                     w[(oc * p.KH + kh) * p.KW + kw];
+            }
+          out[((n * p.OH + oh) * p.OW + ow) * p.cout() + oc] = act_ref(acc, p.act);
+        }
+  return out;
+}
+
+constexpr int64_t kCanary = 64;
+constexpr float kCanaryValue = -12345.f;
+
+std::string describe(const Shape& s, Activation a) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "N%ld %ldx%ldx%ld m%ld k%ldx%ld s%ldx%ld d%ldx%ld pad(%ld,%ld,%ld,%ld) act%d",
+                (long)s.n, (long)s.h, (long)s.w, (long)s.c, (long)s.m, (long)s.kh, (long)s.kw, (long)s.sh,
+                (long)s.sw, (long)s.dh, (long)s.dw, (long)s.pt, (long)s.pb, (long)s.pl, (long)s.pr, (int)a);
+  return buf;
+}
+
+void check_shape(const Shape& s, Activation act, std::mt19937& rng) {
+  const F32DwconvParams p = params_of(s, act);
+  std::uniform_real_distribution<float> dist(-2.f, 2.f);
+  std::vector<float> in(p.N * p.H * p.W * p.C), w(p.cout() * p.KH * p.KW), b(p.cout());
+  for (auto* v : {&in, &w, &b})
+    for (float& x : *v) x = dist(rng);
+  std::vector<float> packed(f32_dwconv_packed_size(p.cout(), p.KH, p.KW));
+  f32_dwconv_pack(w.data(), b.data(), p.cout(), p.KH, p.KW, packed.data());
+  const std::vector<double> ref = reference(p, in, w, b);
+  const int64_t rows = p.N * p.OH, total = rows * p.OW * p.cout();
+
+  for (const F32DwconvKernel& k : kF32DwconvKernels) {
+    if (!isa_supported(k.isa)) continue;  // reported once by the KernelsCovered test
+    if (p.M > 1 && !k.supports_multiplier) continue;
+    std::vector<float> out(total + 2 * kCanary, kCanaryValue);
+    float* o = out.data() + kCanary;
+    // Split rows and channels the way the threaded op does: two row ranges, 16-aligned chunks.
+    const int64_t rmid = rows / 2, cmid = p.cout() > 16 ? 16 : p.cout();
+    k.run(p, in.data(), packed.data(), o, 0, rmid, 0, cmid);
+    k.run(p, in.data(), packed.data(), o, 0, rmid, cmid, p.cout());
+    k.run(p, in.data(), packed.data(), o, rmid, rows, 0, p.cout());
+    for (int64_t i = 0; i < kCanary; ++i) {
+      ASSERT_EQ(out[i], kCanaryValue) << isa_name(k.isa) << " wrote before output, " << describe(s, act);
+      ASSERT_EQ(out[kCanary + total + i], kCanaryValue) << isa_name(k.isa) << " wrote past output, " << describe(s, act);
+    }
+    for (int64_t i = 0; i < total; ++i) {
+      // fp32 accumulation of <= 49 products of magnitude <= 4 (+bias): 2e-5 absolute suffices
+      // and a single wrong tap (>= ~1e-3 typically) fails it.
+      const double tol = 2e-5 * (1.0 + std::fabs(ref[i])) * std::sqrt(double(p.KH * p.KW));
+      ASSERT_NEAR(o[i], ref[i], tol) << isa_name(k.isa) << " (" << k.variant(p) << ") at " << i
+                                     << ", " << describe(s, act);
+    }
+  }
+}
+
+}  // namespace
+
+TEST(F32Dwconv, KernelsCovered) {
+  for (const F32DwconvKernel& k : kF32DwconvKernels)
+    std::printf("kernel %-8s %s\n", isa_name(k.isa),
+                isa_supported(k.isa) ? "tested" : "NOT RUN: this CPU lacks it");
+}
+
+TEST(F32Dwconv, FastPathShapes) {
+  std::mt19937 rng(1);
+  const int64_t channels[] = {1, 3, 8, 15, 16, 17, 33};
+  for (int64_t k : {3, 5, 7})
+    for (int64_t s : {1, 2})
+      for (int64_t c : channels)
+        for (int64_t hw : {1, 2, 5, 9, 14})
+          for (int64_t pad : {int64_t(0), k / 2}) {
+            if (hw + 2 * pad < k) continue;
+            check_shape({1, hw, hw + 3, c, 1, k, k, s, s, 1, 1, pad, pad, pad, pad},
+                        static_cast<Activation>((c + hw) % 4), rng);
+          }
+}
+
+TEST(F32Dwconv, GenericShapes) {
+  std::mt19937 rng(2);
+  const Shape shapes[] = {
+      {2, 7, 9, 5, 1, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},    // dilation 2
+      {1, 11, 6, 17, 1, 3, 5, 2, 1, 1, 1, 1, 1, 2, 2},  // non-square kernel, mixed stride
+      {1, 10, 10, 19, 1, 4, 4, 3, 3, 1, 1, 1, 2, 1, 2}, // even kernel, asymmetric pad, stride 3
+      {3, 6, 6, 2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},    // depth multiplier 3
+      {1, 1, 1, 40, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},   // 1x1
+      {1, 5, 5, 24, 1, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0},   // kernel == input
+      {2, 13, 8, 33, 1, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3},
+      {1, 9, 9, 16, 1, 3, 3, 1, 1, 3, 1, 3, 3, 0, 1},   // dilation only in H
+      {1, 3, 30, 9, 1, 1, 9, 1, 4, 1, 1, 0, 0, 4, 4},   // 1x9
+  };
+  for (const Shape& s : shapes)
+    for (int a = 0; a < 4; ++a) check_shape(s, static_cast<Activation>(a), rng);
+}
+
+TEST(F32Dwconv, MobileNetV2Layers) {
+  std::mt19937 rng(3);
+  const int64_t layers[][4] = {{56, 56, 32, 1}, {28, 28, 144, 2}, {14, 14, 96, 1}, {7, 7, 160, 1}};
+  for (const auto& l : layers)
+    check_shape({1, l[0], l[1], l[2], 1, 3, 3, l[3], l[3], 1, 1, 1, 1, 1, 1}, Activation::relu6, rng);
+}
