@@ -22,7 +22,8 @@ from ._checks import check_tensor
 NS = "mobilekernels"
 ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 2, "hardswish": 3}
 
-_lib = torch.library.Library(NS, "DEF")
+# FRAGMENT: each op module of the package adds its own ops to the one namespace.
+_lib = torch.library.Library(NS, "FRAGMENT")
 _lib.define("dwconv2d(Tensor x, Tensor weight, Tensor? bias, int[2] stride, int[4] padding, "
             "int[2] dilation, str activation) -> Tensor")
 _lib.define("dwconv2d_pack(Tensor weight, Tensor? bias) -> Tensor")
