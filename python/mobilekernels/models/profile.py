@@ -20,7 +20,7 @@ def _conv_macs(m: nn.Module, out: Tensor) -> int:
     k = 1
     for s in m.kernel_size:
         k *= s
-    return out[0].numel() * (m.in_channels // m.groups) * k
+    return out.numel() * (m.in_channels // m.groups) * k
 
 
 def count_macs(model: nn.Module, input_size: Union[Sequence[int], Tensor] = (1, 3, 224, 224),
@@ -39,7 +39,7 @@ def count_macs(model: nn.Module, input_size: Union[Sequence[int], Tensor] = (1, 
         if isinstance(m, (nn.Conv1d, nn.Conv2d)):
             total += _conv_macs(m, out)
         else:  # Linear: every output element costs in_features MACs
-            total += out[0].numel() * m.in_features
+            total += out.numel() * m.in_features
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
