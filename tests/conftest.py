@@ -22,6 +22,17 @@ def isa_params(levels=None):
             for lv in (levels or LEVELS)]
 
 
+# Levels at which the fp32 families have distinct kernels (others fall back to one of these).
+F32_LEVELS = [lv for lv in ["scalar", "avx2", "avx512", "neon"] if lv in _compiled]
+
+
+@pytest.fixture(params=isa_params(F32_LEVELS))
+def f32_isa(request):
+    """Run the test once per fp32 kernel level (scalar / avx2 / avx512 or scalar / neon)."""
+    with mk.use_isa(request.param):
+        yield request.param
+
+
 @pytest.fixture(params=isa_params())
 def isa(request):
     """Run the test with ISA level `request.param` forced, then restore."""

@@ -42,8 +42,9 @@ void register_f32_dwconv(py::module_& m) {
       [](std::uintptr_t input, std::uintptr_t packed, std::uintptr_t output, int64_t n, int64_t h,
          int64_t w, int64_t c, int64_t mult, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
          int64_t dh, int64_t dw, int64_t pt, int64_t pl, int64_t oh, int64_t ow, int act,
-         int num_threads) {
+         int num_threads, int64_t packed_numel) {
         const F32DwconvParams p = make_params(n, h, w, c, mult, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, act);
+        f32_dwconv_check_pack(ptr<const float>(packed), packed_numel, p.cout(), kh, kw);
         py::gil_scoped_release nogil;
         f32_dwconv_run(p, ptr<const float>(input), ptr<const float>(packed), ptr<float>(output),
                        num_threads);

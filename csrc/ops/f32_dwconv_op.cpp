@@ -75,6 +75,7 @@ void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float
     p.C = cout;
     p.M = 1;
   }
+  const float* data = f32_dwconv_pack_data(packed);
   const int64_t rows = p.N * p.OH, cout = p.cout();
   const int nt = std::max(1, num_threads);
   // Work items: (row, channel chunk). Split channels only when rows alone cannot keep every
@@ -88,10 +89,10 @@ void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float
   const int64_t items = rows * nchunks;
   auto work = [&](int64_t item) {
     const int64_t row = item / nchunks, ci = item % nchunks;
-    k.run(p, input, packed, output, row, row + 1, ci * chunk, std::min(cout, (ci + 1) * chunk));
+    k.run(p, input, data, output, row, row + 1, ci * chunk, std::min(cout, (ci + 1) * chunk));
   };
   if (nt == 1 || items == 1) {
-    if (nchunks == 1) k.run(p, input, packed, output, 0, rows, 0, cout);
+    if (nchunks == 1) k.run(p, input, data, output, 0, rows, 0, cout);
     else for (int64_t i = 0; i < items; ++i) work(i);
     return;
   }

@@ -100,7 +100,7 @@ def _run_dw(x, packed, cout, kernel, stride, padding, dilation, activation) -> t
     x = _nhwc(x)
     _C.f32_dwconv(x.data_ptr(), packed.data_ptr(), out.data_ptr(), n, h, w, c, m, kernel[0], kernel[1],
                   stride[0], stride[1], dilation[0], dilation[1], padding[0], padding[2], oh, ow,
-                  ACTIVATIONS[activation], torch.get_num_threads())
+                  ACTIVATIONS[activation], torch.get_num_threads(), packed.numel())
     return out
 
 
@@ -187,8 +187,7 @@ _lib.impl("dwconv2d_pack", _dwconv2d_pack_cpu, "CPU")
 @torch.library.register_fake(f"{NS}::dwconv2d_pack")
 def _dwconv2d_pack_fake(weight, bias):
     cout, _, kh, kw = weight.shape
-    cpad = -(-cout // 16) * 16
-    return weight.new_empty(((kh * kw + 1) * cpad,))
+    return weight.new_empty((_C.f32_dwconv_packed_size(cout, kh, kw),))
 
 
 def _dwconv2d_packed_cpu(x, packed, out_channels, kernel, stride, padding, dilation, activation):
@@ -196,10 +195,8 @@ def _dwconv2d_packed_cpu(x, packed, out_channels, kernel, stride, padding, dilat
     check_tensor("packed", packed, torch.float32, 1)
     if min(kernel) < 1 or out_channels < 1:
         raise ValueError(f"invalid kernel {tuple(kernel)} / out_channels {out_channels}")
-    expected = _C.f32_dwconv_packed_size(out_channels, kernel[0], kernel[1])
-    if packed.numel() != expected or not packed.is_contiguous():
-        raise ValueError(f"packed weight has {packed.numel()} elements, expected {expected} for "
-                         f"{out_channels} channels and kernel {tuple(kernel)}: it was packed for another shape")
+    if not packed.is_contiguous():
+        raise ValueError("packed weight must be contiguous (use the tensor dwconv2d_pack returned)")
     return _run_dw(x, packed, out_channels, kernel, stride, padding, dilation, activation)
 
 

@@ -38,7 +38,7 @@ TEST(Dispatch, EverySupportedLevelRunsTheDepthwiseOp) {
   for (Isa isa : supported_isas()) {
     set_isa(isa_name(isa));
     std::fill(out.begin(), out.end(), -1.f);
-    f32_dwconv_run(p, in.data(), packed.data(), out.data(), 1);
+    f32_dwconv_run(p, in.data(), packed.data(), out.data(), 1);  // op layer: takes the whole pack
     for (float v : out) ASSERT_EQ(v, 9.f) << isa_name(isa);
   }
   set_isa("auto");

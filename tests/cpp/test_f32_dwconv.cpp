@@ -86,9 +86,9 @@ void check_shape(const Shape& s, Activation act, std::mt19937& rng) {
     float* o = out.data() + kCanary;
     // Split rows and channels the way the threaded op does: two row ranges, 16-aligned chunks.
     const int64_t rmid = rows / 2, cmid = p.cout() > 16 ? 16 : p.cout();
-    k.run(p, in.data(), packed.data(), o, 0, rmid, 0, cmid);
-    k.run(p, in.data(), packed.data(), o, 0, rmid, cmid, p.cout());
-    k.run(p, in.data(), packed.data(), o, rmid, rows, 0, p.cout());
+    k.run(p, in.data(), f32_dwconv_pack_data(packed.data()), o, 0, rmid, 0, cmid);
+    k.run(p, in.data(), f32_dwconv_pack_data(packed.data()), o, 0, rmid, cmid, p.cout());
+    k.run(p, in.data(), f32_dwconv_pack_data(packed.data()), o, rmid, rows, 0, p.cout());
     for (int64_t i = 0; i < kCanary; ++i) {
       ASSERT_EQ(out[i], kCanaryValue) << isa_name(k.isa) << " wrote before output, " << describe(s, act);
       ASSERT_EQ(out[kCanary + total + i], kCanaryValue) << isa_name(k.isa) << " wrote past output, " << describe(s, act);

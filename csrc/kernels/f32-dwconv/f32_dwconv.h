@@ -28,11 +28,17 @@ struct F32DwconvParams {
 // have (4, 8, 16) loads whole vectors from the pack.
 constexpr int64_t kF32DwconvChannelAlign = 16;
 
-// Floats needed by the pack: [KH*KW][Cpad] weights followed by [Cpad] bias.
+// A pack is a header of kF32DwconvPackHeader floats (magic, version, cout, kh, kw) so a pack
+// made for another shape is refused, then [KH*KW][Cpad] weights, then [Cpad] bias.
+constexpr int64_t kF32DwconvPackHeader = 16;
 int64_t f32_dwconv_packed_size(int64_t cout, int64_t kh, int64_t kw);
 // weight: torch layout [cout, 1, kh, kw] dense; bias: [cout] or nullptr (zero).
 void f32_dwconv_pack(const float* weight, const float* bias, int64_t cout, int64_t kh, int64_t kw,
                      float* packed);
+// Throws std::invalid_argument unless `packed` (numel floats) is a pack for this shape.
+void f32_dwconv_check_pack(const float* packed, int64_t numel, int64_t cout, int64_t kh, int64_t kw);
+// The weights+bias part of a pack, what the kernels read.
+inline const float* f32_dwconv_pack_data(const float* packed) { return packed + kF32DwconvPackHeader; }
 
 // A kernel computes output rows [row_begin, row_end) of the flattened (N*OH) row space and
 // output channels [c_begin, c_end). c_begin must be a multiple of 16.

@@ -43,7 +43,7 @@ class DepthwiseConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, activation: str = "none") -> "DepthwiseConv2d":
         """Build from a depthwise ``nn.Conv2d`` (sharing nothing: parameters are copied)."""
-        if not isinstance(conv, nn.Conv2d) or conv.groups != conv.in_channels or conv.in_channels == 1 and conv.out_channels > 1 and False:
+        if not isinstance(conv, nn.Conv2d) or conv.groups != conv.in_channels:
             raise ValueError(f"from_conv expects a depthwise nn.Conv2d (groups == in_channels), got {conv}")
         m = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                 conv.dilation, bias=conv.bias is not None, padding_mode=conv.padding_mode, activation=activation)
