@@ -1,0 +1,12 @@
+// int8 pointwise GEMM, neondot path: the shared tiling (q8_gemm_tile.h) over Q8DotNeonDot.
+// Compiled with the neondot flags only (cmake/kernels.cmake, by file-name suffix).
+#include "simd/vec_q8_neondot.h"
+#include "kernels/q8-gemm/q8_gemm_tile.h"
+
+namespace mk {
+
+void q8_gemm_neondot(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end) {
+  q8_gemm_tiles<Q8DotNeonDot>(p, m_begin, m_end, n_begin, n_end);
+}
+
+}  // namespace mk

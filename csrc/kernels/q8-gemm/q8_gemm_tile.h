@@ -1,0 +1,99 @@
+// The int8 GEMM tiling, written once over a dot-product traits type D (csrc/simd/vec_q8_*.h):
+// AVX2 (vpmaddwd on int16), AVX-VNNI / AVX512-VNNI (vpdpbusd), NEON (smull + sadalp), NEON
+// dotprod (sdot), and the AVX2 emulation of vpdpbusd used to test the VNNI tiling here.
+// Each ISA file includes this inside its own translation unit compiled with its own flags;
+// everything has internal linkage (anonymous namespace), so no instantiation compiled for one
+// ISA can be picked by the linker for another.
+//
+// D provides:
+//   kCols            int32 lanes per vector = output channels per accumulator
+//   kMR              rows (pixels) per register tile
+//   Acc, W, X, I32   accumulator, weight operand, broadcast activation operand, int32 vector
+//   zero(), load_w(const int8_t* 4*kCols bytes), bcast_x(uint32 = 4 activation bytes),
+//   dot(Acc&, X, W), finish(Acc) -> I32 (one lane per column), load_i32, set1_i32, add_i32,
+//   sub_i32, mullo_i32, store(I32 acc, const float* scale, const Q8GemmParams&, uint8_t* y, n)
+//
+// Structure: the caller's column range is walked in packed blocks of 16 output channels (the
+// block's weights, K*16 bytes, stay in L1/L2 while rows stream); inside, MR x 16 register
+// tiles run the whole K loop, 4 k at a time, and requantize straight from registers.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/q8-gemm/q8_gemm.h"
+
+namespace mk {
+namespace {
+
+template <class D, int MR>
+inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t ncols) {
+  constexpr int V = static_cast<int>(kQ8GemmNR) / D::kCols;  // vectors per 16-column block
+  const int64_t kpad = round_up(p.K, kQ8GemmKR);
+  const int8_t* w = p.w + (n0 / kQ8GemmNR) * kpad * kQ8GemmNR;
+  const uint8_t* xr[MR];
+  for (int i = 0; i < MR; ++i) xr[i] = p.x + (m0 + i) * p.K;
+
+  typename D::Acc acc[MR][V];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < V; ++j) acc[i][j] = D::zero();
+
+  auto step = [&](const int8_t* wk, const uint32_t (&xv)[MR]) {
+    typename D::W wv[V];
+    for (int j = 0; j < V; ++j) wv[j] = D::load_w(wk + j * D::kCols * kQ8GemmKR);
+    for (int i = 0; i < MR; ++i) {
+      const typename D::X xb = D::bcast_x(xv[i] ^ p.x_flip);
+      for (int j = 0; j < V; ++j) D::dot(acc[i][j], xb, wv[j]);
+    }
+  };
+  const int64_t kfull = p.K / kQ8GemmKR * kQ8GemmKR;
+  for (int64_t k = 0; k < kfull; k += kQ8GemmKR, w += kQ8GemmNR * kQ8GemmKR) {
+    uint32_t xv[MR];
+    for (int i = 0; i < MR; ++i) std::memcpy(&xv[i], xr[i] + k, 4);
+    step(w, xv);
+  }
+  if (kfull < p.K) {
+    // Last partial group: read only the valid bytes (the packed weights there are zero, so
+    // whatever the padding lanes hold after the flip contributes nothing).
+    uint32_t xv[MR];
+    for (int i = 0; i < MR; ++i) {
+      xv[i] = 0;
+      std::memcpy(&xv[i], xr[i] + kfull, static_cast<size_t>(p.K - kfull));
+    }
+    step(w, xv);
+  }
+
+  for (int j = 0; j < V; ++j) {
+    const int64_t c = n0 + j * D::kCols;
+    const int64_t n = ncols - j * D::kCols;
+    if (n <= 0) break;
+    const typename D::I32 bias = D::load_i32(p.bias + c);
+    for (int i = 0; i < MR; ++i) {
+      typename D::I32 v = D::add_i32(D::finish(acc[i][j]), bias);
+      if (p.wzp) v = D::sub_i32(v, D::mullo_i32(D::set1_i32(p.rowsum[m0 + i]), D::load_i32(p.wzp + c)));
+      D::store(v, p.scale + c, p, p.y + (m0 + i) * p.N + c, n < D::kCols ? n : D::kCols);
+    }
+  }
+}
+
+// Rows left over after the MR tiles: one instantiation per count 1..MR-1.
+template <class D, int R>
+inline void q8_gemm_rest(const Q8GemmParams& p, int64_t m0, int64_t rows, int64_t n0, int64_t ncols) {
+  if constexpr (R > 0) {
+    if (rows == R) q8_gemm_tile<D, R>(p, m0, n0, ncols);
+    else q8_gemm_rest<D, R - 1>(p, m0, rows, n0, ncols);
+  }
+}
+
+template <class D>
+void q8_gemm_tiles(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t n_begin,
+                   int64_t n_end) {
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += kQ8GemmNR) {
+    const int64_t ncols = n_end - n0 < kQ8GemmNR ? n_end - n0 : kQ8GemmNR;
+    int64_t m = m_begin;
+    for (; m + D::kMR <= m_end; m += D::kMR) q8_gemm_tile<D, D::kMR>(p, m, n0, ncols);
+    if (m < m_end) q8_gemm_rest<D, D::kMR - 1>(p, m, m_end - m, n0, ncols);
+  }
+}
+
+}  // namespace
+}  // namespace mk

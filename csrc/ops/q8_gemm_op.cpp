@@ -1,0 +1,116 @@
+#include "ops/q8_gemm_op.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <vector>
+
+#include "kernels/q8-gemm/q8_gemm_kernels.h"
+
+namespace mk {
+namespace {
+
+const Q8GemmKernel& kernel_for(Isa level) {
+  const Isa isa = q8_gemm_resolve(level);
+  for (const Q8GemmKernel& k : kQ8GemmKernels)
+    if (k.isa == isa) return k;
+  return kQ8GemmKernels[0];
+}
+
+}  // namespace
+
+Isa q8_gemm_resolve(Isa level) {
+  return resolve_isa(level, [](Isa isa) {
+    for (const Q8GemmKernel& k : kQ8GemmKernels)
+      if (k.isa == isa) return true;
+    return false;
+  });
+}
+
+std::string q8_gemm_kernel_name() { return kernel_for(active_isa()).name; }
+
+void q8_gemm_run_with(Q8GemmFn fn, bool kernel_signed_x, const uint8_t* packed, int64_t packed_bytes,
+                      const void* x, int64_t M, int64_t K, int64_t N, const Q8Quant& q, void* y,
+                      int num_threads) {
+  if (M < 0) throw std::invalid_argument("int8 conv: negative number of pixels");
+  const Q8PackHeader& h = q8_check_pack(packed, packed_bytes, Q8PackKind::gemm, K, N, 1, 1);
+  q8_quant_validate(q);
+  if (M == 0) return;
+  const Q8GemmLayout l = q8_gemm_layout(K, N);
+  const auto* colsum = reinterpret_cast<const int32_t*>(packed + l.colsum);
+  const auto* bias = reinterpret_cast<const int32_t*>(packed + l.bias);
+  const auto* wzp = reinterpret_cast<const int32_t*>(packed + l.wzp);
+  const std::vector<float> scale =
+      q8_requant_scales(q, reinterpret_cast<const float*>(packed + l.scale), N, l.npad);
+  const Q8Domain d = q8_domain(q, kernel_signed_x);
+
+  // sum_k (x - xz)(q - z) + b = sum x q + [b - xz colsum + K xz z] - z rowsum(x): the bracket
+  // is per channel (computed here, int64 then wrapped like the kernels' int32 accumulators);
+  // the row term exists only for channels whose zero point could not be folded into q.
+  std::vector<int32_t> bias_eff(static_cast<size_t>(l.npad), 0);
+  for (int64_t oc = 0; oc < N; ++oc) {
+    const int64_t v = int64_t(bias[oc]) - int64_t(d.x_zp) * colsum[oc] + K * int64_t(d.x_zp) * wzp[oc];
+    bias_eff[oc] = static_cast<int32_t>(static_cast<uint32_t>(v));
+  }
+  std::vector<int32_t> wzp_pad, rowsum;
+  const auto* xb = static_cast<const uint8_t*>(x);
+  if (h.has_wzp) {
+    wzp_pad.assign(wzp, wzp + l.npad);
+    rowsum.resize(static_cast<size_t>(M));
+    const uint8_t f = static_cast<uint8_t>(d.flip);
+#pragma omp parallel for num_threads(std::max(1, num_threads)) schedule(static) if (M * K > (1 << 16))
+    for (int64_t m = 0; m < M; ++m) {
+      int32_t s = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const uint8_t v = xb[m * K + k] ^ f;
+        s += kernel_signed_x ? int32_t(int8_t(v)) : int32_t(v);
+      }
+      rowsum[m] = s;
+    }
+  }
+
+  Q8GemmParams p;
+  p.M = M;
+  p.K = K;
+  p.N = N;
+  p.x = xb;
+  p.w = reinterpret_cast<const int8_t*>(packed + l.weights);
+  p.bias = bias_eff.data();
+  p.scale = scale.data();
+  p.wzp = h.has_wzp ? wzp_pad.data() : nullptr;
+  p.rowsum = h.has_wzp ? rowsum.data() : nullptr;
+  p.y = static_cast<uint8_t*>(y);
+  p.x_flip = d.flip;
+  p.y_zp = q.y_zp;
+  p.y_lo = static_cast<float>(q.y_min - q.y_zp);
+  p.y_hi = static_cast<float>(q.y_max - q.y_zp);
+
+  const int nt = std::max(1, num_threads);
+  if (nt == 1) return fn(p, 0, M, 0, N);
+  // Work items: (row chunk, 16-column block range). Rows first; split columns too when there
+  // are too few rows to give every thread several items (7x7 late layers).
+  const int64_t nblocks = ceil_div(N, kQ8GemmNR);
+  int64_t row_chunk = std::max<int64_t>(8, ceil_div(M, 4 * nt));
+  const int64_t row_items = ceil_div(M, row_chunk);
+  int64_t col_split = 1;
+  if (row_items < 4 * nt) col_split = std::min<int64_t>(nblocks, ceil_div(4 * nt, row_items));
+  const int64_t blocks_per = ceil_div(nblocks, col_split);
+  col_split = ceil_div(nblocks, blocks_per);
+  const int64_t items = row_items * col_split;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t i = 0; i < items; ++i) {
+    const int64_t r = i / col_split, c = i % col_split;
+    const int64_t m0 = r * row_chunk, m1 = std::min(M, m0 + row_chunk);
+    const int64_t n0 = c * blocks_per * kQ8GemmNR, n1 = std::min(N, n0 + blocks_per * kQ8GemmNR);
+    if (n0 < n1) fn(p, m0, m1, n0, n1);
+  }
+}
+
+void q8_gemm_run(const uint8_t* packed, int64_t packed_bytes, const void* x, int64_t M, int64_t K,
+                 int64_t N, const Q8Quant& q, void* y, int num_threads) {
+  const Q8GemmKernel& k = kernel_for(active_isa());
+  q8_gemm_run_with(k.run, k.signed_x, packed, packed_bytes, x, M, K, N, q, y, num_threads);
+}
+
+}  // namespace mk

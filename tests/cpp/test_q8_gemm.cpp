@@ -1,0 +1,189 @@
+// Every int8 GEMM kernel in the kernel list (and the AVX2 emulation of the VNNI tiling) against
+// an independent int64 oracle on the unpacked weights, through the op layer's per-call
+// preparation (effective bias, sign flip, row sums). Outputs live between canary zones.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dispatch/isa.h"
+#include "kernels/q8-gemm/q8_gemm.h"
+#include "kernels/q8-gemm/q8_gemm_kernels.h"
+#include "ops/q8_gemm_op.h"
+
+using namespace mk;
+
+namespace {
+
+struct Case {
+  int64_t M, K, N;
+  bool x_signed, w_signed, y_signed;
+  int32_t x_zp, w_zp, y_zp;  // w_zp < -1000: per-channel random zero points
+  double x_scale, y_scale;
+  int32_t y_min, y_max;
+  bool bias_big;  // biases near the int32 limits (the true sum still fits)
+};
+
+std::string describe(const Case& c) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "M%ld K%ld N%ld x%c(zp %d) w%c(zp %d) y%c(zp %d) sx %g sy %g clamp[%d,%d]%s",
+                (long)c.M, (long)c.K, (long)c.N, c.x_signed ? 's' : 'u', c.x_zp, c.w_signed ? 's' : 'u',
+                c.w_zp, c.y_signed ? 's' : 'u', c.y_zp, c.x_scale, c.y_scale, c.y_min, c.y_max,
+                c.bias_big ? " big-bias" : "");
+  return buf;
+}
+
+struct Kern {
+  const char* name;
+  Isa isa;
+  Q8GemmFn fn;
+  bool signed_x;
+};
+
+std::vector<Kern> kernels() {
+  std::vector<Kern> out;
+  for (const Q8GemmKernel& k : kQ8GemmKernels) out.push_back({k.name, k.isa, k.run, k.signed_x});
+#if defined(MK_X86)
+  for (const Q8GemmKernel& k : kQ8GemmEmulatedKernels) out.push_back({k.name, k.isa, k.run, k.signed_x});
+#endif
+  return out;
+}
+
+constexpr int64_t kCanary = 64;
+constexpr uint8_t kCanaryByte = 0xA5;
+
+void check_case(const Case& c, std::mt19937& rng, int threads = 1) {
+  const int32_t xlo = c.x_signed ? -128 : 0, wlo = c.w_signed ? -128 : 0;
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::vector<uint8_t> x(c.M * c.K), w(c.N * c.K);
+  for (auto& v : x) v = static_cast<uint8_t>(byte(rng));
+  for (auto& v : w) v = static_cast<uint8_t>(byte(rng));
+  std::vector<int32_t> wzp(c.N), bias(c.N);
+  std::vector<float> wscale(c.N);
+  std::uniform_real_distribution<float> sd(0.5f, 2.f);
+  for (int64_t oc = 0; oc < c.N; ++oc) {
+    wzp[oc] = c.w_zp < -1000 ? wlo + byte(rng) : c.w_zp;
+    wscale[oc] = sd(rng);
+  }
+  auto xv = [&](int64_t i) -> int64_t { return c.x_signed ? int8_t(x[i]) : x[i]; };
+  auto wv = [&](int64_t i) -> int64_t { return c.w_signed ? int8_t(w[i]) : w[i]; };
+  // Oracle accumulators without bias; then pick biases (big ones keep the sum inside int32).
+  std::vector<int64_t> acc(c.M * c.N);
+  for (int64_t m = 0; m < c.M; ++m)
+    for (int64_t oc = 0; oc < c.N; ++oc) {
+      int64_t s = 0;
+      for (int64_t k = 0; k < c.K; ++k) s += (xv(m * c.K + k) - c.x_zp) * (wv(oc * c.K + k) - wzp[oc]);
+      acc[m * c.N + oc] = s;
+    }
+  std::uniform_int_distribution<int32_t> small(-5000, 5000);
+  for (int64_t oc = 0; oc < c.N; ++oc) {
+    if (!c.bias_big) { bias[oc] = small(rng); continue; }
+    int64_t mx = 0, mn = 0;
+    for (int64_t m = 0; m < c.M; ++m) mx = std::max(mx, acc[m * c.N + oc]), mn = std::min(mn, acc[m * c.N + oc]);
+    bias[oc] = (oc % 2) ? static_cast<int32_t>(INT32_MAX - mx) : static_cast<int32_t>(INT32_MIN - mn);
+  }
+  (void)xlo;
+  Q8Quant q{c.x_scale, c.x_zp, c.x_signed, c.y_scale, c.y_zp, c.y_signed, c.y_min, c.y_max};
+  std::vector<uint8_t> expect(c.M * c.N);
+  for (int64_t m = 0; m < c.M; ++m)
+    for (int64_t oc = 0; oc < c.N; ++oc) {
+      const int64_t a = acc[m * c.N + oc] + bias[oc];
+      ASSERT_TRUE(a >= INT32_MIN && a <= INT32_MAX) << "test bug: true sum outside int32";
+      const float s = static_cast<float>(c.x_scale * double(wscale[oc]) / c.y_scale);
+      const float f = static_cast<float>(static_cast<int32_t>(a)) * s;
+      // Round half to even in double (independent of the kernels' fp32 clamp-then-round).
+      const double r = std::nearbyint(double(f));
+      const double v = std::fmin(std::fmax(r + c.y_zp, c.y_min), c.y_max);
+      expect[m * c.N + oc] = static_cast<uint8_t>(static_cast<int32_t>(v));
+    }
+  const Q8GemmLayout l = q8_gemm_layout(c.K, c.N);
+  std::vector<uint8_t> packed(l.total);
+  q8_gemm_pack(w.data(), c.w_signed, wzp.data(), wscale.data(), bias.data(), c.K, c.N, packed.data());
+
+  for (const Kern& k : kernels()) {
+    if (!isa_supported(k.isa)) continue;
+    std::vector<uint8_t> out(c.M * c.N + 2 * kCanary, kCanaryByte);
+    q8_gemm_run_with(k.fn, k.signed_x, packed.data(), l.total, x.data(), c.M, c.K, c.N, q,
+                     out.data() + kCanary, threads);
+    for (int64_t i = 0; i < kCanary; ++i) {
+      ASSERT_EQ(out[i], kCanaryByte) << k.name << " wrote before output, " << describe(c);
+      ASSERT_EQ(out[kCanary + c.M * c.N + i], kCanaryByte) << k.name << " wrote past output, " << describe(c);
+    }
+    for (int64_t i = 0; i < c.M * c.N; ++i)
+      ASSERT_EQ(int(out[kCanary + i]), int(expect[i]))
+          << k.name << " at m=" << i / c.N << " oc=" << i % c.N << " acc=" << acc[i] + bias[i % c.N] << ", "
+          << describe(c);
+  }
+}
+
+}  // namespace
+
+TEST(Q8Gemm, KernelsCovered) {
+  for (const Kern& k : kernels())
+    std::printf("kernel %-28s %s\n", k.name, isa_supported(k.isa) ? "tested" : "NOT RUN: this CPU lacks it");
+}
+
+TEST(Q8Gemm, OddSizesAllDtypes) {
+  std::mt19937 rng(1);
+  const int64_t sizes[] = {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 33, 64, 67};
+  int i = 0;
+  for (int64_t K : sizes)
+    for (int64_t N : sizes) {
+      ++i;
+      const bool xs = i % 2, ws = (i / 2) % 2, ys = (i / 4) % 2;
+      const int64_t M = (i % 5 == 0) ? 1 : (i % 3 == 0 ? 7 : 13);
+      const int32_t ylo = ys ? -128 : 0, yhi = ys ? 127 : 255;
+      check_case({M, K, N, xs, ws, ys, xs ? -3 : 131, ws ? 0 : 128, ys ? 5 : 120, 0.05, 0.9, ylo, yhi, false}, rng);
+    }
+}
+
+TEST(Q8Gemm, ExtremeZeroPointsAndClamps) {
+  std::mt19937 rng(2);
+  for (int32_t xz : {0, 255})
+    for (int32_t wz : {0, 255, -2000})  // -2000: random per-channel zero points
+      check_case({49, 37, 40, false, false, false, xz, wz, 255 - xz, 0.02, 0.5, 0, 255, false}, rng);
+  for (int32_t xz : {-128, 127})
+    for (int32_t wz : {-128, 127, 0, -2000})
+      check_case({7, 67, 19, true, true, true, xz, wz, xz, 0.01, 0.3, -128, 127, false}, rng);
+  // Fused ReLU6-like clamp, uint8 in / int8 out.
+  check_case({50, 24, 33, false, true, true, 7, 0, -10, 0.03, 0.02, -10, 90, false}, rng);
+}
+
+TEST(Q8Gemm, ScalesAboveAndBelowOneAndBigAccumulators) {
+  std::mt19937 rng(3);
+  for (double ys : {1e-4, 0.07, 1.0, 40.0, 1e5})
+    check_case({9, 96, 24, false, true, false, 128, 0, 128, 0.5, ys, 0, 255, false}, rng);
+  // Deep K with extreme values and biases placing the true sum at the int32 limits.
+  check_case({5, 1024, 20, false, false, false, 0, 255, 0, 1e-6, 1.0, 0, 255, true}, rng);
+  check_case({6, 333, 17, true, true, true, -128, -128, 0, 1e-7, 1.0, -128, 127, true}, rng);
+}
+
+TEST(Q8Gemm, MobileNetShapesThreaded) {
+  std::mt19937 rng(4);
+  const int64_t shapes[][3] = {{3136, 24, 144}, {196, 64, 384}, {49, 160, 960}, {49, 320, 1280}};
+  for (const auto& s : shapes)
+    check_case({s[0], s[1], s[2], false, true, false, 3, 0, 7, 0.02, 0.1, 0, 255, false}, rng, 2);
+}
+
+TEST(Q8Gemm, RejectsForeignPacks) {
+  const Q8GemmLayout l = q8_gemm_layout(8, 8);
+  std::vector<uint8_t> packed(l.total, 0);
+  std::vector<uint8_t> x(8), y(8);
+  Q8Quant q{1.0, 0, false, 1.0, 0, false, 0, 255};
+  EXPECT_THROW(q8_gemm_run(packed.data(), l.total, x.data(), 1, 8, 8, q, y.data(), 1), std::invalid_argument);
+  std::vector<uint8_t> w(64, 1);
+  std::vector<int32_t> z(8, 0);
+  std::vector<float> s(8, 1.f);
+  q8_gemm_pack(w.data(), false, z.data(), s.data(), nullptr, 8, 8, packed.data());
+  EXPECT_NO_THROW(q8_gemm_run(packed.data(), l.total, x.data(), 1, 8, 8, q, y.data(), 1));
+  EXPECT_THROW(q8_gemm_run(packed.data(), l.total, x.data(), 1, 4, 8, q, y.data(), 1), std::invalid_argument);
+  EXPECT_THROW(q8_gemm_run(packed.data(), l.total - 1, x.data(), 1, 8, 8, q, y.data(), 1), std::invalid_argument);
+  Q8Quant bad = q;
+  bad.x_zp = 256;
+  EXPECT_THROW(q8_gemm_run(packed.data(), l.total, x.data(), 1, 8, 8, bad, y.data(), 1), std::invalid_argument);
+  z[3] = 300;
+  EXPECT_THROW(q8_gemm_pack(w.data(), false, z.data(), s.data(), nullptr, 8, 8, packed.data()), std::invalid_argument);
+}
