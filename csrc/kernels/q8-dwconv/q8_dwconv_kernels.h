@@ -1,0 +1,24 @@
+// The list of compiled int8 depthwise kernels (dispatcher, C++ tests, benchmarks).
+#pragma once
+#include "dispatch/isa.h"
+#include "kernels/q8-dwconv/q8_dwconv.h"
+
+namespace mk {
+
+struct Q8DwconvKernel {
+  Isa isa;
+  Q8DwconvFn run;
+  const char* name;
+};
+
+inline constexpr Q8DwconvKernel kQ8DwconvKernels[] = {
+    {Isa::scalar, q8_dwconv_scalar, "scalar/reference"},
+#if defined(MK_X86)
+    {Isa::avx2, q8_dwconv_avx2, "avx2/16c vpmaddwd"},
+#endif
+#if defined(MK_ARM64)
+    {Isa::neon, q8_dwconv_neon, "neon/16c smlal"},
+#endif
+};
+
+}  // namespace mk

@@ -1,0 +1,12 @@
+// int8 depthwise convolution, neon path: q8_dwconv_simd.h over Q8DwNeon.
+#include "simd/vec_q8dw_neon.h"
+#include "kernels/q8-dwconv/q8_dwconv_simd.h"
+
+namespace mk {
+
+void q8_dwconv_neon(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int64_t c_begin,
+                    int64_t c_end) {
+  q8_dwconv_simd<Q8DwNeon>(p, row_begin, row_end, c_begin, c_end);
+}
+
+}  // namespace mk

@@ -1,0 +1,76 @@
+// The int8 depthwise kernel body, written once over a traits type D (csrc/simd/vec_q8dw_*.h).
+// Included by each ISA file inside its own translation unit (internal linkage only).
+//
+// Per output row: build the indirection buffer (OW x taps pointers; padding taps point at
+// the row of x_zp bytes), then walk 16-channel blocks and output columns; each pixel runs
+// its whole tap loop in registers and requantizes. Tap counts 9, 25 and 49 (3x3, 5x5, 7x7)
+// are compile-time so the tap loop is fully unrolled; any other shape takes the runtime-count
+// version of the same code. D provides:
+//   kPrepPerTap     int16 elements of prepared weights per tap and 16-channel block
+//   prepare(const int16_t* w /* tap 0 of this block */, int64_t cpad, int64_t taps, int16_t* out)
+//   pixel<TC, Tail, XSigned>(taps_ptrs, ntaps, c, n, prepared, p, out)
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kernels/q8-dwconv/q8_dwconv.h"
+
+namespace mk {
+namespace {
+
+template <class D, int TC, bool XS>
+void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int64_t c_begin,
+                int64_t c_end) {
+  const int64_t T = p.KH * p.KW, cpad = round_up(p.C, kQ8DwChannelBlock);
+  const int64_t nblocks = ceil_div(c_end - c_begin, kQ8DwChannelBlock);
+  const int64_t prep_block = D::kPrepPerTap * round_up(T, 2);
+  std::vector<int16_t> prep(static_cast<size_t>(prep_block * nblocks));
+  for (int64_t b = 0; b < nblocks; ++b)
+    D::prepare(p.w + c_begin + b * kQ8DwChannelBlock, cpad, T, prep.data() + b * prep_block);
+  std::vector<const uint8_t*> ind(static_cast<size_t>(p.OW * T));
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const int64_t n = r / p.OH, oh = r % p.OH;
+    const uint8_t* img = p.x + n * p.H * p.W * p.C;
+    for (int64_t ow = 0; ow < p.OW; ++ow)
+      for (int64_t kh = 0; kh < p.KH; ++kh) {
+        const int64_t ih = oh * p.SH - p.PT + kh * p.DH;
+        for (int64_t kw = 0; kw < p.KW; ++kw) {
+          const int64_t iw = ow * p.SW - p.PL + kw * p.DW;
+          const bool inside = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
+          ind[ow * T + kh * p.KW + kw] = inside ? img + (ih * p.W + iw) * p.C : p.zero;
+        }
+      }
+    uint8_t* out_row = p.y + r * p.OW * p.C;
+    for (int64_t b = 0; b < nblocks; ++b) {
+      const int64_t c = c_begin + b * kQ8DwChannelBlock;
+      const int64_t cn = c_end - c < kQ8DwChannelBlock ? c_end - c : kQ8DwChannelBlock;
+      const int16_t* wb = prep.data() + b * prep_block;
+      if (cn == kQ8DwChannelBlock) {
+        for (int64_t ow = 0; ow < p.OW; ++ow)
+          D::template pixel<TC, false, XS>(&ind[ow * T], T, c, cn, wb, p, out_row + ow * p.C + c);
+      } else {
+        for (int64_t ow = 0; ow < p.OW; ++ow)
+          D::template pixel<TC, true, XS>(&ind[ow * T], T, c, cn, wb, p, out_row + ow * p.C + c);
+      }
+    }
+  }
+}
+
+template <class D, bool XS>
+void q8_dw_taps(const Q8DwconvParams& p, int64_t rb, int64_t re, int64_t cb, int64_t ce) {
+  switch (p.KH * p.KW) {
+    case 9: return q8_dw_rows<D, 9, XS>(p, rb, re, cb, ce);
+    case 25: return q8_dw_rows<D, 25, XS>(p, rb, re, cb, ce);
+    case 49: return q8_dw_rows<D, 49, XS>(p, rb, re, cb, ce);
+    default: return q8_dw_rows<D, 0, XS>(p, rb, re, cb, ce);
+  }
+}
+
+template <class D>
+void q8_dwconv_simd(const Q8DwconvParams& p, int64_t rb, int64_t re, int64_t cb, int64_t ce) {
+  if (p.x_signed) q8_dw_taps<D, true>(p, rb, re, cb, ce);
+  else q8_dw_taps<D, false>(p, rb, re, cb, ce);
+}
+
+}  // namespace
+}  // namespace mk

@@ -1,0 +1,145 @@
+// Every int8 depthwise kernel against an independent int64 oracle on the unpacked weights
+// (padding taps skipped: they contribute (x_zp - x_zp) * w = 0), through the op layer.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dispatch/isa.h"
+#include "kernels/q8-dwconv/q8_dwconv.h"
+#include "kernels/q8-dwconv/q8_dwconv_kernels.h"
+#include "ops/q8_dwconv_op.h"
+
+using namespace mk;
+
+namespace {
+
+struct Geo {
+  int64_t n, h, w, c, m, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr;
+};
+
+struct Quant {
+  bool xs, ws, ys;
+  int32_t xz, wz, yz;  // wz < -1000: random per-channel zero points
+  double sx, sy;
+};
+
+std::string describe(const Geo& g, const Quant& q) {
+  char buf[300];
+  std::snprintf(buf, sizeof buf,
+                "N%ld %ldx%ldx%ld m%ld k%ldx%ld s%ldx%ld d%ldx%ld pad(%ld,%ld,%ld,%ld) x%c%d w%c%d y%c%d sx%g sy%g",
+                (long)g.n, (long)g.h, (long)g.w, (long)g.c, (long)g.m, (long)g.kh, (long)g.kw, (long)g.sh,
+                (long)g.sw, (long)g.dh, (long)g.dw, (long)g.pt, (long)g.pb, (long)g.pl, (long)g.pr,
+                q.xs ? 's' : 'u', q.xz, q.ws ? 's' : 'u', q.wz, q.ys ? 's' : 'u', q.yz, q.sx, q.sy);
+  return buf;
+}
+
+constexpr int64_t kCanary = 64;
+constexpr uint8_t kCanaryByte = 0x5A;
+
+void check(const Geo& g, const Quant& qt, std::mt19937& rng, int threads = 1) {
+  Q8DwShape s{g.n, g.h, g.w, g.c, g.m, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, 0, 0};
+  s.OH = (g.h + g.pt + g.pb - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+  s.OW = (g.w + g.pl + g.pr - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  const int64_t C = g.c * g.m, T = g.kh * g.kw;
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::vector<uint8_t> x(g.n * g.h * g.w * g.c), w(C * T);
+  for (auto& v : x) v = uint8_t(byte(rng));
+  for (auto& v : w) v = uint8_t(byte(rng));
+  std::vector<int32_t> wzp(C), bias(C);
+  std::vector<float> wscale(C);
+  std::uniform_int_distribution<int32_t> bd(-20000, 20000);
+  std::uniform_real_distribution<float> sd(0.5f, 2.f);
+  for (int64_t c = 0; c < C; ++c) {
+    wzp[c] = qt.wz < -1000 ? (qt.ws ? -128 : 0) + byte(rng) : qt.wz;
+    bias[c] = bd(rng);
+    wscale[c] = sd(rng);
+  }
+  auto xv = [&](int64_t i) -> int64_t { return qt.xs ? int8_t(x[i]) : x[i]; };
+  auto wv = [&](int64_t i) -> int64_t { return qt.ws ? int8_t(w[i]) : w[i]; };
+  const int32_t ylo = qt.ys ? -128 : 0, yhi = qt.ys ? 127 : 255;
+  const int64_t total = g.n * s.OH * s.OW * C;
+  std::vector<uint8_t> expect(total);
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t oh = 0; oh < s.OH; ++oh)
+      for (int64_t ow = 0; ow < s.OW; ++ow)
+        for (int64_t oc = 0; oc < C; ++oc) {
+          int64_t acc = bias[oc];
+          for (int64_t kh = 0; kh < g.kh; ++kh)
+            for (int64_t kw = 0; kw < g.kw; ++kw) {
+              const int64_t ih = oh * g.sh - g.pt + kh * g.dh, iw = ow * g.sw - g.pl + kw * g.dw;
+              if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;
+              acc += (xv(((n * g.h + ih) * g.w + iw) * g.c + oc / g.m) - qt.xz) * (wv(oc * T + kh * g.kw + kw) - wzp[oc]);
+            }
+          const float sc = static_cast<float>(qt.sx * double(wscale[oc]) / qt.sy);
+          const double r = std::nearbyint(double(static_cast<float>(acc) * sc));
+          expect[((n * s.OH + oh) * s.OW + ow) * C + oc] =
+              uint8_t(int32_t(std::fmin(std::fmax(r + qt.yz, ylo), yhi)));
+        }
+  const Q8DwLayout l = q8_dwconv_layout(C, g.kh, g.kw);
+  std::vector<uint8_t> packed(l.total);
+  q8_dwconv_pack(w.data(), qt.ws, wzp.data(), wscale.data(), bias.data(), C, g.kh, g.kw, packed.data());
+  const Q8Quant q{qt.sx, qt.xz, qt.xs, qt.sy, qt.yz, qt.ys, ylo, yhi};
+  for (const Q8DwconvKernel& k : kQ8DwconvKernels) {
+    if (!isa_supported(k.isa)) continue;
+    std::vector<uint8_t> out(total + 2 * kCanary, kCanaryByte);
+    q8_dwconv_run_with(k.run, packed.data(), l.total, x.data(), s, q, out.data() + kCanary, threads);
+    for (int64_t i = 0; i < kCanary; ++i) {
+      ASSERT_EQ(out[i], kCanaryByte) << k.name << " wrote before output, " << describe(g, qt);
+      ASSERT_EQ(out[kCanary + total + i], kCanaryByte) << k.name << " wrote past output, " << describe(g, qt);
+    }
+    for (int64_t i = 0; i < total; ++i)
+      ASSERT_EQ(int(out[kCanary + i]), int(expect[i])) << k.name << " at " << i << " (channel " << i % C << "), "
+                                                       << describe(g, qt);
+  }
+}
+
+}  // namespace
+
+TEST(Q8Dwconv, KernelsCovered) {
+  for (const Q8DwconvKernel& k : kQ8DwconvKernels)
+    std::printf("kernel %-20s %s\n", k.name, isa_supported(k.isa) ? "tested" : "NOT RUN: this CPU lacks it");
+}
+
+TEST(Q8Dwconv, FastPathShapes) {
+  std::mt19937 rng(1);
+  int i = 0;
+  for (int64_t k : {3, 5, 7})
+    for (int64_t s : {1, 2})
+      for (int64_t c : {1, 15, 16, 33})
+        for (int64_t hw : {1, 5, 9})
+          for (int64_t pad : {int64_t(0), k / 2}) {
+            if (hw + 2 * pad < k) continue;
+            ++i;
+            const Quant q{bool(i % 2), bool(i / 2 % 2), bool(i / 4 % 2), i % 2 ? -128 : 255, i / 2 % 2 ? 0 : 128,
+                          i / 4 % 2 ? 3 : 100, 0.02, 0.05};
+            check({1, hw, hw + 2, c, 1, k, k, s, s, 1, 1, pad, pad, pad, pad}, q, rng);
+          }
+}
+
+TEST(Q8Dwconv, GenericShapesAndZeroPoints) {
+  std::mt19937 rng(2);
+  const Geo geos[] = {
+      {2, 7, 9, 5, 1, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},     // dilation 2
+      {1, 11, 6, 17, 1, 3, 5, 2, 1, 1, 1, 1, 1, 2, 2},   // non-square kernel, mixed stride
+      {1, 10, 10, 19, 1, 4, 4, 3, 3, 1, 1, 1, 2, 1, 2},  // even kernel, asymmetric pad
+      {3, 6, 6, 2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},     // depth multiplier 3
+      {1, 1, 1, 40, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},    // 1x1
+      {1, 3, 30, 9, 1, 1, 9, 1, 4, 1, 1, 0, 0, 4, 4},    // 1x9
+      {1, 12, 12, 24, 1, 11, 11, 1, 1, 1, 1, 5, 5, 5, 5},  // 121 taps
+  };
+  const Quant quants[] = {{false, true, false, 0, 0, 0, 0.1, 0.9}, {false, false, false, 255, 255, 255, 0.01, 0.01},
+                          {true, true, true, 127, -2000, -128, 0.3, 0.05}, {true, false, false, -128, -2000, 0, 2.0, 3.0},
+                          {false, true, true, 77, 0, 127, 1.0, 1e-3}};
+  for (const Geo& g : geos)
+    for (const Quant& q : quants) check(g, q, rng);
+}
+
+TEST(Q8Dwconv, MobileNetLayersThreaded) {
+  std::mt19937 rng(3);
+  const int64_t layers[][4] = {{56, 56, 32, 1}, {28, 28, 144, 2}, {7, 7, 160, 1}};
+  for (const auto& l : layers)
+    check({1, l[0], l[1], l[2], 1, 3, 3, l[3], l[3], 1, 1, 1, 1, 1, 1}, {false, true, false, 3, 0, 7, 0.02, 0.03}, rng, 2);
+}
