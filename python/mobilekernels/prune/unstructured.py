@@ -38,6 +38,13 @@ def prunable_layers(model: nn.Module, layer_types: Sequence[type] = DEFAULT_TYPE
     return out
 
 
+def _effective(m: nn.Module) -> Tensor:
+    """Current masked weight (``weight`` itself is only refreshed at forward time)."""
+    if hasattr(m, "weight_mask"):
+        return (m.weight_orig * m.weight_mask).detach()
+    return m.weight.detach()
+
+
 def _smallest_mask(values: Tensor, k: int) -> Tensor:
     """1 everywhere except at the ``k`` smallest entries of ``values`` (flat)."""
     mask = torch.ones(values.numel(), dtype=torch.bool)
@@ -60,7 +67,7 @@ def magnitude_prune(model: nn.Module, sparsity: float, scope: str = "global",
     layers = prunable_layers(model, layer_types, exclude)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no layer of types {[t.__name__ for t in layer_types]}")
-    mags = [m.weight.detach().abs().flatten() for _, m in layers]
+    mags = [_effective(m).abs().flatten() for _, m in layers]
     if scope == "global":
         flat = torch.cat(mags)
         keep = _smallest_mask(flat, int(round(sparsity * flat.numel()))).split([t.numel() for t in mags])
@@ -71,6 +78,7 @@ def magnitude_prune(model: nn.Module, sparsity: float, scope: str = "global",
         mask = k.view_as(m.weight).to(m.weight.dtype)
         if hasattr(m, "weight_mask"):  # already masked: masks only grow
             m.weight_mask.mul_(mask)
+            m.weight = _effective(m)  # refresh now, not at the next forward
         else:
             torch_prune.custom_from_mask(m, "weight", mask)
         masks[name] = m.weight_mask.detach().clone()
@@ -92,7 +100,7 @@ def sparsity_report(model: nn.Module, layer_types: Sequence[type] = DEFAULT_TYPE
     rows = []
     zeros = total = 0
     for name, m in prunable_layers(model, layer_types):
-        w = m.weight.detach()
+        w = _effective(m)
         z, n = int((w == 0).sum()), w.numel()
         rows.append({"layer": name, "type": type(m).__name__, "params": n, "zeros": z, "sparsity": z / n,
                      "masked": hasattr(m, "weight_mask")})
