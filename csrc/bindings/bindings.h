@@ -5,4 +5,5 @@
 namespace mk::bindings {
 void register_dispatch(pybind11::module_& m);
 void register_f32_dwconv(pybind11::module_& m);
+void register_f32_pw(pybind11::module_& m);
 }  // namespace mk::bindings

@@ -36,4 +36,5 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "mobilekernels C++ core (torch-free)";
   mk::bindings::register_dispatch(m);
   mk::bindings::register_f32_dwconv(m);
+  mk::bindings::register_f32_pw(m);
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import _ops  # noqa: F401  (registers the torch ops)
+from . import _pwops  # noqa: F401  (pointwise + fused inverted-residual ops)
 from ._dispatch import get_isa, set_isa, use_isa
 from ._info import info
 from . import ops, nn  # noqa: E402

@@ -1,4 +1,7 @@
 """Drop-in ``nn.Module``s running on mobilekernels ops."""
 from .depthwise import DepthwiseConv2d
+from .pointwise import Conv1x1, PointwiseConv2d
+from .block import InvertedResidual
 
 __all__ = ["DepthwiseConv2d"]
+__all__ += ["PointwiseConv2d", "Conv1x1", "InvertedResidual"]

@@ -1,0 +1,196 @@
+"""``InvertedResidual``: the fused fp32 MobileNetV2/V3 (no SE) block, built from a torch block.
+
+``InvertedResidual.from_torch(block)`` accepts a torchvision-style block (``.conv`` Sequential
+of [Conv-BN-act expand], dw Conv-BN-act, project Conv, BN; ``use_res_connect``), mobilekernels'
+own ``models.blocks.InvertedResidual`` and a MobileNetV3-style ``.block`` without attention.
+BatchNorm is folded into the convs (running statistics: convert a model in eval mode).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .. import _ops, _pwops
+from .._checks import conv_padding
+
+_ACT_NAMES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardswish: "hardswish"}
+
+
+def _fold_bn(conv: nn.Conv2d, bn: Optional[nn.BatchNorm2d]):
+    """(weight, bias) of conv followed by bn in eval mode, folded in float64."""
+    w = conv.weight.detach().double()
+    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    if bn is not None:
+        if bn.running_mean is None or bn.running_var is None:
+            raise ValueError("cannot fold a BatchNorm2d without running statistics")
+        scale = (bn.weight.detach().double() if bn.weight is not None else 1.0) / torch.sqrt(
+            bn.running_var.double() + bn.eps)
+        shift = bn.bias.detach().double() if bn.bias is not None else 0.0
+        w = w * scale.reshape(-1, 1, 1, 1)
+        b = (b - bn.running_mean.double()) * scale + shift
+    return w.float(), b.float()
+
+
+def _leaves(m: nn.Module) -> list[nn.Module]:
+    kids = list(m.children())
+    if not kids:
+        return [m]
+    if isinstance(m, nn.Sequential):
+        return [leaf for k in kids for leaf in _leaves(k)]
+    raise ValueError(f"unsupported module {type(m).__name__} in the block (attention / SE blocks are not fused)")
+
+
+def _stages(body: nn.Module) -> list[tuple[nn.Conv2d, Optional[nn.BatchNorm2d], str]]:
+    """Group the flattened body into (conv, bn or None, activation name) stages."""
+    stages: list[list] = []
+    for leaf in _leaves(body):
+        if isinstance(leaf, nn.Conv2d):
+            stages.append([leaf, None, "none"])
+        elif not stages:
+            raise ValueError(f"block body starts with {type(leaf).__name__}, expected a Conv2d")
+        elif isinstance(leaf, nn.BatchNorm2d) and stages[-1][1] is None and stages[-1][2] == "none":
+            stages[-1][1] = leaf
+        elif type(leaf) in _ACT_NAMES and stages[-1][2] == "none":
+            stages[-1][2] = _ACT_NAMES[type(leaf)]
+        elif isinstance(leaf, (nn.Identity, nn.Dropout)) and not (isinstance(leaf, nn.Dropout) and leaf.training):
+            continue
+        else:
+            raise ValueError(f"unsupported module {type(leaf).__name__} in the block (only Conv2d, BatchNorm2d, "
+                             "ReLU, ReLU6, Hardswish are fused)")
+    return [tuple(s) for s in stages]  # type: ignore[misc]
+
+
+class InvertedResidual(nn.Module):
+    """Fused inverted residual: 1x1 expand (+act) -> kxk depthwise stride s (+act) -> 1x1
+    project (+act, usually none) -> + x when ``residual``. fp32, NCHW-shaped, channels_last out.
+
+    Parameters hold the BN-folded weights in torch layouts: ``expand_weight [Chid, Cin, 1, 1]``
+    (absent for t == 1), ``dw_weight [Chid, 1, k, k]``, ``project_weight [Cout, Chid, 1, 1]`` and
+    their biases. Inference runs the fused op on packs cached until a weight changes; with
+    autograd on, it runs our three differentiable ops instead (same math, unfused).
+    ``band_rows`` (0 = automatic) forces the output rows per band, for benchmarking.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, kernel_size: int = 3,
+                 stride: int = 1, padding=None, expand: Optional[bool] = None,
+                 activations=("relu6", "relu6", "none"), residual: Optional[bool] = None, band_rows: int = 0):
+        super().__init__()
+        expand = hidden_channels != in_channels if expand is None else expand
+        if not expand and hidden_channels != in_channels:
+            raise ValueError(f"without expansion hidden_channels ({hidden_channels}) must equal in_channels ({in_channels})")
+        if len(activations) != 3 or any(a not in _ops.ACTIVATIONS for a in activations):
+            raise ValueError(f"activations must be three of {sorted(_ops.ACTIVATIONS)}, got {activations!r}")
+        pads = conv_padding(kernel_size // 2 if padding is None else padding, (kernel_size,) * 2, (stride,) * 2, (1, 1))
+        self.in_channels, self.hidden_channels, self.out_channels = in_channels, hidden_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, list(pads)
+        self.activations = tuple(activations)
+        self.residual = (stride == 1 and in_channels == out_channels) if residual is None else bool(residual)
+        self.band_rows = band_rows
+        f32 = dict(dtype=torch.float32)
+        if expand:
+            self.expand_weight = nn.Parameter(torch.empty(hidden_channels, in_channels, 1, 1, **f32))
+            self.expand_bias = nn.Parameter(torch.zeros(hidden_channels, **f32))
+        else:
+            self.register_parameter("expand_weight", None)
+            self.register_parameter("expand_bias", None)
+        self.dw_weight = nn.Parameter(torch.empty(hidden_channels, 1, kernel_size, kernel_size, **f32))
+        self.dw_bias = nn.Parameter(torch.zeros(hidden_channels, **f32))
+        self.project_weight = nn.Parameter(torch.empty(out_channels, hidden_channels, 1, 1, **f32))
+        self.project_bias = nn.Parameter(torch.zeros(out_channels, **f32))
+        for w in (self.expand_weight, self.dw_weight, self.project_weight):
+            if w is not None:
+                nn.init.kaiming_uniform_(w, a=5 ** 0.5)
+        self._packs = None
+        self._pack_key = None
+
+    @classmethod
+    def from_torch(cls, block: nn.Module, band_rows: int = 0) -> "InvertedResidual":
+        """Fold and fuse a torch inverted-residual block (see the module docstring)."""
+        body = getattr(block, "conv", None)
+        if not isinstance(body, nn.Sequential):
+            body = getattr(block, "block", None)
+        if not isinstance(body, nn.Sequential):
+            raise ValueError(f"{type(block).__name__} has no .conv / .block Sequential to fuse")
+        stages = _stages(body)
+        if len(stages) not in (2, 3):
+            raise ValueError(f"expected [expand,] depthwise, project convs, found {len(stages)} convs")
+        ex = stages[0] if len(stages) == 3 else None
+        dw, pr = stages[-2], stages[-1]
+        dconv, pconv = dw[0], pr[0]
+        if ex is not None and (ex[0].kernel_size != (1, 1) or ex[0].groups != 1 or ex[0].stride != (1, 1)):
+            raise ValueError(f"expand conv must be 1x1 stride 1 ungrouped, got {ex[0]}")
+        if (dconv.groups != dconv.in_channels or dconv.out_channels != dconv.in_channels
+                or dconv.kernel_size[0] != dconv.kernel_size[1] or dconv.stride[0] != dconv.stride[1]
+                or dconv.dilation != (1, 1)):
+            raise ValueError(f"depthwise conv must be square, groups == channels, no multiplier/dilation, got {dconv}")
+        if pconv.kernel_size != (1, 1) or pconv.groups != 1 or pconv.stride != (1, 1):
+            raise ValueError(f"project conv must be 1x1 stride 1 ungrouped, got {pconv}")
+        cin = ex[0].in_channels if ex is not None else dconv.in_channels
+        residual = bool(getattr(block, "use_res_connect", False))
+        pad = dconv.padding if isinstance(dconv.padding, str) else tuple(dconv.padding)
+        m = cls(cin, dconv.in_channels, pconv.out_channels, dconv.kernel_size[0], dconv.stride[0],
+                pad, expand=ex is not None, activations=(ex[2] if ex else "none", dw[2], pr[2]),
+                residual=residual, band_rows=band_rows)
+        with torch.no_grad():
+            if ex is not None:
+                w, b = _fold_bn(ex[0], ex[1])
+                m.expand_weight.copy_(w)
+                m.expand_bias.copy_(b)
+            for (conv, bn, _), wp, bp in ((dw, m.dw_weight, m.dw_bias), (pr, m.project_weight, m.project_bias)):
+                w, b = _fold_bn(conv, bn)
+                wp.copy_(w)
+                bp.copy_(b)
+        return m
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}->{self.hidden_channels}->{self.out_channels}, k={self.kernel_size}, "
+                f"stride={self.stride}, activations={self.activations}, residual={self.residual}")
+
+    def _weights(self):
+        return (self.expand_weight, self.expand_bias, self.dw_weight, self.dw_bias, self.project_weight,
+                self.project_bias)
+
+    def _pack(self):
+        key = tuple(None if t is None else (t.data_ptr(), t._version) for t in self._weights())
+        if self._pack_key != key:
+            ew, eb, dw, db, pw, pb = self._weights()
+            epk = _pwops.pack_pw(ew, eb) if ew is not None else None
+            self._packs = (epk, _ops.pack_dw(dw, db), _pwops.pack_pw(pw, pb))
+            self._pack_key = key
+        return self._packs
+
+    def _unfused(self, x: torch.Tensor) -> torch.Tensor:
+        ae, ad, ap = self.activations
+        y = x
+        if self.expand_weight is not None:
+            y = torch.ops.mobilekernels.conv1x1(y, self.expand_weight, self.expand_bias, ae)
+        y = torch.ops.mobilekernels.dwconv2d(y, self.dw_weight, self.dw_bias, [self.stride] * 2, self.padding,
+                                            [1, 1], ad)
+        y = torch.ops.mobilekernels.conv1x1(y, self.project_weight, self.project_bias, ap)
+        return y + x if self.residual else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and (x.requires_grad or any(
+                t is not None and t.requires_grad for t in self._weights())) and not torch.compiler.is_compiling():
+            return self._unfused(x)  # the fused op is inference-only
+        if torch.compiler.is_compiling():
+            return torch.ops.mobilekernels.inverted_residual(x, *self._weights(), self.stride, self.padding,
+                                                             *self.activations, self.residual)
+        epk, dpk, ppk = self._pack()
+        return torch.ops.mobilekernels.inverted_residual_packed(
+            x, epk, dpk, ppk, self.hidden_channels, self.out_channels, self.kernel_size, self.stride,
+            self.padding, *self.activations, self.residual, self.band_rows)
+
+    def scratch_info(self, x_shape, num_threads: Optional[int] = None) -> dict:
+        """Kernels, band height, per-thread scratch bytes and busy threads for input ``x_shape``."""
+        return _pwops.inverted_residual_info(x_shape, self.in_channels, self.hidden_channels, self.out_channels,
+                                             self.kernel_size, self.stride, self.padding, self.activations,
+                                             self.residual, self.band_rows, num_threads,
+                                             expand=self.expand_weight is not None)
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state["_packs"], state["_pack_key"] = None, None  # derived: rebuilt on first use
+        return state

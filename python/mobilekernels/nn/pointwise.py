@@ -1,0 +1,79 @@
+"""``PointwiseConv2d`` (alias ``Conv1x1``): a drop-in ``nn.Conv2d(Cin, Cout, 1)`` on our fp32 GEMM."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import _ops, _pwops
+
+
+class PointwiseConv2d(nn.Conv2d):
+    """1x1 convolution (stride 1, no padding, groups 1) with an optional fused activation.
+
+    Same parameter names and shapes as ``nn.Conv2d(in_channels, out_channels, 1)`` (weight
+    ``[Cout, Cin, 1, 1]``, bias ``[Cout]``), so a torch ``state_dict`` loads as is. Extra:
+    ``activation`` in ``none | relu | relu6 | hardswish``.
+
+    Inference (no grad) runs on a weight packed once and reused until the weight or bias
+    changes (tracked by tensor version); the pack is derived, never stored in the state_dict.
+    With autograd on, the differentiable op runs (forward ours, backward PyTorch's).
+    Output is channels_last.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=1, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 activation: str = "none", device=None, dtype=None):
+        for name, v in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+            if v not in (1, (1, 1), [1, 1]):
+                raise ValueError(f"PointwiseConv2d needs {name} 1, got {v!r}")
+        if padding not in (0, (0, 0), [0, 0], "valid"):
+            raise ValueError(f"PointwiseConv2d needs padding 0, got {padding!r}")
+        if groups != 1:
+            raise ValueError(f"PointwiseConv2d needs groups 1, got {groups} (use DepthwiseConv2d for depthwise)")
+        if activation not in _ops.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ops.ACTIVATIONS)}, got {activation!r}")
+        super().__init__(in_channels, out_channels, 1, 1, 0, 1, 1, bias=bias, padding_mode=padding_mode,
+                         device=device, dtype=dtype)
+        self.activation = activation
+        self._packed = None
+        self._pack_key = None
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, activation: str = "none") -> "PointwiseConv2d":
+        """Build from a 1x1, stride-1, unpadded, ungrouped ``nn.Conv2d`` (parameters copied)."""
+        if not isinstance(conv, nn.Conv2d):
+            raise TypeError(f"from_conv expects an nn.Conv2d, got {type(conv).__name__}")
+        if (tuple(conv.kernel_size) != (1, 1) or tuple(conv.stride) != (1, 1) or conv.groups != 1
+                or tuple(conv.dilation) != (1, 1) or conv.padding not in ((0, 0), "valid")):
+            raise ValueError(f"from_conv expects a 1x1 stride-1 unpadded ungrouped conv, got {conv}")
+        m = cls(conv.in_channels, conv.out_channels, bias=conv.bias is not None, activation=activation)
+        with torch.no_grad():
+            m.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                m.bias.copy_(conv.bias)
+        return m
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", activation={self.activation}"
+
+    def _pack(self) -> torch.Tensor:
+        w, b = self.weight, self.bias
+        key = (w.data_ptr(), w._version, None if b is None else (b.data_ptr(), b._version))
+        if self._pack_key != key:
+            self._packed = _pwops.pack_pw(w, b)
+            self._pack_key = key
+        return self._packed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (torch.compiler.is_compiling() or torch.is_grad_enabled()
+                and (self.weight.requires_grad or x.requires_grad)):
+            return torch.ops.mobilekernels.conv1x1(x, self.weight, self.bias, self.activation)
+        return torch.ops.mobilekernels.conv1x1_packed(x, self._pack(), self.out_channels, self.activation)
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state["_packed"], state["_pack_key"] = None, None  # derived: rebuilt on first use
+        return state
+
+
+Conv1x1 = PointwiseConv2d
