@@ -37,4 +37,5 @@ PYBIND11_MODULE(_C, m) {
   mk::bindings::register_dispatch(m);
   mk::bindings::register_f32_dwconv(m);
   mk::bindings::register_f32_pw(m);
+  mk::bindings::register_q8(m);
 }

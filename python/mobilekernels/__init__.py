@@ -11,8 +11,11 @@ __version__ = "0.1.0"
 
 from . import _ops  # noqa: F401  (registers the torch ops)
 from . import _pwops  # noqa: F401  (pointwise + fused inverted-residual ops)
+from . import _qops  # noqa: F401  (registers the int8 torch ops)
 from ._dispatch import get_isa, set_isa, use_isa
 from ._info import info
 from . import ops, nn  # noqa: E402
+from . import qops  # noqa: E402  (int8 wrappers)
 
 __all__ = ["get_isa", "set_isa", "use_isa", "info", "ops", "nn", "__version__"]
+__all__ += ["qops"]
