@@ -5,3 +5,5 @@ from .block import InvertedResidual
 
 __all__ = ["DepthwiseConv2d"]
 __all__ += ["PointwiseConv2d", "Conv1x1", "InvertedResidual"]
+from .quantized import QuantizedConv2d  # int8 (quint8 in/out)
+__all__ += ["QuantizedConv2d"]
