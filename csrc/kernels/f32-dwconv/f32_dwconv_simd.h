@@ -3,13 +3,16 @@
 // compiled with its own flags; everything here has internal linkage so no instantiation
 // compiled for one ISA can be picked by the linker for another.
 //
-// Structure: threads own (output row, channel chunk) tiles. Within a row and a vector of
-// channels, the weights stay in registers and a block of kBlockW output pixels is computed
-// at once from one pass over the input columns they share (stride 1, 3x3: 6 loads feed 12
-// FMAs per kernel row instead of 18 loads). Rows outside the input are skipped per row; only
-// the few border columns take the bounds-checked per-pixel path.
+// Structure: threads own (output row, channel chunk) tiles. Within a row, a block of kBlockW
+// output pixels is computed for every channel vector in turn (pixels outer, channels inner),
+// so consecutive loads walk contiguous NHWC channels and every cache line fetched is used
+// at once. Per kernel row the block loads its kw weights once and the input columns the
+// block's pixels share once (stride 1, 3x3, 4 pixels: 3 + 6 loads feed 12 FMAs). Rows outside
+// the input are skipped per row; border columns use the same code with zero-filled
+// out-of-range columns.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/f32-dwconv/f32_dwconv.h"
 
@@ -79,48 +82,74 @@ inline void interior_cols(const F32DwconvParams& p, int64_t& ow_lo, int64_t& ow_
   if (ow_hi < ow_lo) ow_hi = ow_lo;
 }
 
-// Fixed kernel KHxKW, stride S, dilation 1, register-blocked over BW output pixels.
-template <class V, int KH, int KW, int S, int BW, Activation A, bool Tail>
-inline void block_fixed(const F32DwconvParams& p, const RowCtx& r, const typename V::T (&w)[KH][KW],
-                        typename V::T b, int64_t ow, int64_t c, int64_t n) {
-  typename V::T acc[BW];
-  for (int j = 0; j < BW; ++j) acc[j] = b;
-  const int64_t C = p.C;
-  for (int kh = 0; kh < KH; ++kh) {
-    if (kh < r.kh_lo || kh >= r.kh_hi) continue;
-    const float* row = r.in_n + ((r.ih0 + kh) * p.W + ow * S - p.PL) * C + c;
-    constexpr int NX = (BW - 1) * S + KW;
-    typename V::T x[NX];
-    for (int t = 0; t < NX; ++t) x[t] = ld<V, Tail>(row + t * C, n);
-    for (int kw = 0; kw < KW; ++kw)
-      for (int j = 0; j < BW; ++j) acc[j] = V::fmadd(x[j * S + kw], w[kh][kw], acc[j]);
-  }
-  float* out = r.out_row + ow * p.cout() + c;
-  for (int j = 0; j < BW; ++j) st<V, A, Tail>(out + j * p.cout(), acc[j], n);
-}
+#define MK_ALWAYS_INLINE inline __attribute__((always_inline))
 
-template <class V, int KH, int KW, int S, Activation A, bool Tail>
-void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad, int64_t c,
-               int64_t n, int64_t ow_lo, int64_t ow_hi) {
-  typename V::T w[KH][KW];
+// Fixed kernel KHxKW, stride S, dilation 1: BW output pixels starting at column ow, for every
+// channel vector of [c0, c1). Row pointers and column validity are computed once per block and
+// the channel loop only advances pointers. Checked: some input columns of the block are outside
+// [0, W) (left/right border) and read as zero.
+template <class V, int KH, int KW, int S, int BW, Activation A, bool Checked>
+MK_ALWAYS_INLINE void block_channels(const F32DwconvParams& p, const RowCtx& r, const float* pk,
+                                     int64_t cpad, int64_t ow, int64_t c0, int64_t c1) {
+  using T = typename V::T;
+  constexpr int NX = (BW - 1) * S + KW;
+  const int64_t C = p.C, cout = p.cout(), col0 = ow * S - p.PL;
+  const float* rows[KH];
   for (int kh = 0; kh < KH; ++kh)
-    for (int kw = 0; kw < KW; ++kw) w[kh][kw] = V::load(pk + (kh * KW + kw) * cpad + c);
-  const typename V::T b = V::load(pk + KH * KW * cpad + c);
-  int64_t ow = 0;
-  for (; ow < ow_lo; ++ow) pixel_checked<V, A, Tail>(p, r, pk, cpad, ow, c, n);
+    rows[kh] = (kh >= r.kh_lo && kh < r.kh_hi) ? r.in_n + ((r.ih0 + kh) * p.W + col0) * C : nullptr;
+  bool col_ok[NX];
+  for (int t = 0; t < NX; ++t) col_ok[t] = !Checked || (col0 + t >= 0 && col0 + t < p.W);
+  float* out = r.out_row + ow * cout;
+  const float* bias = pk + KH * KW * cpad;
+
+  auto tile = [&](int64_t c, int64_t n, auto tail_tag) __attribute__((always_inline)) {
+    constexpr bool Tail = decltype(tail_tag)::value;
+    T acc[BW];
+    const T b = V::load(bias + c);
+    for (int j = 0; j < BW; ++j) acc[j] = b;
+    for (int kh = 0; kh < KH; ++kh) {
+      if (!rows[kh]) continue;
+      const float* row = rows[kh] + c;
+      T x[NX];
+      for (int t = 0; t < NX; ++t) {
+        if constexpr (Checked) x[t] = col_ok[t] ? ld<V, Tail>(row + t * C, n) : V::zero();
+        else x[t] = ld<V, Tail>(row + t * C, n);
+      }
+      const float* wrow = pk + kh * KW * cpad + c;
+      for (int kw = 0; kw < KW; ++kw) {
+        const T w = V::load(wrow + kw * cpad);
+        for (int j = 0; j < BW; ++j) acc[j] = V::fmadd(x[j * S + kw], w, acc[j]);
+      }
+    }
+    for (int j = 0; j < BW; ++j) st<V, A, Tail>(out + j * cout + c, acc[j], n);
+  };
+  int64_t c = c0;
+  for (; c + V::kWidth <= c1; c += V::kWidth) tile(c, V::kWidth, std::false_type{});
+  if (c < c1) tile(c, c1 - c, std::true_type{});
+}
+
+template <class V, int KH, int KW, int S, Activation A>
+void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad, int64_t c0,
+               int64_t c1, int64_t ow_lo, int64_t ow_hi) {
   constexpr int BW = V::kBlockW;
-  for (; ow + BW <= ow_hi; ow += BW) block_fixed<V, KH, KW, S, BW, A, Tail>(p, r, w, b, ow, c, n);
-  for (; ow < ow_hi; ++ow) block_fixed<V, KH, KW, S, 1, A, Tail>(p, r, w, b, ow, c, n);
-  for (; ow < p.OW; ++ow) pixel_checked<V, A, Tail>(p, r, pk, cpad, ow, c, n);
+  int64_t ow = 0;
+  for (; ow < ow_lo; ++ow) block_channels<V, KH, KW, S, 1, A, true>(p, r, pk, cpad, ow, c0, c1);
+  for (; ow + BW <= ow_hi; ow += BW) block_channels<V, KH, KW, S, BW, A, false>(p, r, pk, cpad, ow, c0, c1);
+  for (; ow < ow_hi; ++ow) block_channels<V, KH, KW, S, 1, A, false>(p, r, pk, cpad, ow, c0, c1);
+  for (; ow < p.OW; ++ow) block_channels<V, KH, KW, S, 1, A, true>(p, r, pk, cpad, ow, c0, c1);
 }
 
-template <class V, Activation A, bool Tail>
+template <class V, Activation A>
 void row_generic(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad,
-                 int64_t c, int64_t n, int64_t, int64_t) {
-  for (int64_t ow = 0; ow < p.OW; ++ow) pixel_checked<V, A, Tail>(p, r, pk, cpad, ow, c, n);
+                 int64_t c0, int64_t c1, int64_t, int64_t) {
+  for (int64_t ow = 0; ow < p.OW; ++ow) {
+    int64_t c = c0;
+    for (; c + V::kWidth <= c1; c += V::kWidth) pixel_checked<V, A, false>(p, r, pk, cpad, ow, c, V::kWidth);
+    if (c < c1) pixel_checked<V, A, true>(p, r, pk, cpad, ow, c, c1 - c);
+  }
 }
 
-template <class V, Activation A, bool Tail>
+template <class V, Activation A>
 using RowFn = void (*)(const F32DwconvParams&, const RowCtx&, const float*, int64_t, int64_t,
                        int64_t, int64_t, int64_t);
 
@@ -132,16 +161,16 @@ inline int fixed_index(const F32DwconvParams& p) {
   return (k < 0 || s < 0) ? -1 : k * 2 + s;
 }
 
-template <class V, Activation A, bool Tail>
-RowFn<V, A, Tail> pick_row(const F32DwconvParams& p) {
+template <class V, Activation A>
+RowFn<V, A> pick_row(const F32DwconvParams& p) {
   switch (fixed_index(p)) {
-    case 0: return row_fixed<V, 3, 3, 1, A, Tail>;
-    case 1: return row_fixed<V, 3, 3, 2, A, Tail>;
-    case 2: return row_fixed<V, 5, 5, 1, A, Tail>;
-    case 3: return row_fixed<V, 5, 5, 2, A, Tail>;
-    case 4: return row_fixed<V, 7, 7, 1, A, Tail>;
-    case 5: return row_fixed<V, 7, 7, 2, A, Tail>;
-    default: return row_generic<V, A, Tail>;
+    case 0: return row_fixed<V, 3, 3, 1, A>;
+    case 1: return row_fixed<V, 3, 3, 2, A>;
+    case 2: return row_fixed<V, 5, 5, 1, A>;
+    case 3: return row_fixed<V, 5, 5, 2, A>;
+    case 4: return row_fixed<V, 7, 7, 1, A>;
+    case 5: return row_fixed<V, 7, 7, 2, A>;
+    default: return row_generic<V, A>;
   }
 }
 
@@ -149,8 +178,7 @@ template <class V, Activation A>
 void run_act(const F32DwconvParams& p, const float* input, const float* pk, float* output,
              int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
   const int64_t cpad = round_up(p.cout(), kF32DwconvChannelAlign);
-  const RowFn<V, A, false> full = pick_row<V, A, false>(p);
-  const RowFn<V, A, true> tail = pick_row<V, A, true>(p);
+  const RowFn<V, A> row_fn = pick_row<V, A>(p);
   int64_t ow_lo, ow_hi;
   interior_cols(p, ow_lo, ow_hi);
   for (int64_t row = row_begin; row < row_end; ++row) {
@@ -162,12 +190,9 @@ void run_act(const F32DwconvParams& p, const float* input, const float* pk, floa
     // kh with 0 <= ih0 + kh*DH < H
     r.kh_lo = imin(p.KH, imax(0, (-r.ih0 + p.DH - 1) / p.DH));
     r.kh_hi = imax(r.kh_lo, imin(p.KH, floor_div(p.H - 1 - r.ih0, p.DH) + 1));
-    int64_t c = c_begin;
-    for (; c + V::kWidth <= c_end; c += V::kWidth) full(p, r, pk, cpad, c, V::kWidth, ow_lo, ow_hi);
-    if (c < c_end) tail(p, r, pk, cpad, c, c_end - c, ow_lo, ow_hi);
+    row_fn(p, r, pk, cpad, c_begin, c_end, ow_lo, ow_hi);
   }
 }
-
 template <class V>
 void f32_dwconv_simd(const F32DwconvParams& p, const float* input, const float* pk, float* output,
                      int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
