@@ -59,8 +59,17 @@ struct Q8DotAvx2 : Q8Avx2Base {
     return {_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
             _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)))};
   }
-  static X bcast_x(uint32_t v) {
-    return _mm256_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128(static_cast<int>(v))));
+  static X flip_vec(uint32_t f) { return _mm256_set1_epi32(static_cast<int>(f)); }
+  // vpbroadcastd from memory, XOR, then one vpshufb zero-extends bytes 0-3 into the int16
+  // quad (x0 x1 x2 x3) repeated in every 64-bit lane.
+  template <bool Flip>
+  static X bcast_x(const uint8_t* p, X flip) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    const __m256i quad = _mm256_setr_epi8(0, -1, 1, -1, 2, -1, 3, -1, 0, -1, 1, -1, 2, -1, 3, -1,
+                                          0, -1, 1, -1, 2, -1, 3, -1, 0, -1, 1, -1, 2, -1, 3, -1);
+    const __m256i b = _mm256_set1_epi32(v);
+    return _mm256_shuffle_epi8(Flip ? _mm256_xor_si256(b, flip) : b, quad);
   }
   static void dot(Acc& acc, X x, const W& w) {
     acc.a = _mm256_add_epi32(acc.a, _mm256_madd_epi16(w.lo, x));
@@ -81,7 +90,14 @@ struct Q8DotAvx2VnniEmu : Q8Avx2Base {
   using X = __m256i;
   static Acc zero() { return _mm256_setzero_si256(); }
   static W load_w(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-  static X bcast_x(uint32_t v) { return _mm256_set1_epi32(static_cast<int>(v)); }
+  static X flip_vec(uint32_t f) { return _mm256_set1_epi32(static_cast<int>(f)); }
+  template <bool Flip>
+  static X bcast_x(const uint8_t* p, X flip) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    const __m256i b = _mm256_set1_epi32(v);
+    return Flip ? _mm256_xor_si256(b, flip) : b;
+  }
   static __m256i dpbusd(__m256i acc, __m256i u8, __m256i s8) {
     const __m256i ulo = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(u8));
     const __m256i uhi = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(u8, 1));

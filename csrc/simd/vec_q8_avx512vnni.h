@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/q8-gemm/q8_gemm.h"
 
@@ -20,7 +21,14 @@ struct Q8DotAvx512Vnni {
   using X = __m512i;
   static Acc zero() { return _mm512_setzero_si512(); }
   static W load_w(const int8_t* p) { return _mm512_loadu_si512(p); }
-  static X bcast_x(uint32_t v) { return _mm512_set1_epi32(static_cast<int>(v)); }
+  static X flip_vec(uint32_t f) { return _mm512_set1_epi32(static_cast<int>(f)); }
+  template <bool Flip>
+  static X bcast_x(const uint8_t* p, X flip) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    const __m512i b = _mm512_set1_epi32(v);
+    return Flip ? _mm512_xor_si512(b, flip) : b;
+  }
   static void dot(Acc& acc, X x, W w) { acc = _mm512_dpbusd_epi32(acc, x, w); }
   static I32 finish(Acc acc) { return acc; }
   static I32 load_i32(const int32_t* p) { return _mm512_loadu_si512(p); }

@@ -3,6 +3,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "simd/vec_q8_avx2.h"
 
 namespace mk {
@@ -15,7 +17,14 @@ struct Q8DotAvxVnni : Q8Avx2Base {
   using X = __m256i;
   static Acc zero() { return _mm256_setzero_si256(); }
   static W load_w(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-  static X bcast_x(uint32_t v) { return _mm256_set1_epi32(static_cast<int>(v)); }
+  static X flip_vec(uint32_t f) { return _mm256_set1_epi32(static_cast<int>(f)); }
+  template <bool Flip>
+  static X bcast_x(const uint8_t* p, X flip) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    const __m256i b = _mm256_set1_epi32(v);
+    return Flip ? _mm256_xor_si256(b, flip) : b;
+  }
   static void dot(Acc& acc, X x, W w) { acc = _mm256_dpbusd_avx_epi32(acc, x, w); }
   static I32 finish(Acc acc) { return acc; }
 };

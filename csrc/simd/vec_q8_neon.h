@@ -46,7 +46,14 @@ struct Q8DotNeon : Q8NeonBase {
   using X = int8x16_t;
   static Acc zero() { return {vdupq_n_s32(0), vdupq_n_s32(0)}; }
   static W load_w(const int8_t* p) { return vld1q_s8(p); }
-  static X bcast_x(uint32_t v) { return vreinterpretq_s8_u32(vdupq_n_u32(v)); }
+  static X flip_vec(uint32_t f) { return vreinterpretq_s8_u32(vdupq_n_u32(f)); }
+  template <bool Flip>
+  static X bcast_x(const uint8_t* p, X flip) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    const int8x16_t b = vreinterpretq_s8_u32(vdupq_n_u32(v));
+    return Flip ? veorq_s8(b, flip) : b;
+  }
   static void dot(Acc& acc, X x, W w) {
     acc.a = vpadalq_s16(acc.a, vmull_s8(vget_low_s8(w), vget_low_s8(x)));
     acc.b = vpadalq_s16(acc.b, vmull_high_s8(w, x));

@@ -14,10 +14,10 @@ struct Q8DwconvKernel {
 inline constexpr Q8DwconvKernel kQ8DwconvKernels[] = {
     {Isa::scalar, q8_dwconv_scalar, "scalar/reference"},
 #if defined(MK_X86)
-    {Isa::avx2, q8_dwconv_avx2, "avx2/16c vpmaddwd"},
+    {Isa::avx2, q8_dwconv_avx2, "avx2/16c-vpmaddwd"},
 #endif
 #if defined(MK_ARM64)
-    {Isa::neon, q8_dwconv_neon, "neon/16c smlal"},
+    {Isa::neon, q8_dwconv_neon, "neon/16c-smlal"},
 #endif
 };
 

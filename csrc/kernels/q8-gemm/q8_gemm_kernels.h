@@ -16,13 +16,13 @@ struct Q8GemmKernel {
 inline constexpr Q8GemmKernel kQ8GemmKernels[] = {
     {Isa::scalar, q8_gemm_scalar, false, "scalar/reference"},
 #if defined(MK_X86)
-    {Isa::avx2, q8_gemm_avx2, false, "avx2/2x16 vpmaddwd"},
-    {Isa::avxvnni, q8_gemm_avxvnni, false, "avxvnni/4x16 vpdpbusd"},
-    {Isa::avx512vnni, q8_gemm_avx512vnni, false, "avx512vnni/8x16 vpdpbusd"},
+    {Isa::avx2, q8_gemm_avx2, false, "avx2/2x16-vpmaddwd"},
+    {Isa::avxvnni, q8_gemm_avxvnni, false, "avxvnni/4x16-vpdpbusd"},
+    {Isa::avx512vnni, q8_gemm_avx512vnni, false, "avx512vnni/8x16-vpdpbusd"},
 #endif
 #if defined(MK_ARM64)
-    {Isa::neon, q8_gemm_neon, true, "neon/4x16 smull+sadalp"},
-    {Isa::neondot, q8_gemm_neondot, true, "neondot/4x16 sdot"},
+    {Isa::neon, q8_gemm_neon, true, "neon/3x16-smull-sadalp"},
+    {Isa::neondot, q8_gemm_neondot, true, "neondot/4x16-sdot"},
 #endif
 };
 

@@ -9,7 +9,8 @@
 //   kCols            int32 lanes per vector = output channels per accumulator
 //   kMR              rows (pixels) per register tile
 //   Acc, W, X, I32   accumulator, weight operand, broadcast activation operand, int32 vector
-//   zero(), load_w(const int8_t* 4*kCols bytes), bcast_x(uint32 = 4 activation bytes),
+//   zero(), load_w(const int8_t* 4*kCols bytes), flip_vec(uint32 XOR), bcast_x(const uint8_t*
+//   4 activation bytes, X flip) -> the 4 bytes XOR flip in every lane (widened as D needs),
 //   dot(Acc&, X, W), finish(Acc) -> I32 (one lane per column), load_i32, set1_i32, add_i32,
 //   sub_i32, mullo_i32, store(I32 acc, const float* scale, const Q8GemmParams&, uint8_t* y, n)
 //
@@ -25,7 +26,7 @@
 namespace mk {
 namespace {
 
-template <class D, int MR>
+template <class D, int MR, bool Flip>
 inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t ncols) {
   constexpr int V = static_cast<int>(kQ8GemmNR) / D::kCols;  // vectors per 16-column block
   const int64_t kpad = round_up(p.K, kQ8GemmKR);
@@ -37,29 +38,31 @@ inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t 
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < V; ++j) acc[i][j] = D::zero();
 
-  auto step = [&](const int8_t* wk, const uint32_t (&xv)[MR]) {
+  const typename D::X flip = D::flip_vec(p.x_flip);
+  auto step = [&](const int8_t* wk, const uint8_t* const (&xp)[MR]) {
     typename D::W wv[V];
     for (int j = 0; j < V; ++j) wv[j] = D::load_w(wk + j * D::kCols * kQ8GemmKR);
     for (int i = 0; i < MR; ++i) {
-      const typename D::X xb = D::bcast_x(xv[i] ^ p.x_flip);
+      const typename D::X xb = D::template bcast_x<Flip>(xp[i], flip);  // 4 bytes, all lanes
       for (int j = 0; j < V; ++j) D::dot(acc[i][j], xb, wv[j]);
     }
   };
   const int64_t kfull = p.K / kQ8GemmKR * kQ8GemmKR;
   for (int64_t k = 0; k < kfull; k += kQ8GemmKR, w += kQ8GemmNR * kQ8GemmKR) {
-    uint32_t xv[MR];
-    for (int i = 0; i < MR; ++i) std::memcpy(&xv[i], xr[i] + k, 4);
-    step(w, xv);
+    const uint8_t* xp[MR];
+    for (int i = 0; i < MR; ++i) xp[i] = xr[i] + k;
+    step(w, xp);
   }
   if (kfull < p.K) {
     // Last partial group: read only the valid bytes (the packed weights there are zero, so
     // whatever the padding lanes hold after the flip contributes nothing).
-    uint32_t xv[MR];
+    uint8_t tail[MR][4] = {};
+    const uint8_t* xp[MR];
     for (int i = 0; i < MR; ++i) {
-      xv[i] = 0;
-      std::memcpy(&xv[i], xr[i] + kfull, static_cast<size_t>(p.K - kfull));
+      std::memcpy(tail[i], xr[i] + kfull, static_cast<size_t>(p.K - kfull));
+      xp[i] = tail[i];
     }
-    step(w, xv);
+    step(w, xp);
   }
 
   for (int j = 0; j < V; ++j) {
@@ -76,23 +79,32 @@ inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t 
 }
 
 // Rows left over after the MR tiles: one instantiation per count 1..MR-1.
-template <class D, int R>
+template <class D, int R, bool Flip>
 inline void q8_gemm_rest(const Q8GemmParams& p, int64_t m0, int64_t rows, int64_t n0, int64_t ncols) {
   if constexpr (R > 0) {
-    if (rows == R) q8_gemm_tile<D, R>(p, m0, n0, ncols);
-    else q8_gemm_rest<D, R - 1>(p, m0, rows, n0, ncols);
+    if (rows == R) q8_gemm_tile<D, R, Flip>(p, m0, n0, ncols);
+    else q8_gemm_rest<D, R - 1, Flip>(p, m0, rows, n0, ncols);
   }
 }
 
-template <class D>
-void q8_gemm_tiles(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t n_begin,
-                   int64_t n_end) {
+template <class D, bool Flip>
+void q8_gemm_tiles_flip(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t n_begin,
+                        int64_t n_end) {
   for (int64_t n0 = n_begin; n0 < n_end; n0 += kQ8GemmNR) {
     const int64_t ncols = n_end - n0 < kQ8GemmNR ? n_end - n0 : kQ8GemmNR;
     int64_t m = m_begin;
-    for (; m + D::kMR <= m_end; m += D::kMR) q8_gemm_tile<D, D::kMR>(p, m, n0, ncols);
-    if (m < m_end) q8_gemm_rest<D, D::kMR - 1>(p, m, m_end - m, n0, ncols);
+    for (; m + D::kMR <= m_end; m += D::kMR) q8_gemm_tile<D, D::kMR, Flip>(p, m, n0, ncols);
+    if (m < m_end) q8_gemm_rest<D, D::kMR - 1, Flip>(p, m, m_end - m, n0, ncols);
   }
+}
+
+// The sign flip (int8 input on x86, uint8 on ARM) is a compile-time choice: no XOR in the
+// inner loop of the common case, one register less.
+template <class D>
+void q8_gemm_tiles(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t n_begin,
+                   int64_t n_end) {
+  if (p.x_flip) q8_gemm_tiles_flip<D, true>(p, m_begin, m_end, n_begin, n_end);
+  else q8_gemm_tiles_flip<D, false>(p, m_begin, m_end, n_begin, n_end);
 }
 
 }  // namespace
