@@ -49,8 +49,10 @@ struct Q8Avx2Base {
 // broadcast as a 4-k quad, VPMADDWD (exact int16 products, pair sums in int32). The
 // accumulator keeps two lanes per column (k0+k1, k2+k3) and folds them once in finish().
 // No VPMADDUBSW: its int16 pair sum saturates for 255*127*2.
-struct Q8DotAvx2 : Q8Avx2Base {
-  static constexpr int kMR = 2;  // 2 rows x 16 cols = 8 accumulators + 4 weight registers
+template <int MR, int VECS>
+struct Q8DotAvx2T : Q8Avx2Base {
+  static constexpr int kMR = MR;
+  static constexpr int kVecs = VECS;
   struct Acc { __m256i a, b; };
   struct W { __m256i lo, hi; };  // columns 0-3 and 4-7 of the vector, 4 k each, int16
   using X = __m256i;
@@ -81,10 +83,14 @@ struct Q8DotAvx2 : Q8Avx2Base {
   }
 };
 
+// 4 rows x 8 cols: 8 accumulators + 2 weight registers + 1 broadcast (no spills).
+using Q8DotAvx2 = Q8DotAvx2T<4, 1>;
+
 // VPDPBUSD (u8 x s8, 4 products summed into each int32 lane, wrapping) emulated in AVX2: the
 // VNNI traits' exact semantics, so the VNNI tiling is tested on machines without VNNI.
 struct Q8DotAvx2VnniEmu : Q8Avx2Base {
   static constexpr int kMR = 4;  // same tile as the AVX-VNNI kernel
+  static constexpr int kVecs = 2;
   using Acc = __m256i;
   using W = __m256i;
   using X = __m256i;

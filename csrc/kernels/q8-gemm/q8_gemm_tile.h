@@ -8,6 +8,7 @@
 // D provides:
 //   kCols            int32 lanes per vector = output channels per accumulator
 //   kMR              rows (pixels) per register tile
+//   kVecs            column vectors per register tile (kCols * kVecs divides 16)
 //   Acc, W, X, I32   accumulator, weight operand, broadcast activation operand, int32 vector
 //   zero(), load_w(const int8_t* 4*kCols bytes), flip_vec(uint32 XOR), bcast_x(const uint8_t*
 //   4 activation bytes, X flip) -> the 4 bytes XOR flip in every lane (widened as D needs),
@@ -28,9 +29,9 @@ namespace {
 
 template <class D, int MR, bool Flip>
 inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t ncols) {
-  constexpr int V = static_cast<int>(kQ8GemmNR) / D::kCols;  // vectors per 16-column block
+  constexpr int V = D::kVecs;  // column vectors per tile (kCols * V <= 16, inside one block)
   const int64_t kpad = round_up(p.K, kQ8GemmKR);
-  const int8_t* w = p.w + (n0 / kQ8GemmNR) * kpad * kQ8GemmNR;
+  const int8_t* w = p.w + (n0 / kQ8GemmNR) * kpad * kQ8GemmNR + (n0 % kQ8GemmNR) * kQ8GemmKR;
   const uint8_t* xr[MR];
   for (int i = 0; i < MR; ++i) xr[i] = p.x + (m0 + i) * p.K;
 
@@ -90,8 +91,10 @@ inline void q8_gemm_rest(const Q8GemmParams& p, int64_t m0, int64_t rows, int64_
 template <class D, bool Flip>
 void q8_gemm_tiles_flip(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t n_begin,
                         int64_t n_end) {
-  for (int64_t n0 = n_begin; n0 < n_end; n0 += kQ8GemmNR) {
-    const int64_t ncols = n_end - n0 < kQ8GemmNR ? n_end - n0 : kQ8GemmNR;
+  constexpr int64_t kTileN = D::kCols * D::kVecs;
+  static_assert(kQ8GemmNR % kTileN == 0, "a tile lies inside one packed 16-column block");
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += kTileN) {
+    const int64_t ncols = n_end - n0 < kTileN ? n_end - n0 : kTileN;
     int64_t m = m_begin;
     for (; m + D::kMR <= m_end; m += D::kMR) q8_gemm_tile<D, D::kMR, Flip>(p, m, n0, ncols);
     if (m < m_end) q8_gemm_rest<D, D::kMR - 1, Flip>(p, m, m_end - m, n0, ncols);
