@@ -104,6 +104,42 @@ def _run_dw(x, packed, cout, kernel, stride, padding, dilation, activation) -> t
     return out
 
 
+class DwPlan:
+    """Everything about a depthwise call that does not depend on the input: built once by a
+    module so its eager forward costs one validation of ``x`` and one C++ call."""
+
+    __slots__ = ("cin", "cout", "kernel", "stride", "padding", "dilation", "activation", "act_code")
+
+    def __init__(self, cin, cout, kernel, stride, padding, dilation, activation):
+        self.cin, self.cout = int(cin), int(cout)
+        self.kernel, self.stride = tuple(kernel), tuple(stride)
+        self.padding, self.dilation = tuple(padding), tuple(dilation)
+        self.activation, self.act_code = activation, ACTIVATIONS[activation]
+
+    def run(self, x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+        if (type(x) is not torch.Tensor or x.dtype is not torch.float32 or x.device.type != "cpu"
+                or x.dim() != 4 or x.shape[1] != self.cin):
+            # Slow path only to produce the precise error message.
+            check_tensor("x", x, torch.float32, 4)
+            if x.shape[1] != self.cin:
+                raise ValueError(f"x has {x.shape[1]} channels, this layer expects {self.cin}")
+        n, c, h, w = x.shape
+        kh, kw = self.kernel
+        (sh, sw), (dh, dw), (pt, pb, pl, pr) = self.stride, self.dilation, self.padding
+        if h == 0 or w == 0 or h + pt + pb < dh * (kh - 1) + 1 or w + pl + pr < dw * (kw - 1) + 1:
+            _dw_geometry(x.shape, self.cout, self.kernel, self.stride, self.padding, self.dilation,
+                         self.activation)  # raises the precise error
+        oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+        out = torch.empty((n, self.cout, oh, ow), dtype=torch.float32, memory_format=torch.channels_last)
+        if n == 0:
+            return out
+        x = x.contiguous(memory_format=torch.channels_last)
+        _C.f32_dwconv(x.data_ptr(), packed.data_ptr(), out.data_ptr(), n, h, w, c, self.cout // c, kh, kw,
+                      sh, sw, dh, dw, pt, pl, oh, ow, self.act_code, torch.get_num_threads(), packed.numel())
+        return out
+
+
 def pack_dw(weight: torch.Tensor, bias) -> torch.Tensor:
     _check_weight(weight, bias)
     cout, _, kh, kw = weight.shape

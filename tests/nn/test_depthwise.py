@@ -103,3 +103,26 @@ def test_module_in_sequential_with_channels_last_flow():
         y = net(torch.randn(2, 4, 9, 9))
     assert y.shape == (2, 4, 5, 5) and y.is_contiguous(memory_format=torch.channels_last)
     assert mk.get_isa() in mk._C.supported_isas()
+
+
+def test_fx_symbolic_trace_records_the_op():
+    m = nn.Sequential(DepthwiseConv2d(4, 4, 3, padding=1, activation="relu")).eval()
+    gm = torch.fx.symbolic_trace(m)
+    assert "mobilekernels.dwconv2d" in gm.code
+    x = torch.randn(1, 4, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), m(x))
+
+
+def test_module_input_errors():
+    m = DepthwiseConv2d(4, 4, 3, padding=1).eval()
+    with torch.no_grad():
+        with pytest.raises(ValueError, match="x has 5 channels, this layer expects 4"):
+            m(torch.randn(1, 5, 6, 6))
+        with pytest.raises(TypeError, match="x must be torch.float32"):
+            m(torch.randn(1, 4, 6, 6, dtype=torch.float64))
+        with pytest.raises(ValueError, match="4-D"):
+            m(torch.randn(4, 6, 6))
+        with pytest.raises(ValueError, match="zero-size"):
+            m(torch.randn(1, 4, 0, 6))
+        assert m(torch.randn(0, 4, 6, 6)).shape == (0, 4, 6, 6)

@@ -37,6 +37,8 @@ class DepthwiseConv2d(nn.Conv2d):
                          groups=in_channels, bias=bias, padding_mode="zeros", device=device, dtype=dtype)
         self.activation = activation
         self._pads = conv_padding(self.padding, self.kernel_size, self.stride, self.dilation)
+        self._plan = _ops.DwPlan(in_channels, out_channels, self.kernel_size, self.stride, self._pads,
+                                 self.dilation, activation)
         self._packed = None
         self._pack_key = None
 
@@ -65,13 +67,14 @@ class DepthwiseConv2d(nn.Conv2d):
         return self._packed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (torch.compiler.is_compiling() or torch.is_grad_enabled()
+        # Traced (fx, compile, export) or training: the registered differentiable op on the raw
+        # weight, so graphs record it and autograd works.
+        if (isinstance(x, torch.fx.Proxy) or torch.compiler.is_compiling() or torch.is_grad_enabled()
                 and (self.weight.requires_grad or x.requires_grad)):
             return torch.ops.mobilekernels.dwconv2d(x, self.weight, self.bias, list(self.stride),
                                                     list(self._pads), list(self.dilation), self.activation)
-        return torch.ops.mobilekernels.dwconv2d_packed(
-            x, self._pack(), self.out_channels, list(self.kernel_size), list(self.stride),
-            list(self._pads), list(self.dilation), self.activation)
+        # Eager inference: the same kernel without the dispatcher round trip (~2x less overhead).
+        return self._plan.run(x, self._pack())
 
     def __getstate__(self):
         state = super().__getstate__().copy()
