@@ -1,0 +1,168 @@
+"""Fused fp32 inverted residual against our unfused three ops and PyTorch eager, same run.
+
+For each of MobileNetV2's 17 blocks (bench/shapes/mobilenet_v2_blocks.txt, scaled to --res) at
+batch 1 and each thread count: the fused op (prepacked), our three ops in sequence (conv1x1 ->
+dwconv2d -> conv1x1, + x), PyTorch eager channels_last with BN folded (conv2d + relu6 in place,
+three convs, + x), and the fused op's scratch bytes (per thread x busy threads) against the
+bytes of the expanded H x W x Cin*t tensor. Medians of interleaved samples (min-max in JSON).
+
+    python bench/bench_blocks.py [--res 224] [--threads 1 2] [--samples 11] [--band 0] [--json out.json]
+    python bench/bench_blocks.py --rss   # peak RSS of a whole MobileNetV2 features forward, fused vs unfused
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import compare, machine_line, read_shapes  # noqa: E402
+
+import mobilekernels as mk  # noqa: E402
+from mobilekernels import ops_block  # noqa: E402
+
+
+def block_fns(h, w, cin, t, cout, s, band):
+    torch.manual_seed(0)
+    chid = cin * t
+    x = torch.randn(1, cin, h, w).contiguous(memory_format=torch.channels_last)
+    ew = torch.randn(chid, cin, 1, 1) / cin ** 0.5 if t != 1 else None
+    eb = torch.randn(chid) if t != 1 else None
+    dw, db = torch.randn(chid, 1, 3, 3) / 3, torch.randn(chid)
+    pw, pb = torch.randn(cout, chid, 1, 1) / chid ** 0.5, torch.randn(cout)
+    res = s == 1 and cin == cout
+    packs = ops_block.inverted_residual_pack(ew, eb, dw, db, pw, pb)
+    pads = [1, 1, 1, 1]
+
+    def fused():
+        return ops_block.inverted_residual_packed(x, packs, s, pads, residual=res, band_rows=band)
+
+    def unfused():
+        y = x
+        if packs.expand is not None:
+            y = ops_block.conv1x1_packed(y, packs.expand, chid, "relu6")
+        y = mk.ops.dwconv2d_packed(y, packs.dw, chid, 3, s, 1, 1, "relu6")
+        y = ops_block.conv1x1_packed(y, packs.project, cout, "none")
+        return y.add_(x) if res else y
+
+    def eager():
+        y = x
+        if ew is not None:
+            y = F.relu6(F.conv2d(y, ew, eb), inplace=True)
+        y = F.relu6(F.conv2d(y, dw, db, s, 1, 1, chid), inplace=True)
+        y = F.conv2d(y, pw, pb)
+        return y.add_(x) if res else y
+
+    with torch.no_grad():
+        ref = fused()
+        for name, fn in (("unfused", unfused), ("eager", eager)):
+            err = (fn() - ref).abs().max().item()
+            if err > 1e-3 * max(1.0, ref.abs().max().item()):
+                raise RuntimeError(f"{name} disagrees with fused by {err} on {h}x{w} {cin}x{t}->{cout} s{s}")
+    info = ops_block.inverted_residual_info((1, cin, h, w), cin, chid, cout, 3, s, pads, band_rows=band)
+    return fused, unfused, eager, info
+
+
+def peak_rss(res: int, mode: str, batch: int = 1) -> None:
+    """Print VmHWM of one MobileNetV2 ``features`` forward (stem + 17 blocks + last conv) with
+    fused blocks or our unfused three ops, the peak reset just before (/proc/self/clear_refs)."""
+    from torch import nn
+
+    from mobilekernels.models.blocks import InvertedResidual as TorchBlock
+    from mobilekernels.models.mobilenet_v2 import mobilenet_v2
+
+    def hwm_kb() -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmHWM")
+
+    class Unfused(nn.Module):
+        def __init__(self, fused):
+            super().__init__()
+            self.fused = fused
+
+        def forward(self, x):
+            return self.fused._unfused(x)
+
+    feats = mobilenet_v2().eval().features
+    fused = nn.Sequential(*[mk.nn.InvertedResidual.from_torch(b) if isinstance(b, TorchBlock) else b for b in feats])
+    unfused = nn.Sequential(*[Unfused(b) if isinstance(b, mk.nn.InvertedResidual) else b for b in fused])
+    net = fused if mode == "fused" else unfused
+    x = torch.randn(batch, 3, res, res).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        Path("/proc/self/clear_refs").write_text("5")  # peak := current resident set
+        base = hwm_kb()
+        net(x)
+        peak = hwm_kb()
+    print(json.dumps({"mode": mode, "peak_rss_kb": peak, "forward_growth_kb": peak - base}))
+
+
+def rss_report(res: int, threads: int) -> None:
+    """Each mode in a fresh process, so no allocator cache from the other mode hides its peak."""
+    import subprocess
+
+    for mode in ("unfused", "fused"):
+        out = subprocess.run([sys.executable, __file__, "--rss-mode", mode, "--res", str(res), "--threads",
+                              str(threads)], capture_output=True, text=True, check=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        print(f"MobileNetV2 features forward {res}x{res} batch 1, {threads} thread(s), {mode:>7}: peak RSS "
+              f"{r['peak_rss_kb']/1024:.1f} MB, +{r['forward_growth_kb']/1024:.1f} MB during the forward")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--res", type=int, default=224, help="network input size (blocks scale with it)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--samples", type=int, default=11)
+    ap.add_argument("--band", type=int, default=0, help="force output rows per band (0 = automatic)")
+    ap.add_argument("--json", type=Path, help="write results as JSON")
+    ap.add_argument("--rss", action="store_true", help="only measure whole-network peak RSS, fused vs unfused")
+    ap.add_argument("--rss-mode", choices=["fused", "unfused"], help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads[0])
+    if args.rss_mode:
+        return peak_rss(args.res, args.rss_mode)
+    if args.rss:
+        return rss_report(args.res, args.threads[0])
+    console = Console(width=200)
+    console.print(machine_line() + f"; mobilekernels isa {mk.get_isa()}, gemm {ops_block.conv1x1_kernel_name()}")
+    shapes = [(-(-h * args.res // 224), -(-w * args.res // 224), cin, t, cout, s)
+              for (h, w, cin, t, cout, s) in read_shapes("mobilenet_v2_blocks.txt")]
+    results = []
+    with torch.no_grad():
+        for nt in args.threads:
+            torch.set_num_threads(nt)
+            table = Table(title=f"MobileNetV2 blocks at {args.res}, batch 1, {nt} thread(s): median us")
+            for col in ("#", "HxW Cin t Cout s", "band", "fused", "unfused", "torch CL", "unf/fused",
+                        "torch/fused", "scratch KB", "expanded KB", "ratio"):
+                table.add_column(col, justify="right")
+            tot = [0.0, 0.0, 0.0]
+            for i, (h, w, cin, t, cout, s) in enumerate(shapes, 1):
+                fused, unfused, eager, info = block_fns(h, w, cin, t, cout, s, args.band)
+                f, u, e = compare([fused, unfused, eager], samples=args.samples)
+                tot = [tot[0] + f["median"], tot[1] + u["median"], tot[2] + e["median"]]
+                scratch = info["scratch_bytes_per_thread"] * info["threads"]
+                expanded = h * w * cin * t * 4
+                table.add_row(str(i), f"{h}x{w} {cin} {t} {cout} {s}", str(info["band_rows"]),
+                              f"{f['median']*1e6:.0f}", f"{u['median']*1e6:.0f}", f"{e['median']*1e6:.0f}",
+                              f"{u['median']/f['median']:.2f}x", f"{e['median']/f['median']:.2f}x",
+                              f"{scratch/1024:.0f}", f"{expanded/1024:.0f}", f"1/{expanded/scratch:.1f}")
+                results.append({"threads": nt, "res": args.res, "block": [h, w, cin, t, cout, s], "info": info,
+                                "fused": f, "unfused": u, "torch_channels_last": e,
+                                "scratch_bytes": scratch, "expanded_bytes": expanded})
+            table.add_row("", "sum of 17", "", f"{tot[0]*1e6:.0f}", f"{tot[1]*1e6:.0f}", f"{tot[2]*1e6:.0f}",
+                          f"{tot[1]/tot[0]:.2f}x", f"{tot[2]/tot[0]:.2f}x", "", "", "", style="bold")
+            console.print(table)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine_line(), "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
