@@ -97,6 +97,7 @@ void q8_gemm_vnniemu_avx2(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_
 #if defined(MK_ARM64)
 void q8_gemm_neon(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 void q8_gemm_neondot(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
+void q8_gemm_neoni8mm(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 #endif
 
 }  // namespace mk

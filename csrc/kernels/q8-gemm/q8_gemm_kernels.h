@@ -23,6 +23,7 @@ inline constexpr Q8GemmKernel kQ8GemmKernels[] = {
 #if defined(MK_ARM64)
     {Isa::neon, q8_gemm_neon, true, "neon/3x16-smull-sadalp"},
     {Isa::neondot, q8_gemm_neondot, true, "neondot/4x16-sdot"},
+    {Isa::neoni8mm, q8_gemm_neoni8mm, true, "neoni8mm/4x16-smmla"},
 #endif
 };
 
