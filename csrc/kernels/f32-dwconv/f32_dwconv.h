@@ -29,7 +29,9 @@ struct F32DwconvParams {
 constexpr int64_t kF32DwconvChannelAlign = 16;
 
 // A pack is a header of kF32DwconvPackHeader floats (magic, version, cout, kh, kw) so a pack
-// made for another shape is refused, then [KH*KW][Cpad] weights, then [Cpad] bias.
+// made for another shape is refused, then the weights in blocks of 16 channels,
+// [Cpad/16][KH*KW][16] (so a kernel's taps for one channel vector sit at compile-time offsets
+// from one pointer), then [Cpad] bias.
 constexpr int64_t kF32DwconvPackHeader = 16;
 int64_t f32_dwconv_packed_size(int64_t cout, int64_t kh, int64_t kw);
 // weight: torch layout [cout, 1, kh, kw] dense; bias: [cout] or nullptr (zero).
@@ -37,6 +39,10 @@ void f32_dwconv_pack(const float* weight, const float* bias, int64_t cout, int64
                      float* packed);
 // Throws std::invalid_argument unless `packed` (numel floats) is a pack for this shape.
 void f32_dwconv_check_pack(const float* packed, int64_t numel, int64_t cout, int64_t kh, int64_t kw);
+// Index of weight (tap, oc) in the weight part of a pack; the bias of oc is at taps*Cpad + oc.
+inline constexpr int64_t f32_dwconv_widx(int64_t tap, int64_t oc, int64_t taps) {
+  return (oc >> 4) * taps * 16 + tap * 16 + (oc & 15);
+}
 // The weights+bias part of a pack, what the kernels read.
 inline const float* f32_dwconv_pack_data(const float* packed) { return packed + kF32DwconvPackHeader; }
 

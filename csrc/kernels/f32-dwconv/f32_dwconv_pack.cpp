@@ -30,8 +30,8 @@ void f32_dwconv_check_pack(const float* packed, int64_t numel, int64_t cout, int
 
 void f32_dwconv_pack(const float* weight, const float* bias, int64_t cout, int64_t kh, int64_t kw,
                      float* packed) {
-  // Tap-major, channel-minor: one tap of 16 consecutive channels is one 64-byte line, the
-  // unit every SIMD kernel loads. Padding channels are zero so whole vectors are harmless.
+  // One tap of 16 consecutive channels is one 64-byte line, the unit every SIMD kernel loads;
+  // a block's taps follow each other. Padding channels are zero so whole vectors are harmless.
   const int64_t cpad = round_up(cout, kF32DwconvChannelAlign);
   std::memset(packed, 0, sizeof(float) * f32_dwconv_packed_size(cout, kh, kw));
   packed[0] = kMagic;
@@ -41,7 +41,7 @@ void f32_dwconv_pack(const float* weight, const float* bias, int64_t cout, int64
   packed[4] = float(kw);
   packed += kF32DwconvPackHeader;
   for (int64_t oc = 0; oc < cout; ++oc)
-    for (int64_t t = 0; t < kh * kw; ++t) packed[t * cpad + oc] = weight[oc * kh * kw + t];
+    for (int64_t t = 0; t < kh * kw; ++t) packed[f32_dwconv_widx(t, oc, kh * kw)] = weight[oc * kh * kw + t];
   if (bias)
     for (int64_t oc = 0; oc < cout; ++oc) packed[kh * kw * cpad + oc] = bias[oc];
 }

@@ -40,7 +40,7 @@ void f32_dwconv_scalar(const F32DwconvParams& p, const float* input, const float
           for (int64_t kw = 0; kw < p.KW; ++kw) {
             const int64_t iw = ow * p.SW - p.PL + kw * p.DW;
             if (iw < 0 || iw >= p.W) continue;
-            acc += in_n[(ih * p.W + iw) * p.C + ic] * packed[(kh * p.KW + kw) * cpad + oc];
+            acc += in_n[(ih * p.W + iw) * p.C + ic] * packed[f32_dwconv_widx(kh * p.KW + kw, oc, p.KH * p.KW)];
           }
         }
         out[oc] = activate(acc, p.act);

@@ -63,13 +63,14 @@ template <class V, Activation A, bool Tail>
 inline void pixel_checked(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad,
                           int64_t ow, int64_t c, int64_t n) {
   typename V::T acc = V::load(pk + p.KH * p.KW * cpad + c);
+  const float* wbase = pk + (c >> 4) * p.KH * p.KW * 16 + (c & 15);
   const int64_t iw0 = ow * p.SW - p.PL;
   for (int64_t kh = r.kh_lo; kh < r.kh_hi; ++kh) {
     const float* row = r.in_n + (r.ih0 + kh * p.DH) * p.W * p.C + c;
     for (int64_t kw = 0; kw < p.KW; ++kw) {
       const int64_t iw = iw0 + kw * p.DW;
       if (iw < 0 || iw >= p.W) continue;
-      acc = V::fmadd(ld<V, Tail>(row + iw * p.C, n), V::load(pk + (kh * p.KW + kw) * cpad + c), acc);
+      acc = V::fmadd(ld<V, Tail>(row + iw * p.C, n), V::load(wbase + (kh * p.KW + kw) * 16), acc);
     }
   }
   st<V, A, Tail>(r.out_row + ow * p.cout() + c, acc, n);
@@ -115,9 +116,9 @@ MK_ALWAYS_INLINE void block_channels(const F32DwconvParams& p, const RowCtx& r, 
         if constexpr (Checked) x[t] = col_ok[t] ? ld<V, Tail>(row + t * C, n) : V::zero();
         else x[t] = ld<V, Tail>(row + t * C, n);
       }
-      const float* wrow = pk + kh * KW * cpad + c;
+      const float* wrow = pk + (c >> 4) * (KH * KW * 16) + (c & 15) + kh * KW * 16;
       for (int kw = 0; kw < KW; ++kw) {
-        const T w = V::load(wrow + kw * cpad);
+        const T w = V::load(wrow + kw * 16);
         for (int j = 0; j < BW; ++j) acc[j] = V::fmadd(x[j * S + kw], w, acc[j]);
       }
     }
