@@ -28,18 +28,40 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
   for (int64_t b = 0; b < nblocks; ++b)
     D::prepare(p.w + c_begin + b * kQ8DwChannelBlock, cpad, T, prep.data() + b * prep_block);
   std::vector<const uint8_t*> ind(static_cast<size_t>(p.OW * T));
+  // Tap offsets from a pixel's top-left input position, for columns whose taps are all inside.
+  std::vector<int64_t> off(static_cast<size_t>(T));
+  for (int64_t kh = 0; kh < p.KH; ++kh)
+    for (int64_t kw = 0; kw < p.KW; ++kw) off[kh * p.KW + kw] = (kh * p.DH * p.W + kw * p.DW) * p.C;
+  // Interior columns [ow_lo, ow_hi): every iw in range.
+  int64_t ow_lo = (p.PL + p.SW - 1) / p.SW, ow_hi = 0;
+  {
+    const int64_t last = p.W - 1 + p.PL - (p.KW - 1) * p.DW;  // iw0 + (KW-1)DW <= W-1
+    ow_hi = last < 0 ? 0 : last / p.SW + 1;
+    if (ow_lo > p.OW) ow_lo = p.OW;
+    if (ow_hi > p.OW) ow_hi = p.OW;
+    if (ow_hi < ow_lo) ow_hi = ow_lo;
+  }
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / p.OH, oh = r % p.OH;
     const uint8_t* img = p.x + n * p.H * p.W * p.C;
-    for (int64_t ow = 0; ow < p.OW; ++ow)
+    const int64_t ih0 = oh * p.SH - p.PT;
+    const bool rows_inside = ih0 >= 0 && ih0 + (p.KH - 1) * p.DH < p.H;
+    for (int64_t ow = 0; ow < p.OW; ++ow) {
+      const uint8_t** t = &ind[ow * T];
+      if (rows_inside && ow >= ow_lo && ow < ow_hi) {  // the common case: no bounds checks
+        const uint8_t* base = img + (ih0 * p.W + ow * p.SW - p.PL) * p.C;
+        for (int64_t i = 0; i < T; ++i) t[i] = base + off[i];
+        continue;
+      }
       for (int64_t kh = 0; kh < p.KH; ++kh) {
-        const int64_t ih = oh * p.SH - p.PT + kh * p.DH;
+        const int64_t ih = ih0 + kh * p.DH;
         for (int64_t kw = 0; kw < p.KW; ++kw) {
           const int64_t iw = ow * p.SW - p.PL + kw * p.DW;
           const bool inside = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
-          ind[ow * T + kh * p.KW + kw] = inside ? img + (ih * p.W + iw) * p.C : p.zero;
+          t[kh * p.KW + kw] = inside ? img + (ih * p.W + iw) * p.C : p.zero;
         }
       }
+    }
     uint8_t* out_row = p.y + r * p.OW * p.C;
     for (int64_t b = 0; b < nblocks; ++b) {
       const int64_t c = c_begin + b * kQ8DwChannelBlock;
