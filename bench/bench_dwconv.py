@@ -1,7 +1,8 @@
 """fp32 depthwise: mobilekernels against F.conv2d (NCHW and channels_last), same run.
 
 Runs the 17 MobileNetV2 depthwise layers (bench/shapes/mobilenet_v2_dw.txt) at batch 1 with
-bias and ReLU6 (fused in ours, conv2d + in-place relu6 in PyTorch) at each thread count and
+bias and ReLU6 (fused in ours: mobilekernels.nn.DepthwiseConv2d; conv2d + in-place relu6 in
+PyTorch) at each thread count and
 prints per-layer medians, GFLOP/s and ratios, plus the summed 17-layer time.
 
     python bench/bench_dwconv.py [--threads 1 2] [--samples 11] [--json out.json]
@@ -30,8 +31,12 @@ def bench_layer(h, w, c, k, s, samples):
     x_cl = x.contiguous(memory_format=torch.channels_last)
     weight, bias = torch.randn(c, 1, k, k), torch.randn(c)
     p = k // 2
-    packed = mk.ops.dwconv2d_pack(weight, bias)
-    ours = lambda: mk.ops.dwconv2d_packed(x_cl, packed, c, k, s, p, 1, "relu6")  # noqa: E731
+    # What a user runs: the drop-in module (weights packed once, eager inference path).
+    layer = mk.nn.DepthwiseConv2d(c, c, k, s, p, activation="relu6").eval()
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        layer.bias.copy_(bias)
+    ours = lambda: layer(x_cl)  # noqa: E731
     nchw = lambda: F.relu6(F.conv2d(x, weight, bias, s, p, 1, c), inplace=True)  # noqa: E731
     cl = lambda: F.relu6(F.conv2d(x_cl, weight, bias, s, p, 1, c), inplace=True)  # noqa: E731
     ref = F.conv2d(x.double(), weight.double(), bias.double(), s, p, 1, c).clamp(0, 6)
