@@ -28,6 +28,12 @@ struct Q8DwAvx2 {
     }
   }
 
+  // Accumulators hold channels {0-3, 8-11} and {4-7, 12-15}: store bias / scale that way.
+  static void prepare_bs(const int32_t* bias, const float* scale, int32_t* ob, float* os) {
+    static constexpr int kOrder[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
+    for (int i = 0; i < 16; ++i) ob[i] = bias[kOrder[i]], os[i] = scale[kOrder[i]];
+  }
+
   template <bool Tail, bool XS>
   static __m256i load_x(const uint8_t* p, int64_t n) {
     __m128i v;
@@ -49,7 +55,7 @@ struct Q8DwAvx2 {
 
   template <int TC, bool Tail, bool XS>
   static void pixel(const uint8_t* const* taps, int64_t ntaps, int64_t c, int64_t n, const int16_t* w,
-                    const Q8DwconvParams& p, uint8_t* out) {
+                    const int32_t* bias, const float* scale, const Q8DwconvParams& p, uint8_t* out) {
     const int64_t T = TC > 0 ? TC : ntaps;
     __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
     int64_t t = 0;
@@ -63,13 +69,10 @@ struct Q8DwAvx2 {
       lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, z), ld16(w + t * 16)));
       hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, z), ld16(w + (t + 1) * 16)));
     }
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.bias + c));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.bias + c + 8));
-    const __m256 s0 = _mm256_loadu_ps(p.scale + c), s1 = _mm256_loadu_ps(p.scale + c + 8);
-    lo = _mm256_add_epi32(lo, _mm256_permute2x128_si256(b0, b1, 0x20));  // channels 0-3, 8-11
-    hi = _mm256_add_epi32(hi, _mm256_permute2x128_si256(b0, b1, 0x31));  // channels 4-7, 12-15
-    const __m256i qlo = requant(lo, _mm256_permute2f128_ps(s0, s1, 0x20), p);
-    const __m256i qhi = requant(hi, _mm256_permute2f128_ps(s0, s1, 0x31), p);
+    lo = _mm256_add_epi32(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias)));  // 0-3, 8-11
+    hi = _mm256_add_epi32(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + 8)));  // 4-7, 12-15
+    const __m256i qlo = requant(lo, _mm256_loadu_ps(scale), p);
+    const __m256i qhi = requant(hi, _mm256_loadu_ps(scale + 8), p);
     const __m256i v16 = _mm256_packs_epi32(qlo, qhi);  // channels 0..15 in order, exact int16
     const __m128i a = _mm256_castsi256_si128(v16), b = _mm256_extracti128_si256(v16, 1);
     const __m128i bytes = p.y_signed ? _mm_packs_epi16(a, b) : _mm_packus_epi16(a, b);

@@ -18,6 +18,11 @@ struct Q8DwNeon {
     for (int64_t t = 0; t < T; ++t) std::memcpy(out + t * 16, w + t * cpad, 16 * sizeof(int16_t));
   }
 
+  static void prepare_bs(const int32_t* bias, const float* scale, int32_t* ob, float* os) {
+    std::memcpy(ob, bias, 16 * sizeof(int32_t));
+    std::memcpy(os, scale, 16 * sizeof(float));
+  }
+
   template <bool Tail>
   static uint8x16_t load_x(const uint8_t* p, int64_t n) {
     if constexpr (Tail) {
@@ -37,10 +42,10 @@ struct Q8DwNeon {
 
   template <int TC, bool Tail, bool XS>
   static void pixel(const uint8_t* const* taps, int64_t ntaps, int64_t c, int64_t n, const int16_t* w,
-                    const Q8DwconvParams& p, uint8_t* out) {
+                    const int32_t* bias, const float* scale, const Q8DwconvParams& p, uint8_t* out) {
     const int64_t T = TC > 0 ? TC : ntaps;
-    int32x4_t a0 = vld1q_s32(p.bias + c), a1 = vld1q_s32(p.bias + c + 4);
-    int32x4_t a2 = vld1q_s32(p.bias + c + 8), a3 = vld1q_s32(p.bias + c + 12);
+    int32x4_t a0 = vld1q_s32(bias), a1 = vld1q_s32(bias + 4);
+    int32x4_t a2 = vld1q_s32(bias + 8), a3 = vld1q_s32(bias + 12);
     for (int64_t t = 0; t < T; ++t) {
       const uint8x16_t xb = load_x<Tail>(taps[t] + c, n);
       int16x8_t xl, xh;
@@ -57,8 +62,8 @@ struct Q8DwNeon {
       a2 = vmlal_s16(a2, vget_low_s16(xh), vget_low_s16(wh));
       a3 = vmlal_high_s16(a3, xh, wh);
     }
-    const int16x8_t lo = vcombine_s16(vmovn_s32(requant(a0, p.scale + c, p)), vmovn_s32(requant(a1, p.scale + c + 4, p)));
-    const int16x8_t hi = vcombine_s16(vmovn_s32(requant(a2, p.scale + c + 8, p)), vmovn_s32(requant(a3, p.scale + c + 12, p)));
+    const int16x8_t lo = vcombine_s16(vmovn_s32(requant(a0, scale, p)), vmovn_s32(requant(a1, scale + 4, p)));
+    const int16x8_t hi = vcombine_s16(vmovn_s32(requant(a2, scale + 8, p)), vmovn_s32(requant(a3, scale + 12, p)));
     const uint8x16_t bytes = vreinterpretq_u8_s8(vcombine_s8(vmovn_s16(lo), vmovn_s16(hi)));  // low bytes
     if constexpr (Tail) {
       uint8_t tmp[16];

@@ -8,7 +8,9 @@
 // version of the same code. D provides:
 //   kPrepPerTap     int16 elements of prepared weights per tap and 16-channel block
 //   prepare(const int16_t* w /* tap 0 of this block */, int64_t cpad, int64_t taps, int16_t* out)
-//   pixel<TC, Tail, XSigned>(taps_ptrs, ntaps, c, n, prepared, p, out)
+//   prepare_bs(const int32_t* bias, const float* scale, int32_t* out_b, float* out_s): the
+//       block's 16 biases / scales in the order the accumulators hold channels
+//   pixel<TC, Tail, XSigned>(taps_ptrs, ntaps, bias16, scale16, n, prepared, p, out, c)
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -25,8 +27,13 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
   const int64_t nblocks = ceil_div(c_end - c_begin, kQ8DwChannelBlock);
   const int64_t prep_block = D::kPrepPerTap * round_up(T, 2);
   std::vector<int16_t> prep(static_cast<size_t>(prep_block * nblocks));
-  for (int64_t b = 0; b < nblocks; ++b)
-    D::prepare(p.w + c_begin + b * kQ8DwChannelBlock, cpad, T, prep.data() + b * prep_block);
+  std::vector<int32_t> bias(static_cast<size_t>(nblocks * kQ8DwChannelBlock));
+  std::vector<float> scale(static_cast<size_t>(nblocks * kQ8DwChannelBlock));
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const int64_t c = c_begin + b * kQ8DwChannelBlock;
+    D::prepare(p.w + c, cpad, T, prep.data() + b * prep_block);
+    D::prepare_bs(p.bias + c, p.scale + c, bias.data() + b * kQ8DwChannelBlock, scale.data() + b * kQ8DwChannelBlock);
+  }
   std::vector<const uint8_t*> ind(static_cast<size_t>(p.OW * T));
   // Tap offsets from a pixel's top-left input position, for columns whose taps are all inside.
   std::vector<int64_t> off(static_cast<size_t>(T));
@@ -67,12 +74,14 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
       const int64_t c = c_begin + b * kQ8DwChannelBlock;
       const int64_t cn = c_end - c < kQ8DwChannelBlock ? c_end - c : kQ8DwChannelBlock;
       const int16_t* wb = prep.data() + b * prep_block;
+      const int32_t* bb = bias.data() + b * kQ8DwChannelBlock;
+      const float* sb = scale.data() + b * kQ8DwChannelBlock;
       if (cn == kQ8DwChannelBlock) {
         for (int64_t ow = 0; ow < p.OW; ++ow)
-          D::template pixel<TC, false, XS>(&ind[ow * T], T, c, cn, wb, p, out_row + ow * p.C + c);
+          D::template pixel<TC, false, XS>(&ind[ow * T], T, c, cn, wb, bb, sb, p, out_row + ow * p.C + c);
       } else {
         for (int64_t ow = 0; ow < p.OW; ++ow)
-          D::template pixel<TC, true, XS>(&ind[ow * T], T, c, cn, wb, p, out_row + ow * p.C + c);
+          D::template pixel<TC, true, XS>(&ind[ow * T], T, c, cn, wb, bb, sb, p, out_row + ow * p.C + c);
       }
     }
   }
