@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import compare, machine_line, read_shapes  # noqa: E402
+import common  # noqa: E402
 
 import mobilekernels as mk  # noqa: E402
 from mobilekernels import ops_block  # noqa: E402
@@ -123,6 +125,9 @@ def main(argv=None):
     ap.add_argument("--samples", type=int, default=11)
     ap.add_argument("--band", type=int, default=0, help="force output rows per band (0 = automatic)")
     ap.add_argument("--json", type=Path, help="write results as JSON")
+    ap.add_argument("--clock", choices=["wall", "thread"], default="wall",
+                    help="'thread': CPU time of the calling thread (1 thread only; immune to other "
+                         "processes taking the core on a shared machine)")
     ap.add_argument("--rss", action="store_true", help="only measure whole-network peak RSS, fused vs unfused")
     ap.add_argument("--rss-mode", choices=["fused", "unfused"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -132,7 +137,12 @@ def main(argv=None):
     if args.rss:
         return rss_report(args.res, args.threads[0])
     console = Console(width=200)
-    console.print(machine_line() + f"; mobilekernels isa {mk.get_isa()}, gemm {ops_block.conv1x1_kernel_name()}")
+    console.print(machine_line() + f"; mobilekernels isa {mk.get_isa()}, gemm {ops_block.conv1x1_kernel_name()}, "
+                  f"clock {args.clock}")
+    if args.clock == "thread":
+        if args.threads != [1]:
+            ap.error("--clock thread measures the calling thread only: use --threads 1")
+        common.time.perf_counter = time.thread_time  # compare() reads time.perf_counter
     shapes = [(-(-h * args.res // 224), -(-w * args.res // 224), cin, t, cout, s)
               for (h, w, cin, t, cout, s) in read_shapes("mobilenet_v2_blocks.txt")]
     results = []
