@@ -1,0 +1,1 @@
+"""Runnable examples (``python -m mobilekernels.examples.compress``); need scikit-learn and tqdm."""
