@@ -15,7 +15,8 @@ from . import _qops  # noqa: F401  (registers the int8 torch ops)
 from ._dispatch import get_isa, set_isa, use_isa
 from ._info import info
 from . import ops, nn  # noqa: E402
+from .converter import ConvertedModel, convert  # noqa: E402
 from . import qops  # noqa: E402  (int8 wrappers)
 
-__all__ = ["get_isa", "set_isa", "use_isa", "info", "ops", "nn", "__version__"]
+__all__ = ["get_isa", "set_isa", "use_isa", "info", "ops", "nn", "convert", "ConvertedModel", "__version__"]
 __all__ += ["qops"]
