@@ -53,9 +53,16 @@ template <int MR, int VECS>
 struct Q8DotAvx2T : Q8Avx2Base {
   static constexpr int kMR = MR;
   static constexpr int kVecs = VECS;
+  static constexpr bool kWideX = true;  // activations from the int16 row panel
   struct Acc { __m256i a, b; };
   struct W { __m256i lo, hi; };  // columns 0-3 and 4-7 of the vector, 4 k each, int16
   using X = __m256i;
+  // 4 int16 activations (one 64-bit load) broadcast to every 64-bit lane.
+  static X bcast_wide(const int16_t* p) {
+    long long v;
+    std::memcpy(&v, p, 8);
+    return _mm256_set1_epi64x(v);
+  }
   static Acc zero() { return {_mm256_setzero_si256(), _mm256_setzero_si256()}; }
   static W load_w(const int8_t* p) {
     return {_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
@@ -83,14 +90,16 @@ struct Q8DotAvx2T : Q8Avx2Base {
   }
 };
 
-// 4 rows x 8 cols: 8 accumulators + 2 weight registers + 1 broadcast (no spills).
-using Q8DotAvx2 = Q8DotAvx2T<4, 1>;
+// 6 rows x 8 cols: 12 accumulators + 2 weight registers + 1 broadcast (no spills); measured
+// against 2x16, 3x8, 4x8 and 5x8 (interleaved A/B): 6x8 is 15-30% ahead of 4x8.
+using Q8DotAvx2 = Q8DotAvx2T<6, 1>;
 
 // VPDPBUSD (u8 x s8, 4 products summed into each int32 lane, wrapping) emulated in AVX2: the
 // VNNI traits' exact semantics, so the VNNI tiling is tested on machines without VNNI.
 struct Q8DotAvx2VnniEmu : Q8Avx2Base {
   static constexpr int kMR = 4;  // same tile as the AVX-VNNI kernel
   static constexpr int kVecs = 2;
+  static constexpr bool kWideX = false;
   using Acc = __m256i;
   using W = __m256i;
   using X = __m256i;

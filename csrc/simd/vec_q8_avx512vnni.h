@@ -16,6 +16,7 @@ struct Q8DotAvx512Vnni {
   static constexpr int kCols = 16;
   static constexpr int kMR = 8;  // 8 rows x 16 cols = 8 zmm accumulators
   static constexpr int kVecs = 1;
+  static constexpr bool kWideX = false;
   using I32 = __m512i;
   using Acc = __m512i;
   using W = __m512i;

@@ -13,6 +13,7 @@ namespace {
 struct Q8DotAvxVnni : Q8Avx2Base {
   static constexpr int kMR = 4;  // 4 rows x 16 cols = 8 accumulators
   static constexpr int kVecs = 2;
+  static constexpr bool kWideX = false;
   using Acc = __m256i;
   using W = __m256i;
   using X = __m256i;

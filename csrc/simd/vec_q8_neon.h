@@ -42,6 +42,7 @@ struct Q8NeonBase {
 struct Q8DotNeon : Q8NeonBase {
   static constexpr int kMR = 3;  // 3 rows x 16 cols = 24 accumulator registers of 32
   static constexpr int kVecs = 4;
+  static constexpr bool kWideX = false;
   struct Acc { int32x4_t a, b; };
   using W = int8x16_t;
   using X = int8x16_t;

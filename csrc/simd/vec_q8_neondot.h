@@ -13,6 +13,7 @@ namespace {
 struct Q8DotNeonDot : Q8NeonBase {
   static constexpr int kMR = 4;  // 4 rows x 16 cols = 16 accumulators + 4 weights
   static constexpr int kVecs = 4;
+  static constexpr bool kWideX = false;
   using Acc = int32x4_t;
   using W = int8x16_t;
   using X = int8x16_t;

@@ -18,9 +18,15 @@
 // Structure: the caller's column range is walked in packed blocks of 16 output channels (the
 // block's weights, K*16 bytes, stay in L1/L2 while rows stream); inside, MR x 16 register
 // tiles run the whole K loop, 4 k at a time, and requantize straight from registers.
+//
+// Traits with kWideX (AVX2) read activations from a per-thread panel of MR rows widened to
+// int16 once (sign flip applied, K zero-padded to a multiple of 4): the inner loop then
+// broadcasts 4 activations with one load (no shuffle), and the row panel is reused by every
+// column block, so rows are the outer loop for them.
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels/q8-gemm/q8_gemm.h"
 
@@ -28,7 +34,7 @@ namespace mk {
 namespace {
 
 template <class D, int MR, bool Flip>
-inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t ncols) {
+inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t ncols, const int16_t* panel) {
   constexpr int V = D::kVecs;  // column vectors per tile (kCols * V <= 16, inside one block)
   const int64_t kpad = round_up(p.K, kQ8GemmKR);
   const int8_t* w = p.w + (n0 / kQ8GemmNR) * kpad * kQ8GemmNR + (n0 % kQ8GemmNR) * kQ8GemmKR;
@@ -39,6 +45,16 @@ inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t 
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < V; ++j) acc[i][j] = D::zero();
 
+  if constexpr (D::kWideX) {
+    for (int64_t k = 0; k < kpad; k += kQ8GemmKR, w += kQ8GemmNR * kQ8GemmKR) {
+      typename D::W wv[V];
+      for (int j = 0; j < V; ++j) wv[j] = D::load_w(w + j * D::kCols * kQ8GemmKR);
+      for (int i = 0; i < MR; ++i) {
+        const typename D::X xb = D::bcast_wide(panel + i * kpad + k);
+        for (int j = 0; j < V; ++j) D::dot(acc[i][j], xb, wv[j]);
+      }
+    }
+  } else {
   const typename D::X flip = D::flip_vec(p.x_flip);
   auto step = [&](const int8_t* wk, const uint8_t* const (&xp)[MR]) {
     typename D::W wv[V];
@@ -65,6 +81,7 @@ inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t 
     }
     step(w, xp);
   }
+  }  // kWideX
 
   for (int j = 0; j < V; ++j) {
     const int64_t c = n0 + j * D::kCols;
@@ -81,10 +98,23 @@ inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t 
 
 // Rows left over after the MR tiles: one instantiation per count 1..MR-1.
 template <class D, int R, bool Flip>
-inline void q8_gemm_rest(const Q8GemmParams& p, int64_t m0, int64_t rows, int64_t n0, int64_t ncols) {
+inline void q8_gemm_rest(const Q8GemmParams& p, int64_t m0, int64_t rows, int64_t n0, int64_t ncols,
+                         const int16_t* panel) {
   if constexpr (R > 0) {
-    if (rows == R) q8_gemm_tile<D, R, Flip>(p, m0, n0, ncols);
-    else q8_gemm_rest<D, R - 1, Flip>(p, m0, rows, n0, ncols);
+    if (rows == R) q8_gemm_tile<D, R, Flip>(p, m0, n0, ncols, panel);
+    else q8_gemm_rest<D, R - 1, Flip>(p, m0, rows, n0, ncols, panel);
+  }
+}
+
+// rows x K activations -> int16 (after the domain flip), K zero-padded to kpad.
+template <bool Flip>
+inline void q8_widen_rows(const Q8GemmParams& p, int64_t m0, int64_t rows, int64_t kpad, int16_t* out) {
+  const uint8_t f = Flip ? 0x80 : 0x00;
+  for (int64_t i = 0; i < rows; ++i) {
+    const uint8_t* x = p.x + (m0 + i) * p.K;
+    int16_t* o = out + i * kpad;
+    for (int64_t k = 0; k < p.K; ++k) o[k] = static_cast<uint8_t>(x[k] ^ f);
+    for (int64_t k = p.K; k < kpad; ++k) o[k] = 0;
   }
 }
 
@@ -93,11 +123,26 @@ void q8_gemm_tiles_flip(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, i
                         int64_t n_end) {
   constexpr int64_t kTileN = D::kCols * D::kVecs;
   static_assert(kQ8GemmNR % kTileN == 0, "a tile lies inside one packed 16-column block");
+  if constexpr (D::kWideX) {
+    const int64_t kpad = round_up(p.K, kQ8GemmKR);
+    thread_local std::vector<int16_t> panel;
+    if (static_cast<int64_t>(panel.size()) < D::kMR * kpad) panel.resize(static_cast<size_t>(D::kMR * kpad));
+    for (int64_t m = m_begin; m < m_end; m += D::kMR) {
+      const int64_t rows = m_end - m < D::kMR ? m_end - m : D::kMR;
+      q8_widen_rows<Flip>(p, m, rows, kpad, panel.data());
+      for (int64_t n0 = n_begin; n0 < n_end; n0 += kTileN) {
+        const int64_t ncols = n_end - n0 < kTileN ? n_end - n0 : kTileN;
+        if (rows == D::kMR) q8_gemm_tile<D, D::kMR, Flip>(p, m, n0, ncols, panel.data());
+        else q8_gemm_rest<D, D::kMR - 1, Flip>(p, m, rows, n0, ncols, panel.data());
+      }
+    }
+    return;
+  }
   for (int64_t n0 = n_begin; n0 < n_end; n0 += kTileN) {
     const int64_t ncols = n_end - n0 < kTileN ? n_end - n0 : kTileN;
     int64_t m = m_begin;
-    for (; m + D::kMR <= m_end; m += D::kMR) q8_gemm_tile<D, D::kMR, Flip>(p, m, n0, ncols);
-    if (m < m_end) q8_gemm_rest<D, D::kMR - 1, Flip>(p, m, m_end - m, n0, ncols);
+    for (; m + D::kMR <= m_end; m += D::kMR) q8_gemm_tile<D, D::kMR, Flip>(p, m, n0, ncols, nullptr);
+    if (m < m_end) q8_gemm_rest<D, D::kMR - 1, Flip>(p, m, m_end - m, n0, ncols, nullptr);
   }
 }
 
