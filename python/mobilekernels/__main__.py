@@ -1,4 +1,4 @@
-"""Command line: ``python -m mobilekernels info``."""
+"""Command line: ``python -m mobilekernels info`` and ``python -m mobilekernels bench``."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="CPU features, compiled paths, kernel picks")
     p_info.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("bench", help="whole-model benchmark vs PyTorch (see --help)", add_help=False)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from .benchmark import main as bench_main
+
+        return bench_main(argv[1:])
     args = parser.parse_args(argv)
 
     import mobilekernels

@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ._pack_cache import tensor_key
 from .. import _ops, _pwops
 from .._checks import conv_padding
 
@@ -153,7 +154,7 @@ class InvertedResidual(nn.Module):
                 self.project_bias)
 
     def _pack(self):
-        key = tuple(None if t is None else (t.data_ptr(), t._version) for t in self._weights())
+        key = tuple(tensor_key(t) for t in self._weights())
         if self._pack_key != key:
             ew, eb, dw, db, pw, pb = self._weights()
             epk = _pwops.pack_pw(ew, eb) if ew is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._pack_cache import tensor_key
 from .. import _ops
 from .._checks import conv_padding
 
@@ -60,7 +61,7 @@ class DepthwiseConv2d(nn.Conv2d):
 
     def _pack(self) -> torch.Tensor:
         w, b = self.weight, self.bias
-        key = (w.data_ptr(), w._version, None if b is None else (b.data_ptr(), b._version))
+        key = (tensor_key(w), tensor_key(b))
         if self._pack_key != key:
             self._packed = _ops.pack_dw(w, b)
             self._pack_key = key
