@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's two commands:
-#   bash tools/run.sh bench   set up, then run the main benchmark (ours vs PyTorch)
+#   bash tools/run.sh bench   set up, then run the main benchmark (ours vs PyTorch); extra
+#                             arguments go to `python -m mobilekernels bench`
 #   bash tools/run.sh test    set up, then run every test (C++ native+ASan, qemu x86 levels,
 #                             aarch64 NEON under qemu, then the Python suite)
 set -euo pipefail
@@ -11,8 +12,9 @@ bash tools/setup.sh
 
 case "$what" in
   bench)
-    # Run from outside the checkout so the installed package is what gets imported.
-    python3 bench/bench_dwconv.py "$@"
+    # The main job: whole models vs PyTorch (table, JSON, PNG), then the depthwise layer table.
+    python3 -m mobilekernels bench "$@"
+    python3 bench/bench_dwconv.py
     ;;
   test)
     bash tools/cpp_tests.sh
