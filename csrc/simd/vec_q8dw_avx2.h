@@ -18,13 +18,29 @@ struct Q8DwAvx2 {
 
   static __m256i ld16(const int16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
+  static constexpr bool kHas3x3s1 = true;
+  static int64_t vert_offset(int64_t T) { return 16 * ((T + 1) / 2 * 2); }
+  static int64_t prep_size(int64_t T) { return vert_offset(T) + (T == 9 ? 12 * 16 : 0); }
+
   // Tap pair (t, t+1) of one 16-channel block -> unpacklo / unpackhi, stored at taps t, t+1.
+  // For 3x3 also the vertical pairs used by block3x3: per kw, (row 0, row 1) and (row 2, 0).
   static void prepare(const int16_t* w, int64_t cpad, int64_t T, int16_t* out) {
+    auto st = [](int16_t* o, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), v); };
     for (int64_t t = 0; t < T; t += 2) {
       const __m256i wa = ld16(w + t * cpad);
       const __m256i wb = t + 1 < T ? ld16(w + (t + 1) * cpad) : _mm256_setzero_si256();
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + t * 16), _mm256_unpacklo_epi16(wa, wb));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + (t + 1) * 16), _mm256_unpackhi_epi16(wa, wb));
+      st(out + t * 16, _mm256_unpacklo_epi16(wa, wb));
+      st(out + (t + 1) * 16, _mm256_unpackhi_epi16(wa, wb));
+    }
+    if (T != 9) return;
+    int16_t* v = out + vert_offset(T);
+    const __m256i z = _mm256_setzero_si256();
+    for (int kw = 0; kw < 3; ++kw) {
+      const __m256i w0 = ld16(w + kw * cpad), w1 = ld16(w + (3 + kw) * cpad), w2 = ld16(w + (6 + kw) * cpad);
+      st(v + (kw * 4 + 0) * 16, _mm256_unpacklo_epi16(w0, w1));
+      st(v + (kw * 4 + 1) * 16, _mm256_unpackhi_epi16(w0, w1));
+      st(v + (kw * 4 + 2) * 16, _mm256_unpacklo_epi16(w2, z));
+      st(v + (kw * 4 + 3) * 16, _mm256_unpackhi_epi16(w2, z));
     }
   }
 
@@ -53,6 +69,56 @@ struct Q8DwAvx2 {
     return _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(p.y_zp));
   }
 
+  // Bias, requantize, restore channel order, store 16 (or n) bytes.
+  template <bool Tail>
+  static void finish(__m256i lo, __m256i hi, const int32_t* bias, const float* scale, const Q8DwconvParams& p,
+                     uint8_t* out, int64_t n) {
+    lo = _mm256_add_epi32(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias)));  // 0-3, 8-11
+    hi = _mm256_add_epi32(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + 8)));  // 4-7, 12-15
+    const __m256i qlo = requant(lo, _mm256_loadu_ps(scale), p);
+    const __m256i qhi = requant(hi, _mm256_loadu_ps(scale + 8), p);
+    const __m256i v16 = _mm256_packs_epi32(qlo, qhi);  // channels 0..15 in order, exact int16
+    const __m128i a = _mm256_castsi256_si128(v16), b = _mm256_extracti128_si256(v16, 1);
+    const __m128i bytes = p.y_signed ? _mm_packs_epi16(a, b) : _mm_packus_epi16(a, b);
+    if constexpr (Tail) {
+      alignas(16) uint8_t tmp[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+      std::memcpy(out, tmp, static_cast<size_t>(n));
+    } else {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
+    }
+  }
+
+  // 3x3, stride 1, dilation 1, BW output pixels of one row, all taps inside the input, 16
+  // channels. Taps are paired vertically (rows 0+1, row 2 + zero) so the unpacked pair of one
+  // input column serves every output pixel that reads it: (BW + 2) columns are widened and
+  // unpacked once instead of 9 taps per pixel, the shuffle port being the bottleneck.
+  // x: input at (row ih0, column ow - PL, channel c); C: channels per pixel; W: input width.
+  template <int BW, bool XS>
+  static void block3x3(const uint8_t* x, int64_t C, int64_t W, const int16_t* wv, const int32_t* bias,
+                       const float* scale, const Q8DwconvParams& p, uint8_t* out) {
+    __m256i lo[BW], hi[BW];
+    for (int i = 0; i < BW; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
+    const __m256i z = _mm256_setzero_si256();
+    for (int j = 0; j < BW + 2; ++j) {
+      const uint8_t* col = x + j * C;
+      const __m256i x0 = load_x<false, XS>(col, 16), x1 = load_x<false, XS>(col + W * C, 16);
+      const __m256i x2 = load_x<false, XS>(col + 2 * W * C, 16);
+      const __m256i ulo = _mm256_unpacklo_epi16(x0, x1), uhi = _mm256_unpackhi_epi16(x0, x1);
+      const __m256i slo = _mm256_unpacklo_epi16(x2, z), shi = _mm256_unpackhi_epi16(x2, z);
+      for (int i = 0; i < BW; ++i) {
+        const int kw = j - i;
+        if (kw < 0 || kw > 2) continue;
+        const int16_t* k = wv + kw * 4 * 16;
+        lo[i] = _mm256_add_epi32(lo[i], _mm256_add_epi32(_mm256_madd_epi16(ulo, ld16(k)),
+                                                         _mm256_madd_epi16(slo, ld16(k + 32))));
+        hi[i] = _mm256_add_epi32(hi[i], _mm256_add_epi32(_mm256_madd_epi16(uhi, ld16(k + 16)),
+                                                         _mm256_madd_epi16(shi, ld16(k + 48))));
+      }
+    }
+    for (int i = 0; i < BW; ++i) finish<false>(lo[i], hi[i], bias, scale, p, out + i * C, 16);
+  }
+
   template <int TC, bool Tail, bool XS>
   static void pixel(const uint8_t* const* taps, int64_t ntaps, int64_t c, int64_t n, const int16_t* w,
                     const int32_t* bias, const float* scale, const Q8DwconvParams& p, uint8_t* out) {
@@ -69,20 +135,7 @@ struct Q8DwAvx2 {
       lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, z), ld16(w + t * 16)));
       hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, z), ld16(w + (t + 1) * 16)));
     }
-    lo = _mm256_add_epi32(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias)));  // 0-3, 8-11
-    hi = _mm256_add_epi32(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + 8)));  // 4-7, 12-15
-    const __m256i qlo = requant(lo, _mm256_loadu_ps(scale), p);
-    const __m256i qhi = requant(hi, _mm256_loadu_ps(scale + 8), p);
-    const __m256i v16 = _mm256_packs_epi32(qlo, qhi);  // channels 0..15 in order, exact int16
-    const __m128i a = _mm256_castsi256_si128(v16), b = _mm256_extracti128_si256(v16, 1);
-    const __m128i bytes = p.y_signed ? _mm_packs_epi16(a, b) : _mm_packus_epi16(a, b);
-    if constexpr (Tail) {
-      alignas(16) uint8_t tmp[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
-      std::memcpy(out, tmp, static_cast<size_t>(n));
-    } else {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
-    }
+    finish<Tail>(lo, hi, bias, scale, p, out, n);
   }
 };
 

@@ -25,7 +25,7 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
                 int64_t c_end) {
   const int64_t T = p.KH * p.KW, cpad = round_up(p.C, kQ8DwChannelBlock);
   const int64_t nblocks = ceil_div(c_end - c_begin, kQ8DwChannelBlock);
-  const int64_t prep_block = D::kPrepPerTap * round_up(T, 2);
+  const int64_t prep_block = D::prep_size(T);
   std::vector<int16_t> prep(static_cast<size_t>(prep_block * nblocks));
   std::vector<int32_t> bias(static_cast<size_t>(nblocks * kQ8DwChannelBlock));
   std::vector<float> scale(static_cast<size_t>(nblocks * kQ8DwChannelBlock));
@@ -48,6 +48,7 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
     if (ow_hi > p.OW) ow_hi = p.OW;
     if (ow_hi < ow_lo) ow_hi = ow_lo;
   }
+  const bool fast3x3 = p.KH == 3 && p.KW == 3 && p.SH == 1 && p.SW == 1 && p.DH == 1 && p.DW == 1;
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / p.OH, oh = r % p.OH;
     const uint8_t* img = p.x + n * p.H * p.W * p.C;
@@ -76,7 +77,18 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
       const int16_t* wb = prep.data() + b * prep_block;
       const int32_t* bb = bias.data() + b * kQ8DwChannelBlock;
       const float* sb = scale.data() + b * kQ8DwChannelBlock;
-      if (cn == kQ8DwChannelBlock) {
+      if (TC == 9 && D::kHas3x3s1 && fast3x3 && rows_inside && cn == kQ8DwChannelBlock) {
+        // 3x3 stride 1: interior columns in register blocks of 4 pixels, the rest per pixel.
+        const uint8_t* x0 = img + ih0 * p.W * p.C + c;
+        int64_t ow = 0;
+        for (; ow < ow_lo; ++ow)
+          D::template pixel<TC, false, XS>(&ind[ow * T], T, c, cn, wb, bb, sb, p, out_row + ow * p.C + c);
+        for (; ow + 4 <= ow_hi; ow += 4)
+          D::template block3x3<4, XS>(x0 + (ow - p.PL) * p.C, p.C, p.W, wb + D::vert_offset(T), bb, sb, p,
+                                      out_row + ow * p.C + c);
+        for (; ow < p.OW; ++ow)
+          D::template pixel<TC, false, XS>(&ind[ow * T], T, c, cn, wb, bb, sb, p, out_row + ow * p.C + c);
+      } else if (cn == kQ8DwChannelBlock) {
         for (int64_t ow = 0; ow < p.OW; ++ow)
           D::template pixel<TC, false, XS>(&ind[ow * T], T, c, cn, wb, bb, sb, p, out_row + ow * p.C + c);
       } else {
