@@ -21,7 +21,18 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+
+try:  # tqdm is an optional dependency: without it there is simply no progress bar
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover
+    def tqdm(iterable, **kwargs):  # type: ignore[no-redef]
+        class _NoBar:
+            def __iter__(self):
+                return iter(iterable)
+
+            def set_postfix(self, **kw):
+                pass
+        return _NoBar()
 
 from .losses import DistillationLoss
 

@@ -299,8 +299,10 @@ def _reshape(node, s, what):
 def _function_node(node, sp, space, new_for, input_space):
     what = _where(node)
     t = node.target
-    if node.op == "call_method" and t in ("size", "dim"):
-        return None
+    if (node.op == "call_method" and t in ("size", "dim")) or t is getattr:
+        return None  # shape queries: no tensor flows on
+    if t is operator.getitem and isinstance(node.args[0], fx.Node) and _shape(node.args[0]) is None:
+        return None  # indexing a shape tuple
     if (node.op == "call_function" and t in _PASS_FUNCS) or (node.op == "call_method" and t in _PASS_METHODS):
         return input_space(node, what)
     if (node.op == "call_function" and t in _RESHAPE_FUNCS) or (node.op == "call_method" and t in _RESHAPE_METHODS):
