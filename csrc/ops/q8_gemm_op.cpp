@@ -3,7 +3,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/q8-gemm/q8_gemm_kernels.h"
@@ -20,8 +22,19 @@ const Q8GemmKernel& kernel_for(Isa level) {
 
 }  // namespace
 
+// The AMX kernel has never run on hardware (none was available when it was written): the
+// dispatcher uses it only when MOBILEKERNELS_Q8_AMX=1 and otherwise falls back to VNNI.
+static bool amx_opted_in() {
+  static const bool on = [] {
+    const char* v = std::getenv("MOBILEKERNELS_Q8_AMX");
+    return v && std::string(v) == "1";
+  }();
+  return on;
+}
+
 Isa q8_gemm_resolve(Isa level) {
   return resolve_isa(level, [](Isa isa) {
+    if (isa == Isa::amx && !amx_opted_in()) return false;
     for (const Q8GemmKernel& k : kQ8GemmKernels)
       if (k.isa == isa) return true;
     return false;

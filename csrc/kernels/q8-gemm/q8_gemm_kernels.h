@@ -19,6 +19,8 @@ inline constexpr Q8GemmKernel kQ8GemmKernels[] = {
     {Isa::avx2, q8_gemm_avx2, false, "avx2/6x8-vpmaddwd"},
     {Isa::avxvnni, q8_gemm_avxvnni, false, "avxvnni/4x16-vpdpbusd"},
     {Isa::avx512vnni, q8_gemm_avx512vnni, false, "avx512vnni/8x16-vpdpbusd"},
+    // UNTESTED on hardware; dispatched only with MOBILEKERNELS_Q8_AMX=1 (ops/q8_gemm_op.cpp).
+    {Isa::amx, q8_gemm_amx, false, "amx/16x16-tdpbusd"},
 #endif
 #if defined(MK_ARM64)
     {Isa::neon, q8_gemm_neon, true, "neon/3x16-smull-sadalp"},
