@@ -20,6 +20,11 @@ Ops:
   ``qdwconv2d(x, packed, out_channels, kernel, stride, padding, dilation, x_scale, ...)``
   with ``padding`` as ``[top, bottom, left, right]``.
 
+Paths (forced with ``mobilekernels.set_isa``): scalar, avx2 (exact VPMADDWD), avxvnni /
+avx512vnni (VPDPBUSD), neon, neondot (SDOT), neoni8mm (SMMLA); the AMX kernel exists but has
+never run on hardware, so ``amx`` falls back to avx512vnni unless ``MOBILEKERNELS_Q8_AMX=1``.
+``qops.kernel_names()`` tells which kernel runs.
+
 The pack is a plain 1-D uint8 tensor (64-byte header: magic ``MKQ8``, version, kind, Cin, Cout,
 kernel; then scales, bias, weight sums, weights), so it travels in a ``state_dict`` and is
 checked on every call: a foreign tensor or a pack for another shape is a ``ValueError``.
