@@ -19,7 +19,7 @@ configure "$out/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMK_ASAN=ON
 ninja -C "$out/asan" -j "$jobs" mk_tests >/dev/null
 ASAN_OPTIONS=detect_leaks=1 "$out/asan/tests/cpp/mk_tests" --gtest_brief=1
 
-echo "== C++ tests: Release under qemu-x86_64 (Haswell, Nehalem)"
+echo "== C++ tests: Release under qemu-x86_64 (Haswell, Nehalem) (${SECONDS}s)"
 configure "$out/release" -DCMAKE_BUILD_TYPE=Release -DMK_BUILD_BENCH=ON
 ninja -C "$out/release" -j "$jobs" >/dev/null
 for cpu in Haswell Nehalem; do
@@ -27,11 +27,11 @@ for cpu in Haswell Nehalem; do
   qemu-x86_64 -cpu "$cpu" "$out/release/tests/cpp/mk_tests" --gtest_brief=1 2>&1 | grep -v "TCG doesn't support"
 done
 
-echo "== C++ tests: aarch64 under qemu-aarch64"
+echo "== C++ tests: aarch64 under qemu-aarch64 (${SECONDS}s)"
 configure "$out/aarch64" -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake"
 ninja -C "$out/aarch64" -j "$jobs" mk_tests >/dev/null
 for cpu in cortex-a72 neoverse-n1 max; do
   echo "-- qemu-aarch64 -cpu $cpu"
   QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 -cpu "$cpu" "$out/aarch64/tests/cpp/mk_tests" --gtest_brief=1
 done
-echo "== C++ tests: all configurations passed"
+echo "== C++ tests: all configurations passed (${SECONDS}s)"
