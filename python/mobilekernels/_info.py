@@ -6,6 +6,8 @@ import torch
 from . import _C
 from ._dispatch import get_isa
 from ._ops import dwconv2d_kernel_name
+from ._pwops import conv1x1_kernel_name
+from ._qops import kernel_names as q8_kernel_names
 
 # Representative depthwise shapes (input NHWC, kernel, stride, dilation) to show kernel picks.
 _DW_SHAPES = [
@@ -27,6 +29,9 @@ def info() -> dict:
         key = f"dwconv2d {h}x{w}x{c} k{kh}x{kw} s{s} d{d}"
         kernels[key] = dwconv2d_kernel_name((n, c, h, w), (c, 1, kh, kw), (s, s),
                                             (pad[0], pad[0], pad[1], pad[1]), (d, d))
+    kernels["conv1x1 (fp32 GEMM, every shape)"] = conv1x1_kernel_name()
+    for op, name in q8_kernel_names().items():
+        kernels[f"{op} (int8)"] = name
     return {
         "version": __import__("mobilekernels").__version__,
         "cpu_features": _C.cpu_features(),
