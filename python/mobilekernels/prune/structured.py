@@ -160,7 +160,8 @@ class ChannelPruner:
 
         ``ratio`` is the fraction of channels to remove (per group, or overall with
         ``scope="global"``). ``ratios`` overrides it for named groups (per-layer scope);
-        groups with a producer named in ``ignore`` (or inside it) are not pruned.
+        groups with a producer named in ``ignore`` (or inside it) are not pruned, nor the
+        SE / CBAM squeeze channels when ``include_attention`` is False.
         """
         check_ratio(ratio)
         if scope not in ("layer", "global"):
