@@ -17,6 +17,8 @@ from ._info import info
 from . import ops, nn  # noqa: E402
 from .converter import ConvertedModel, convert  # noqa: E402
 from . import qops  # noqa: E402  (int8 wrappers)
+from .quant import QuantizedModel, quantize  # noqa: E402  (post-training int8)
 
 __all__ = ["get_isa", "set_isa", "use_isa", "info", "ops", "nn", "convert", "ConvertedModel", "__version__"]
 __all__ += ["qops"]
+__all__ += ["quantize", "QuantizedModel"]

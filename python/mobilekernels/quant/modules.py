@@ -1,0 +1,380 @@
+"""Quantized steps of a :class:`~mobilekernels.quant.QuantizedModel`.
+
+Every step runs in three modes on the same module:
+
+* ``forward_int(q, s, z) -> (q, s, z)``: the int8 inference path; ``q`` is a uint8 NCHW-shaped
+  (channels_last in memory) tensor with per-tensor scale ``s`` and zero point ``z``;
+* ``forward_float(x, mode)`` with ``mode`` "float" (the BN-folded float model), "observe" (same,
+  feeding the activation observers during calibration) or "fake" (after ``freeze``: the float
+  reference with fake quantization at the same points and scales, dequantized int8 weights).
+
+Where the int8 work runs is reported by ``rows()`` (for ``QuantizedModel.summary()``):
+``KERNEL`` = our int8 kernels (``qconv1x1`` / ``qdwconv2d``), ``TORCH_INT`` = integer tensors
+in torch ops (lookup tables, requantized adds, pooling), ``FLOAT`` = dequantize -> float op ->
+quantize (no int8 path).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import qops
+from .._checks import conv_padding
+from .observers import (dequantize_tensor, fake_quantize, make_observer, quantize_tensor,
+                        quantize_weight_per_channel)
+
+KERNEL, TORCH_INT, FLOAT = "int8 mobilekernels", "int8 torch int ops", "float fallback"
+
+
+def _scalar(v: float, dtype=torch.float64) -> torch.Tensor:
+    return torch.tensor(v, dtype=dtype)
+
+
+class QStep(nn.Module):
+    """Base: one output activation with an observer and ``out_scale`` / ``out_zp`` buffers."""
+
+    where = FLOAT
+
+    def __init__(self, name: str, what: str) -> None:
+        super().__init__()
+        self.name, self.what = name, what
+        self.register_buffer("out_scale", _scalar(1.0))
+        self.register_buffer("out_zp", _scalar(0, torch.int64))
+        self.observer = None
+
+    def start_observing(self, observer: str, percentile: float) -> None:
+        self.observer = make_observer(observer, percentile)
+
+    def out_qparams(self) -> tuple[float, int]:
+        return float(self.out_scale), int(self.out_zp)
+
+    def _act(self, x: torch.Tensor, mode: str) -> torch.Tensor:
+        if mode == "observe":
+            self.observer.update(x)
+        elif mode == "fake":
+            x = fake_quantize(x, *self.out_qparams())
+        return x
+
+    def _freeze_out(self) -> tuple[float, int]:
+        s, z = self.observer.qparams()
+        self.out_scale.fill_(s)
+        self.out_zp.fill_(z)
+        self.observer = None
+        return s, z
+
+    def freeze(self, s: float, z: int) -> tuple[float, int]:
+        return self._freeze_out()
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        return [(self.name, self.what, self.where, self.note())]
+
+    def note(self) -> str:
+        return ""
+
+
+def _lut_for(act: nn.Module, s_in: float, z_in: int, s_out: float, z_out: int) -> torch.Tensor:
+    x = dequantize_tensor(torch.arange(256, dtype=torch.uint8), s_in, z_in)
+    with torch.no_grad():
+        return quantize_tensor(act(x), s_out, z_out)
+
+
+def _apply_lut(lut: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    out = torch.empty_like(q, memory_format=torch.channels_last) if q.dim() == 4 else torch.empty_like(q)
+    out.copy_(lut[q.long()])
+    return out
+
+
+class QConv(QStep):
+    """Conv2d or Linear (+ folded BatchNorm) (+ fused ReLU / ReLU6) (+ an elementwise activation
+    such as Hardswish applied as a 256-entry lookup table on the uint8 output).
+
+    Kinds: ``pointwise`` (1x1, stride 1, no padding) -> ``qconv1x1``; ``depthwise`` -> ``qdwconv2d``;
+    ``im2col`` (any other groups=1 conv, e.g. the 3x3 stem): uint8 patches gathered in torch
+    (padding reads the zero point) then ``qconv1x1`` over ``Cin*kh*kw`` channels; ``float``
+    (grouped, not depthwise): dequantize -> conv -> quantize.
+    """
+
+    def __init__(self, name: str, what: str, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                 stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups: int = 1, act: str = "none",
+                 post: Optional[nn.Module] = None) -> None:
+        super().__init__(name, what)
+        if weight.dim() == 2:
+            weight = weight[:, :, None, None]
+        cout, cpg, kh, kw = weight.shape
+        self.in_channels, self.out_channels = cpg * groups, cout
+        self.kernel, self.stride, self.dilation, self.groups = (kh, kw), tuple(stride), tuple(dilation), groups
+        self.pads = conv_padding(padding, self.kernel, self.stride, self.dilation)
+        self.act, self.post = act, post
+        if groups > 1 and groups == self.in_channels:
+            self.kind = "depthwise"
+        elif groups == 1 and self.kernel == (1, 1) and self.stride == (1, 1) and self.pads == (0, 0, 0, 0):
+            self.kind = "pointwise"
+        elif groups == 1:
+            self.kind = "im2col"
+        else:
+            self.kind = "float"
+        self.where = FLOAT if self.kind == "float" else KERNEL
+        self.register_buffer("weight_f", weight.detach().float().clone())
+        self.register_buffer("bias", (bias if bias is not None else torch.zeros(cout)).detach().float().clone())
+        self.register_buffer("weight", torch.zeros(cout, cpg, kh, kw, dtype=torch.int8))
+        self.register_buffer("w_scale", torch.ones(cout))
+        self.register_buffer("packed", torch.zeros(0, dtype=torch.uint8))
+        self.register_buffer("in_scale", _scalar(1.0))
+        self.register_buffer("in_zp", _scalar(0, torch.int64))
+        if post is not None:  # conv output (before the LUT) has its own qparams
+            self.register_buffer("mid_scale", _scalar(1.0))
+            self.register_buffer("mid_zp", _scalar(0, torch.int64))
+            self.register_buffer("lut", torch.zeros(256, dtype=torch.uint8))
+            self.mid_observer = None
+
+    def note(self) -> str:
+        op = {"pointwise": "qconv1x1", "depthwise": f"qdwconv2d {self.kernel[0]}x{self.kernel[1]} s{self.stride[0]}",
+              "im2col": f"im2col {self.kernel[0]}x{self.kernel[1]} s{self.stride[0]} (torch gather) + qconv1x1",
+              "float": f"grouped conv groups={self.groups}: float"}[self.kind]
+        parts = [op]
+        if self.act != "none":
+            parts.append(f"{self.act} fused")
+        if self.post is not None:
+            parts.append(f"{type(self.post).__name__} as uint8 LUT")
+        return ", ".join(parts)
+
+    def start_observing(self, observer: str, percentile: float) -> None:
+        super().start_observing(observer, percentile)
+        if self.post is not None:
+            self.mid_observer = make_observer(observer, percentile)
+
+    # -- float / fake ---------------------------------------------------------------------
+    def _float_weight(self, mode: str) -> torch.Tensor:
+        if mode == "fake":
+            return self.weight.float() * self.w_scale.reshape(-1, 1, 1, 1)
+        return self.weight_f
+
+    def forward_float(self, x: torch.Tensor, mode: str) -> torch.Tensor:
+        t, b, l, r = self.pads
+        x = F.pad(x, (l, r, t, b)) if any(self.pads) else x
+        y = F.conv2d(x, self._float_weight(mode), self.bias, self.stride, 0, self.dilation, self.groups)
+        if self.act == "relu":
+            y = y.clamp_min(0)
+        elif self.act == "relu6":
+            y = y.clamp(0, 6)
+        if self.post is not None:
+            if mode == "observe":
+                self.mid_observer.update(y)
+            elif mode == "fake":
+                y = fake_quantize(y, float(self.mid_scale), int(self.mid_zp))
+            y = self.post(y)
+        return self._act(y, mode)
+
+    # -- int8 -----------------------------------------------------------------------------
+    def freeze(self, s: float, z: int) -> tuple[float, int]:
+        self.in_scale.fill_(s)
+        self.in_zp.fill_(z)
+        wq, ws = quantize_weight_per_channel(self.weight_f)
+        self.weight.copy_(wq)
+        self.w_scale.copy_(ws)
+        if self.post is not None:
+            ms, mz = self.mid_observer.qparams()
+            self.mid_scale.fill_(ms)
+            self.mid_zp.fill_(mz)
+            self.mid_observer = None
+        out = self._freeze_out()
+        if self.post is not None:
+            self.lut.copy_(_lut_for(self.post, ms, mz, *out))
+        if self.kind != "float":
+            bias_q = qops.quantize_bias(self.bias, s, ws)
+            if self.kind == "depthwise":
+                self.packed = qops.qdwconv2d_pack(wq, ws, 0, bias_q)
+            else:
+                self.packed = qops.qconv1x1_pack(wq.reshape(wq.shape[0], -1, 1, 1), ws, 0, bias_q)
+        self.weight_f = None
+        return out
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "packed" in state_dict:
+            self.packed = torch.empty_like(state_dict[prefix + "packed"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _im2col(self, q: torch.Tensor, z: int) -> torch.Tensor:
+        """uint8 [N, C, H, W] -> [N, C*kh*kw, OH, OW] (channels_last), channel index c*kh*kw + k."""
+        t, b, l, r = self.pads
+        x = q.permute(0, 2, 3, 1)  # NHWC view
+        if any(self.pads):
+            x = F.pad(x.permute(0, 3, 1, 2), (l, r, t, b), value=z).permute(0, 2, 3, 1)
+        n, hp, wp, c = x.shape
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+        taps = [x[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+                for i in range(kh) for j in range(kw)]
+        cols = torch.stack(taps, dim=-1).reshape(n, oh, ow, c * kh * kw)
+        return cols.permute(0, 3, 1, 2)
+
+    def forward_int(self, q: torch.Tensor, s: float, z: int):
+        ys, yz = (float(self.mid_scale), int(self.mid_zp)) if self.post is not None else self.out_qparams()
+        if self.kind == "float":
+            x = dequantize_tensor(q, s, z)
+            y = self.forward_float(x, "fake")  # fake weights: same numbers as the reference
+            return quantize_tensor(y, *self.out_qparams()).contiguous(memory_format=torch.channels_last), \
+                *self.out_qparams()
+        if self.kind == "depthwise":
+            y = qops.qdwconv2d(q, self.packed, self.out_channels, self.kernel, s, z, ys, yz, self.stride,
+                               self.pads, self.dilation, activation=self.act)
+        else:
+            x = q if self.kind == "pointwise" else self._im2col(q, z)
+            y = qops.qconv1x1(x, self.packed, self.out_channels, s, z, ys, yz, activation=self.act)
+        if self.post is not None:
+            y = _apply_lut(self.lut, y)
+        return (y, *self.out_qparams())
+
+
+class QLut(QStep):
+    """A standalone elementwise activation as a uint8 lookup table."""
+
+    where = TORCH_INT
+
+    def __init__(self, name: str, act: nn.Module) -> None:
+        super().__init__(name, type(act).__name__)
+        self.act = act
+        self.register_buffer("lut", torch.zeros(256, dtype=torch.uint8))
+
+    def note(self) -> str:
+        return "256-entry uint8 lookup table"
+
+    def forward_float(self, x, mode):
+        return self._act(self.act(x), mode)
+
+    def freeze(self, s, z):
+        out = self._freeze_out()
+        self.lut.copy_(_lut_for(self.act, s, z, *out))
+        return out
+
+    def forward_int(self, q, s, z):
+        return (_apply_lut(self.lut, q), *self.out_qparams())
+
+
+class QFloat(QStep):
+    """Any other module: dequantize -> float module -> quantize."""
+
+    def __init__(self, name: str, module: nn.Module, why: str = "no int8 path") -> None:
+        super().__init__(name, type(module).__name__)
+        self.module, self.why = module, why
+
+    def note(self) -> str:
+        return self.why
+
+    def forward_float(self, x, mode):
+        return self._act(self.module(x), mode)
+
+    def forward_int(self, q, s, z):
+        with torch.no_grad():
+            y = self.module(dequantize_tensor(q, s, z))
+        return quantize_tensor(y, *self.out_qparams()).contiguous(memory_format=torch.channels_last), \
+            *self.out_qparams()
+
+
+class QAvgPool(QStep):
+    """Global average pooling: mean of the uint8 codes, requantized (fp32, half to even)."""
+
+    where = TORCH_INT
+
+    def __init__(self, name: str, what: str = "AdaptiveAvgPool2d") -> None:
+        super().__init__(name, what)
+
+    def note(self) -> str:
+        return "integer sum, fp32 requantize"
+
+    def forward_float(self, x, mode):
+        return self._act(x.mean((2, 3), keepdim=True), mode)
+
+    def forward_int(self, q, s, z):
+        n, c, h, w = q.shape
+        acc = q.sum((2, 3), keepdim=True, dtype=torch.int32) - z * h * w
+        ys, yz = self.out_qparams()
+        y = torch.clamp(torch.round(acc.float() * (s / (h * w * ys))) + yz, 0, 255).to(torch.uint8)
+        return y.contiguous(memory_format=torch.channels_last), ys, yz
+
+
+class QFlatten(nn.Module):
+    """``nn.Flatten`` on [N, C, 1, 1] activations: kept 4-D inside (Linear runs as a 1x1 conv)."""
+
+    where = TORCH_INT
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def start_observing(self, observer, percentile):
+        pass
+
+    def freeze(self, s, z):
+        return s, z
+
+    def _check(self, x):
+        if x.dim() != 4 or x.shape[2:] != (1, 1):
+            raise ValueError(f"{self.name}: Flatten is supported only on [N, C, 1, 1] (after global pooling), "
+                             f"got {tuple(x.shape)}")
+
+    def forward_float(self, x, mode):
+        self._check(x)
+        return x
+
+    def forward_int(self, q, s, z):
+        self._check(q)
+        return q, s, z
+
+    def rows(self):
+        return [(self.name, "Flatten", TORCH_INT, "no-op (kept [N, C, 1, 1])")]
+
+
+class QBlock(QStep):
+    """Inverted-residual / depthwise-separable block: its body steps, then the residual add
+    in int8 (``(a - za) * sa/sy + (b - zb) * sb/sy`` in fp32 on the integer codes, rounded half
+    to even)."""
+
+    where = TORCH_INT
+
+    def __init__(self, name: str, what: str, steps: list, residual: bool) -> None:
+        super().__init__(name, what)
+        self.steps = nn.ModuleList(steps)
+        self.residual = residual
+
+    def start_observing(self, observer, percentile):
+        for st in self.steps:
+            st.start_observing(observer, percentile)
+        if self.residual:
+            super().start_observing(observer, percentile)
+
+    def forward_float(self, x, mode):
+        y = x
+        for st in self.steps:
+            y = st.forward_float(y, mode)
+        return self._act(x + y, mode) if self.residual else y
+
+    def freeze(self, s, z):
+        s0, z0 = s, z
+        for st in self.steps:
+            s, z = st.freeze(s, z)
+        if not self.residual:
+            self.out_scale.fill_(s)
+            self.out_zp.fill_(z)
+            return s, z
+        return self._freeze_out()
+
+    def forward_int(self, q, s, z):
+        y, ys, yz = q, s, z
+        for st in self.steps:
+            y, ys, yz = st.forward_int(y, ys, yz)
+        if not self.residual:
+            return y, ys, yz
+        os_, oz = self.out_qparams()
+        acc = (q.float() - z) * (s / os_) + (y.float() - yz) * (ys / os_)
+        out = torch.clamp(torch.round(acc) + oz, 0, 255).to(torch.uint8)
+        return out.contiguous(memory_format=torch.channels_last), os_, oz
+
+    def rows(self):
+        out = [r for st in self.steps for r in st.rows()]
+        if self.residual:
+            out.append((self.name + ".add", "residual add", TORCH_INT, "integer codes, fp32 requantize"))
+        return out
