@@ -44,7 +44,8 @@ def test_matches_hand_computation(alpha, T):
 def test_one_worked_number():
     # z_S = [1, 0], z_T = [0, 1], y = 0, alpha = 0.5, T = 2:
     # P_S(T=1) = [e/(e+1), 1/(e+1)];  P_T(T=2) = [1/(1+e^.5), e^.5/(1+e^.5)] = P_S(T=2) reversed
-    loss = DistillationLoss(0.5, 2.0)(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]), torch.tensor([0]))
+    zs, zt = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    loss = DistillationLoss(0.5, 2.0)(zs, zt, torch.tensor([0]))
     a = 1 / (1 + math.exp(0.5))
     hard = math.log(1 + math.exp(-1))
     soft = -(a * math.log(1 - a) + (1 - a) * math.log(a))

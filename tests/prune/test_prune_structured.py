@@ -88,7 +88,8 @@ def test_pruning_zero_channels_keeps_outputs(name, attention):
         after, feat_after = pruned(X), pruned.features(X)
     assert after.shape == before.shape == (2, 10)
     assert feat_after.shape[1] < feat_before.shape[1]  # the last conv lost channels too
-    head = next(g for g in pruner.groups if "in" in {m.role for m in g.members if m.module.startswith("classifier")})
+    head = next(g for g in pruner.groups
+                if "in" in {m.role for m in g.members if m.module.startswith("classifier")})
     assert torch.allclose(feat_after, feat_before[:, expected_keep[head.name]], atol=1e-9, rtol=1e-9)
     assert torch.allclose(after, before, atol=1e-9, rtol=1e-9), (after - before).abs().max()
     # the original is untouched (inplace=False)
@@ -125,7 +126,8 @@ def test_pruned_model_is_smaller_ordinary_and_consistent(name, attention):
         if isinstance(m, ECA):
             assert m.channel_index is None or len(m.channel_index) == m.num_channels
     last_conv = [m for m in pruned.features[-1].modules() if isinstance(m, nn.Conv2d)][-1]
-    assert pruned.classifier[0 if name.startswith("mobilenet_v3") else 1].in_features == last_conv.out_channels
+    head_linear = pruned.classifier[0 if name.startswith("mobilenet_v3") else 1]
+    assert head_linear.in_features == last_conv.out_channels
 
 
 def _tiny():

@@ -50,7 +50,8 @@ class Distiller:
                  loss: Optional[nn.Module] = None, optimizer: Optional[OptimizerLike] = None,
                  hints: Sequence[tuple[str, str]] = (), hint_weight: float = 1.0,
                  scheduler: Optional[Callable[[torch.optim.Optimizer], object]] = None,
-                 scheduler_interval: str = "epoch", progress: bool = True, device: Union[str, torch.device] = "cpu") -> None:
+                 scheduler_interval: str = "epoch", progress: bool = True,
+                 device: Union[str, torch.device] = "cpu") -> None:
         if hints and teacher is None:
             raise ValueError("hints need a teacher")
         self.device = torch.device(device)

@@ -155,7 +155,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
     p.add_argument("--prune-steps", type=int, default=2)
     p.add_argument("--alpha", type=float, default=0.9)
     p.add_argument("--temperature", type=float, default=4.0)
-    p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--lr", type=float, default=1e-2, help="student peak learning rate")
+    p.add_argument("--teacher-lr", type=float, default=5e-3)
+    p.add_argument("--finetune-lr", type=float, default=5e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: reproducible numbers)")
     p.add_argument("--latency-batch", type=int, default=64)
@@ -177,18 +179,20 @@ def main(argv: Optional[list[str]] = None) -> dict:
             print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
 
         torch.manual_seed(a.seed)
-        teacher = train(make_teacher(a.teacher_width), train_loader, a.teacher_epochs, a.lr, seed=a.seed, progress=progress)
+        teacher = train(make_teacher(a.teacher_width), train_loader, a.teacher_epochs, a.teacher_lr,
+                        seed=a.seed, progress=progress)
         say("teacher trained")
         torch.manual_seed(a.seed)
         init = get_model(a.student, num_classes=10, width_mult=a.width)
-        alone = train(copy.deepcopy(init), train_loader, a.student_epochs, a.lr, seed=a.seed, progress=progress)
+        alone = train(copy.deepcopy(init), train_loader, a.student_epochs, a.lr, seed=a.seed,
+                      progress=progress)
         say("student trained alone")
         distilled = train(copy.deepcopy(init), train_loader, a.student_epochs, a.lr, teacher, **kd)
         say("student distilled")
         x_ex = next(iter(test_loader))[0][:2]
 
         def fine_tune(model: nn.Module, step: int) -> nn.Module:
-            return train(model, train_loader, a.finetune_epochs, a.lr, teacher, **kd)
+            return train(model, train_loader, a.finetune_epochs, a.finetune_lr, teacher, **kd)
 
         pruned = iterative_prune(copy.deepcopy(distilled), a.prune_ratio, a.prune_steps, fine_tune,
                                  example_input=x_ex)

@@ -305,7 +305,8 @@ def _function_node(node, sp, space, new_for, input_space):
         return None  # indexing a shape tuple
     if (node.op == "call_function" and t in _PASS_FUNCS) or (node.op == "call_method" and t in _PASS_METHODS):
         return input_space(node, what)
-    if (node.op == "call_function" and t in _RESHAPE_FUNCS) or (node.op == "call_method" and t in _RESHAPE_METHODS):
+    if (node.op == "call_function" and t in _RESHAPE_FUNCS) or \
+            (node.op == "call_method" and t in _RESHAPE_METHODS):
         return _reshape(node, input_space(node, what), what)
     if (node.op == "call_function" and t in _BINARY) or (node.op == "call_method" and t in _BINARY_METHODS):
         out = _shape(node)
