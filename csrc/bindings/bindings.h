@@ -2,7 +2,16 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
+
 namespace mk::bindings {
+
+// Tensors cross the boundary as data_ptr() integers.
+template <class T>
+T* ptr(std::uintptr_t p) {
+  return reinterpret_cast<T*>(p);
+}
+
 void register_dispatch(pybind11::module_& m);
 void register_f32_dwconv(pybind11::module_& m);
 void register_f32_pw(pybind11::module_& m);

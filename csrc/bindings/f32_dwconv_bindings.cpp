@@ -9,10 +9,6 @@ namespace py = pybind11;
 namespace mk::bindings {
 namespace {
 
-template <class T>
-T* ptr(std::uintptr_t p) {
-  return reinterpret_cast<T*>(p);
-}
 
 F32DwconvParams make_params(int64_t n, int64_t h, int64_t w, int64_t c, int64_t m, int64_t kh,
                             int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t pt,

@@ -12,10 +12,6 @@ namespace py = pybind11;
 namespace mk::bindings {
 namespace {
 
-template <class T>
-T* ptr(std::uintptr_t p) {
-  return reinterpret_cast<T*>(p);
-}
 
 Activation act_of(int a) { return static_cast<Activation>(a); }
 

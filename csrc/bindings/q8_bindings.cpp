@@ -14,10 +14,6 @@ namespace py = pybind11;
 namespace mk::bindings {
 namespace {
 
-template <class T>
-T* ptr(std::uintptr_t p) {
-  return reinterpret_cast<T*>(p);
-}
 
 Q8Quant quant(double xs, int32_t xz, bool x_signed, double ys, int32_t yz, bool y_signed, int32_t ymin,
               int32_t ymax) {

@@ -1,25 +1,9 @@
 // Portable scalar reference for fp32 depthwise convolution: every shape, stride, dilation,
 // padding and depth multiplier. It is the oracle of the C++ tests and the "scalar" path.
 #include "kernels/f32-dwconv/f32_dwconv.h"
+#include "kernels/scalar_activation.h"
 
 namespace mk {
-namespace {
-
-inline float activate(float v, Activation act) {
-  switch (act) {
-    case Activation::relu: return v > 0.f ? v : 0.f;
-    case Activation::relu6: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
-    case Activation::hardswish: {
-      float t = v + 3.f;
-      t = t < 0.f ? 0.f : (t > 6.f ? 6.f : t);
-      return v * t * (1.f / 6.f);
-    }
-    default: return v;
-  }
-}
-
-}  // namespace
-
 void f32_dwconv_scalar(const F32DwconvParams& p, const float* input, const float* packed,
                        float* output, int64_t row_begin, int64_t row_end, int64_t c_begin,
                        int64_t c_end) {
@@ -43,7 +27,7 @@ void f32_dwconv_scalar(const F32DwconvParams& p, const float* input, const float
             acc += in_n[(ih * p.W + iw) * p.C + ic] * packed[f32_dwconv_widx(kh * p.KW + kw, oc, p.KH * p.KW)];
           }
         }
-        out[oc] = activate(acc, p.act);
+        out[oc] = activate_scalar(acc, p.act);
       }
     }
   }

@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "kernels/f32-dwconv/f32_dwconv.h"
+#include "simd/activation.h"
 
 namespace mk {
 namespace {
@@ -22,20 +23,6 @@ namespace {
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
-template <class V, Activation A>
-inline typename V::T activate(typename V::T v) {
-  if constexpr (A == Activation::relu) {
-    return V::max(v, V::zero());
-  } else if constexpr (A == Activation::relu6) {
-    return V::min(V::max(v, V::zero()), V::set1(6.f));
-  } else if constexpr (A == Activation::hardswish) {
-    const typename V::T t = V::min(V::max(V::add(v, V::set1(3.f)), V::zero()), V::set1(6.f));
-    return V::mul(V::mul(v, t), V::set1(1.f / 6.f));
-  } else {
-    return v;
-  }
-}
 
 template <class V, bool Tail>
 inline typename V::T ld(const float* p, int64_t n) {

@@ -2,25 +2,9 @@
 // SIMD kernels are tested against (the tests also check it against an fp64 loop on the
 // unpacked torch layout).
 #include "kernels/f32-gemm/f32_gemm.h"
+#include "kernels/scalar_activation.h"
 
 namespace mk {
-namespace {
-
-inline float activate(float v, Activation act) {
-  switch (act) {
-    case Activation::relu: return v > 0.f ? v : 0.f;
-    case Activation::relu6: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
-    case Activation::hardswish: {
-      float t = v + 3.f;
-      t = t < 0.f ? 0.f : (t > 6.f ? 6.f : t);
-      return v * t * (1.f / 6.f);
-    }
-    default: return v;
-  }
-}
-
-}  // namespace
-
 void f32_gemm_scalar(const F32GemmParams& p, const float* a, const float* packed, float* c,
                      int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end) {
   const int64_t pstride = (p.K + 1) * kF32GemmPanel;
@@ -30,7 +14,7 @@ void f32_gemm_scalar(const F32GemmParams& p, const float* a, const float* packed
       const float* panel = packed + (col / kF32GemmPanel) * pstride + col % kF32GemmPanel;
       float acc = panel[0];
       for (int64_t k = 0; k < p.K; ++k) acc += arow[k] * panel[(k + 1) * kF32GemmPanel];
-      float v = activate(acc, p.act);
+      float v = activate_scalar(acc, p.act);
       if (p.residual) v += p.residual[m * p.ldr + col];
       c[m * p.ldc + col] = v;
     }

@@ -15,24 +15,11 @@
 #include <cstdint>
 
 #include "kernels/f32-gemm/f32_gemm.h"
+#include "simd/activation.h"
 
 namespace mk {
 namespace {
 namespace f32gemm {
-
-template <class V, Activation A>
-inline typename V::T activate(typename V::T v) {
-  if constexpr (A == Activation::relu) {
-    return V::max(v, V::zero());
-  } else if constexpr (A == Activation::relu6) {
-    return V::min(V::max(v, V::zero()), V::set1(6.f));
-  } else if constexpr (A == Activation::hardswish) {
-    const typename V::T t = V::min(V::max(V::add(v, V::set1(3.f)), V::zero()), V::set1(6.f));
-    return V::mul(V::mul(v, t), V::set1(1.f / 6.f));
-  } else {
-    return v;
-  }
-}
 
 // One MR x (NP*16) tile. `pk` points at the first panel (its bias row), panels `pstride`
 // floats apart; `ncols` (1..NP*16) columns of C are stored, the rest of the tile is dropped.

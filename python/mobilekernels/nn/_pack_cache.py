@@ -12,3 +12,27 @@ def tensor_key(t: Optional[torch.Tensor]):
     if t is None:
         return None
     return (t.data_ptr(), 0 if t.is_inference() else t._version)
+
+
+class CachedPackMixin:
+    """For conv modules with ``weight``/``bias``: ``_pack()`` returns ``self._make_pack(weight,
+    bias)`` rebuilt only when either changes; the pack is derived state, left out of pickles
+    and state_dicts."""
+
+    _packed = None
+    _pack_key = None
+
+    def _make_pack(self, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _pack(self) -> torch.Tensor:
+        key = (tensor_key(self.weight), tensor_key(self.bias))
+        if self._pack_key != key:
+            self._packed = self._make_pack(self.weight, self.bias)
+            self._pack_key = key
+        return self._packed
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state["_packed"], state["_pack_key"] = None, None  # derived: rebuilt on first use
+        return state

@@ -4,12 +4,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._pack_cache import tensor_key
+from ._pack_cache import CachedPackMixin
 from .. import _ops
 from .._checks import conv_padding
 
 
-class DepthwiseConv2d(nn.Conv2d):
+class DepthwiseConv2d(CachedPackMixin, nn.Conv2d):
     """Depthwise convolution with an optional fused activation.
 
     Same constructor arguments, parameter names and shapes as ``nn.Conv2d`` with
@@ -40,8 +40,6 @@ class DepthwiseConv2d(nn.Conv2d):
         self._pads = conv_padding(self.padding, self.kernel_size, self.stride, self.dilation)
         self._plan = _ops.DwPlan(in_channels, out_channels, self.kernel_size, self.stride, self._pads,
                                  self.dilation, activation)
-        self._packed = None
-        self._pack_key = None
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, activation: str = "none") -> "DepthwiseConv2d":
@@ -59,13 +57,8 @@ class DepthwiseConv2d(nn.Conv2d):
     def extra_repr(self) -> str:
         return super().extra_repr() + f", activation={self.activation}"
 
-    def _pack(self) -> torch.Tensor:
-        w, b = self.weight, self.bias
-        key = (tensor_key(w), tensor_key(b))
-        if self._pack_key != key:
-            self._packed = _ops.pack_dw(w, b)
-            self._pack_key = key
-        return self._packed
+    def _make_pack(self, weight, bias) -> torch.Tensor:
+        return _ops.pack_dw(weight, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Traced (fx, compile, export) or training: the registered differentiable op on the raw
@@ -76,8 +69,3 @@ class DepthwiseConv2d(nn.Conv2d):
                                                     list(self._pads), list(self.dilation), self.activation)
         # Eager inference: the same kernel without the dispatcher round trip (~2x less overhead).
         return self._plan.run(x, self._pack())
-
-    def __getstate__(self):
-        state = super().__getstate__().copy()
-        state["_packed"], state["_pack_key"] = None, None  # derived: rebuilt on first use
-        return state

@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._pack_cache import tensor_key
+from ._pack_cache import CachedPackMixin
 from .. import _ops, _pwops
 
 
-class PointwiseConv2d(nn.Conv2d):
+class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
     """1x1 convolution (stride 1, no padding, groups 1) with an optional fused activation.
 
     Same parameter names and shapes as ``nn.Conv2d(in_channels, out_channels, 1)`` (weight
@@ -36,8 +36,6 @@ class PointwiseConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, 1, 1, 0, 1, 1, bias=bias, padding_mode=padding_mode,
                          device=device, dtype=dtype)
         self.activation = activation
-        self._packed = None
-        self._pack_key = None
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, activation: str = "none") -> "PointwiseConv2d":
@@ -57,24 +55,14 @@ class PointwiseConv2d(nn.Conv2d):
     def extra_repr(self) -> str:
         return super().extra_repr() + f", activation={self.activation}"
 
-    def _pack(self) -> torch.Tensor:
-        w, b = self.weight, self.bias
-        key = (tensor_key(w), tensor_key(b))
-        if self._pack_key != key:
-            self._packed = _pwops.pack_pw(w, b)
-            self._pack_key = key
-        return self._packed
+    def _make_pack(self, weight, bias) -> torch.Tensor:
+        return _pwops.pack_pw(weight, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (torch.compiler.is_compiling() or torch.is_grad_enabled()
                 and (self.weight.requires_grad or x.requires_grad)):
             return torch.ops.mobilekernels.conv1x1(x, self.weight, self.bias, self.activation)
         return torch.ops.mobilekernels.conv1x1_packed(x, self._pack(), self.out_channels, self.activation)
-
-    def __getstate__(self):
-        state = super().__getstate__().copy()
-        state["_packed"], state["_pack_key"] = None, None  # derived: rebuilt on first use
-        return state
 
 
 Conv1x1 = PointwiseConv2d
