@@ -53,7 +53,7 @@ class MinMaxObserver:
 class PercentileObserver(MinMaxObserver):
     """Quantiles ``(100 - p, p)`` of a random sample of the observed values."""
 
-    def __init__(self, percentile: float = 99.99, max_samples: int = 1 << 16, max_total: int = 1 << 20,
+    def __init__(self, percentile: float = 99.99, max_samples: int = 1 << 15, max_total: int = 1 << 18,
                  seed: int = 0) -> None:
         super().__init__()
         if not 50.0 < percentile <= 100.0:
