@@ -108,11 +108,13 @@ def test_plan_in_float_equals_model(name, attention):
 def test_summary_reports_where_layers_run():
     q = quantize(_model("mobilenet_v3_small", "se"), _calib(1), progress=False)
     text = q.summary()
-    assert "int8 mobilekernels" in text and "float fallback" in text
     assert "qdwconv2d" in text and "qconv1x1" in text and "Hardswish as uint8 LUT" in text
-    assert "SqueezeExcitation" in text and "residual add" in text
+    assert "SqueezeExcitation x * gate" in text and "residual add" in text
+    assert "float fallback" not in text.splitlines()[1:-1]  # V3 with SE: int8 end to end
     last = text.splitlines()[-1]
-    assert "layers int8 on mobilekernels kernels" in last and "float fallbacks" in last
+    assert "layers int8 on mobilekernels kernels" in last and last.endswith("0 float fallbacks (dequantize -> float -> quantize)")
+    q = quantize(_model("mobilenet_v2", "cbam"), _calib(1), progress=False)
+    assert "CBAM" in q.summary() and "float fallback" in q.summary()
 
 
 def test_percentile_observer_and_model():

@@ -378,3 +378,44 @@ class QBlock(QStep):
         if self.residual:
             out.append((self.name + ".add", "residual add", TORCH_INT, "integer codes, fp32 requantize"))
         return out
+
+
+class QSE(QStep):
+    """Squeeze-and-excitation in int8: global pool (integer sum), ``fc1`` (+ReLU fused) and ``fc2``
+    on ``qconv1x1`` over ``[N, C, 1, 1]``, the gate activation (sigmoid / hard-sigmoid) as a
+    uint8 lookup table, then ``x * gate`` on the integer codes with an fp32 requantization."""
+
+    where = TORCH_INT
+
+    def __init__(self, name: str, se: nn.Module) -> None:
+        super().__init__(name, type(se).__name__)
+        act = {nn.ReLU: "relu", nn.ReLU6: "relu6"}.get(type(se.activation))
+        self.pool = QAvgPool(name + ".avgpool")
+        self.fc1 = QConv(name + ".fc1", "Conv2d+" + type(se.activation).__name__, se.fc1.weight, se.fc1.bias,
+                         act=act or "none", post=None if act else se.activation)
+        self.fc2 = QConv(name + ".fc2", "Conv2d+" + type(se.scale_activation).__name__, se.fc2.weight,
+                         se.fc2.bias, post=se.scale_activation)
+
+    def start_observing(self, observer, percentile):
+        for sub in (self.pool, self.fc1, self.fc2):
+            sub.start_observing(observer, percentile)
+        super().start_observing(observer, percentile)
+
+    def forward_float(self, x, mode):
+        g = self.fc2.forward_float(self.fc1.forward_float(self.pool.forward_float(x, mode), mode), mode)
+        return self._act(x * g, mode)
+
+    def freeze(self, s, z):
+        self.fc2.freeze(*self.fc1.freeze(*self.pool.freeze(s, z)))
+        return self._freeze_out()
+
+    def forward_int(self, q, s, z):
+        g, gs, gz = self.fc2.forward_int(*self.fc1.forward_int(*self.pool.forward_int(q, s, z)))
+        ys, yz = self.out_qparams()
+        acc = (q.float() - z) * ((g.float() - gz) * (s * gs / ys))
+        out = torch.clamp(torch.round(acc) + yz, 0, 255).to(torch.uint8)
+        return out.contiguous(memory_format=torch.channels_last), ys, yz
+
+    def rows(self):
+        return (self.pool.rows() + self.fc1.rows() + self.fc2.rows()
+                + [(self.name + ".mul", self.what + " x * gate", TORCH_INT, "integer codes, fp32 requantize")])

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..nn.block import _fold_bn
-from .modules import FLOAT, KERNEL, TORCH_INT, QAvgPool, QBlock, QConv, QFlatten, QFloat, QLut
+from .modules import FLOAT, KERNEL, TORCH_INT, QAvgPool, QBlock, QConv, QFlatten, QFloat, QLut, QSE
 from .observers import OBSERVERS, dequantize_tensor, fake_quantize, make_observer, quantize_tensor
 
 __all__ = ["quantize", "QuantizedModel"]
@@ -110,6 +110,16 @@ def _is_block(m: nn.Module) -> bool:
     return isinstance(body, nn.Sequential) and hasattr(m, "use_res_connect")
 
 
+def _is_se(m: nn.Module) -> bool:
+    """mobilekernels' / torchvision's SqueezeExcitation: x * gate(fc2(act(fc1(avgpool(x)))))."""
+    return ("SqueezeExcitation" in type(m).__name__
+            and all(isinstance(getattr(m, a, None), nn.Conv2d) and getattr(m, a).kernel_size == (1, 1)
+                    and getattr(m, a).groups == 1 for a in ("fc1", "fc2"))
+            and isinstance(getattr(m, "avgpool", None), nn.AdaptiveAvgPool2d) and m.avgpool.output_size in (1, (1, 1))
+            and isinstance(getattr(m, "activation", None), nn.Module)
+            and isinstance(getattr(m, "scale_activation", None), nn.Module))
+
+
 def _leaves(seq: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
     out = []
     for n, m in seq.named_children():
@@ -157,6 +167,8 @@ def _build(leaves: list[tuple[str, nn.Module]]) -> list:
                 body = m.block
             pre = name + (".conv" if body is getattr(m, "conv", None) else ".block")
             steps.append(QBlock(name, type(m).__name__, _build(_leaves(body, pre)), bool(m.use_res_connect)))
+        elif _is_se(m):
+            steps.append(QSE(name, m))
         elif isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1)):
             steps.append(QAvgPool(name))
         elif isinstance(m, nn.Flatten):
