@@ -8,9 +8,19 @@ Steps: BatchNorm folded into the preceding conv (``nn.block._fold_bn``); weights
 symmetric, per output channel; activations uint8, per tensor, asymmetric, ranges from an
 observer ("minmax" or "percentile") run over ``calibration_data``. The input is quantized once;
 between layers activations stay uint8 channels_last; the output is dequantized.
-``QuantizedModel.summary()`` lists where every layer runs (our int8 kernels, int8 in torch
-integer ops, or float fallback). ``QuantizedModel.reference(x)`` is the same network in float
-with fake quantization at the same points and scales (the numerical reference of the tests).
+``QuantizedModel.summary()`` lists where every layer runs:
+
+* our int8 kernels: 1x1 convs and Linear layers (``qconv1x1``), depthwise convs (``qdwconv2d``),
+  both with ReLU / ReLU6 fused; other groups=1 convs such as the 3x3 stem as a uint8 im2col
+  gathered in torch + ``qconv1x1``; SE's fc1 / fc2;
+* int8 in torch integer ops: the input quantization, residual adds and SE's ``x * gate``
+  (integer codes, fp32 requantization, half to even), global average pooling (integer sum),
+  elementwise activations that are not fused (Hardswish, Hardsigmoid, Sigmoid...) as 256-entry
+  uint8 lookup tables;
+* float fallback (dequantize -> float module -> quantize): ECA, CBAM, grouped non-depthwise
+  convs, and any module not listed above (e.g. MaxPool2d).
+
+``QuantizedModel.reference(x)`` is the same network in float with fake quantization at the same points and scales (the numerical reference of the tests).
 """
 from __future__ import annotations
 
