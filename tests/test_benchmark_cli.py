@@ -17,6 +17,7 @@ def test_bench_cli_small(tmp_path):
     assert variants["torch fp32 NCHW"]["speedup"] == 1.0
     assert variants["mobilekernels fp32"]["median_ms"] > 0
     assert "rel err vs torch" in variants["mobilekernels fp32"]["note"]
+    assert variants["mobilekernels int8"]["median_ms"] > 0
     assert out_png.stat().st_size > 1000
 
 
