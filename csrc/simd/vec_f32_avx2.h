@@ -11,7 +11,10 @@ namespace {
 struct VecF32Avx2 {
   using T = __m256;
   static constexpr int kWidth = 8;
-  static constexpr int kBlockW = 4;  // output pixels per register block (16 ymm registers)
+  // Output pixels per register block (16 ymm registers); measured on Zen 3: 6 wins for
+  // stride 1 (+10-20%), 4 for stride 2 (9 input columns per row already).
+  static constexpr int kBlockW = 4;
+  static constexpr int kBlockWStride1 = 6;
 
   static T zero() { return _mm256_setzero_ps(); }
   static T set1(float f) { return _mm256_set1_ps(f); }

@@ -11,6 +11,7 @@ struct VecF32Avx512 {
   using T = __m512;
   static constexpr int kWidth = 16;
   static constexpr int kBlockW = 8;  // 32 zmm registers: 9 weights + 8 accumulators + inputs
+  static constexpr int kBlockWStride1 = 8;
 
   static T zero() { return _mm512_setzero_ps(); }
   static T set1(float f) { return _mm512_set1_ps(f); }

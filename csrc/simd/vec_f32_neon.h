@@ -11,6 +11,7 @@ struct VecF32Neon {
   using T = float32x4_t;
   static constexpr int kWidth = 4;
   static constexpr int kBlockW = 4;  // 32 q registers
+  static constexpr int kBlockWStride1 = 6;
 
   static T zero() { return vdupq_n_f32(0.f); }
   static T set1(float f) { return vdupq_n_f32(f); }

@@ -119,10 +119,15 @@ MK_ALWAYS_INLINE void block_channels(const F32DwconvParams& p, const RowCtx& r, 
 template <class V, int KH, int KW, int S, Activation A>
 void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad, int64_t c0,
                int64_t c1, int64_t ow_lo, int64_t ow_hi) {
+  // Stride 1 reuses more of each loaded column, so it takes a wider block where the vector
+  // file allows; narrower blocks then finish rows the wide one does not fit (7x7 maps).
   constexpr int BW = V::kBlockW;
+  constexpr int BW1 = S == 1 ? V::kBlockWStride1 : BW;
   int64_t ow = 0;
   for (; ow < ow_lo; ++ow) block_channels<V, KH, KW, S, 1, A, true>(p, r, pk, cpad, ow, c0, c1);
-  for (; ow + BW <= ow_hi; ow += BW) block_channels<V, KH, KW, S, BW, A, false>(p, r, pk, cpad, ow, c0, c1);
+  for (; ow + BW1 <= ow_hi; ow += BW1) block_channels<V, KH, KW, S, BW1, A, false>(p, r, pk, cpad, ow, c0, c1);
+  if constexpr (BW1 != BW)
+    for (; ow + BW <= ow_hi; ow += BW) block_channels<V, KH, KW, S, BW, A, false>(p, r, pk, cpad, ow, c0, c1);
   for (; ow < ow_hi; ++ow) block_channels<V, KH, KW, S, 1, A, false>(p, r, pk, cpad, ow, c0, c1);
   for (; ow < p.OW; ++ow) block_channels<V, KH, KW, S, 1, A, true>(p, r, pk, cpad, ow, c0, c1);
 }
