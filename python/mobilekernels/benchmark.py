@@ -4,8 +4,8 @@ For each model (random init, fixed seed, 224x224) and thread count it times PyTo
 (NCHW and channels_last), PyTorch int8 (FX post-training quantization on the default ``x86``
 engine), ONNX Runtime fp32 when installed, ``mobilekernels.convert`` fp32 and
 ``mobilekernels.quantize`` int8 (calibrated on 4 random batches); checks that our fp32 output
-agrees with PyTorch's and our int8 output with its fake-quantized float reference; prints one table (median ms, min/max, speed-up against eager NCHW,
-peak memory of a forward) and writes a JSON file and a PNG bar chart.
+agrees with PyTorch's and our int8 output with its fake-quantized float reference; prints one table (median ms, min/max, speed-up against eager NCHW)
+and writes a JSON file and a PNG bar chart. (Peak memory: see bench/bench_blocks.py --rss.)
 """
 from __future__ import annotations
 
@@ -16,33 +16,12 @@ import os
 import platform
 import warnings
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from ._timing import compare
 
 MODELS = {"mobilenet_v2": "mobilenet_v2", "mobilenet_v3_large": "mobilenet_v3_large"}
-
-
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1])
-    return 0
-
-
-def peak_forward_mib(fn: Callable[[], object]) -> float:
-    """Growth of the RSS high-water mark (MiB) during one call, via /proc/self/clear_refs
-    (Linux); nan elsewhere. Memory the allocator already holds from earlier calls is not
-    counted, so call it on a cold (first) forward."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return float("nan")
-    before = _rss_kib("VmRSS")
-    fn()
-    return max(0, _rss_kib("VmHWM") - before) / 1024
 
 
 def _torch_int8(model: torch.nn.Module, x: torch.Tensor):
@@ -134,8 +113,6 @@ def run(models: list[str], threads: list[int], batch: int, res: int, samples: in
                 torch.set_num_threads(nt)
                 variants = build_variants(name, batch, res, nt)
                 timed = [v for v in variants if v[1] is not None]
-                # First call of each, before any warm-up: the memory a cold forward really takes.
-                peaks = {v[0]: peak_forward_mib(v[1]) for v in timed}
                 stats = compare([v[1] for v in timed], samples=samples, sample_s=0.05)
                 by_label = {v[0]: s for v, s in zip(timed, stats)}
                 base = by_label["torch fp32 NCHW"]["median"]
@@ -144,7 +121,7 @@ def run(models: list[str], threads: list[int], batch: int, res: int, samples: in
                     if fn is not None:
                         s = by_label[label]
                         row.update(median_ms=s["median"] * 1e3, min_ms=s["min"] * 1e3, max_ms=s["max"] * 1e3,
-                                   speedup=base / s["median"], peak_mib=peaks[label])
+                                   speedup=base / s["median"])
                     results.append(row)
                 if progress is not None:
                     progress()
@@ -155,15 +132,14 @@ def print_table(results: list[dict], console) -> None:
     from rich.table import Table
 
     table = Table(title="Whole-model forward, batch %d (median of interleaved samples)" % results[0]["batch"])
-    for col in ("model", "threads", "variant", "median ms", "min-max ms", "vs torch NCHW", "cold peak MiB", "note"):
+    for col in ("model", "threads", "variant", "median ms", "min-max ms", "vs torch NCHW", "note"):
         table.add_column(col, justify="left" if col in ("model", "variant", "note") else "right")
     for r in results:
         if "median_ms" in r:
             table.add_row(r["model"], str(r["threads"]), r["variant"], f"{r['median_ms']:.2f}",
-                          f"{r['min_ms']:.2f}-{r['max_ms']:.2f}", f"{r['speedup']:.2f}x", f"{r['peak_mib']:.1f}",
-                          r["note"])
+                          f"{r['min_ms']:.2f}-{r['max_ms']:.2f}", f"{r['speedup']:.2f}x", r["note"])
         else:
-            table.add_row(r["model"], str(r["threads"]), r["variant"], "-", "-", "-", "-", r["note"])
+            table.add_row(r["model"], str(r["threads"]), r["variant"], "-", "-", "-", r["note"])
     console.print(table)
 
 
