@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 
 from . import _C
-from ._checks import check_tensor
+from ._checks import check_tensor, dw_geometry, out_size
 
 NS = "mobilekernels"
 ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 2, "hardswish": 3}
@@ -35,39 +35,12 @@ _lib.define("dwconv2d_packed(Tensor x, Tensor packed, int out_channels, int[2] k
 # geometry and validation
 
 
-def _out_size(size: int, k: int, s: int, d: int, p0: int, p1: int) -> int:
-    return (size + p0 + p1 - d * (k - 1) - 1) // s + 1
-
-
 def _dw_geometry(x_shape: Sequence[int], cout: int, kernel: Sequence[int], stride: Sequence[int],
                  padding: Sequence[int], dilation: Sequence[int], activation: str):
     """Validate an fp32 depthwise call; return (N, C, H, W, M, OH, OW)."""
-    if len(x_shape) != 4:
-        raise ValueError(f"x must be 4-D NCHW, got shape {tuple(x_shape)}")
-    n, c, h, w = (int(v) for v in x_shape)
-    kh, kw = kernel
-    if len(stride) != 2 or min(stride) < 1:
-        raise ValueError(f"stride must be two ints >= 1, got {tuple(stride)}")
-    if len(dilation) != 2 or min(dilation) < 1:
-        raise ValueError(f"dilation must be two ints >= 1, got {tuple(dilation)}")
-    if len(padding) != 4 or min(padding) < 0:
-        raise ValueError(f"padding must be four ints >= 0 (top, bottom, left, right), got {tuple(padding)}")
-    if kh < 1 or kw < 1:
-        raise ValueError(f"kernel size must be >= 1, got {(kh, kw)}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    if c == 0 or h == 0 or w == 0:
-        raise ValueError(f"x has a zero-size dimension (shape {tuple(x_shape)}); only an empty batch is allowed")
-    if cout % c != 0:
-        raise ValueError(f"depthwise weight has {cout} output channels, not a multiple of the "
-                         f"{c} input channels (groups must equal input channels)")
-    ext_h, ext_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
-    if h + padding[0] + padding[1] < ext_h or w + padding[2] + padding[3] < ext_w:
-        raise ValueError(f"kernel {(kh, kw)} with dilation {tuple(dilation)} (extent {(ext_h, ext_w)}) is "
-                         f"larger than the padded input {(h + padding[0] + padding[1], w + padding[2] + padding[3])}")
-    oh = _out_size(h, kh, stride[0], dilation[0], padding[0], padding[1])
-    ow = _out_size(w, kw, stride[1], dilation[1], padding[2], padding[3])
-    return n, c, h, w, cout // c, oh, ow
+    return dw_geometry(x_shape, cout, kernel, stride, padding, dilation)
 
 
 def _check_weight(weight: torch.Tensor, bias) -> None:
@@ -173,8 +146,8 @@ def _dwconv2d_cpu(x, weight, bias, stride, padding, dilation, activation):
 def _dwconv2d_fake(x, weight, bias, stride, padding, dilation, activation):
     n, c, h, w = x.shape
     cout, _, kh, kw = weight.shape
-    oh = _out_size(h, kh, stride[0], dilation[0], padding[0], padding[1])
-    ow = _out_size(w, kw, stride[1], dilation[1], padding[2], padding[3])
+    oh = out_size(h, kh, stride[0], dilation[0], padding[0], padding[1])
+    ow = out_size(w, kw, stride[1], dilation[1], padding[2], padding[3])
     return x.new_empty((n, cout, oh, ow)).contiguous(memory_format=torch.channels_last)
 
 
@@ -239,8 +212,8 @@ def _dwconv2d_packed_cpu(x, packed, out_channels, kernel, stride, padding, dilat
 @torch.library.register_fake(f"{NS}::dwconv2d_packed")
 def _dwconv2d_packed_fake(x, packed, out_channels, kernel, stride, padding, dilation, activation):
     n, c, h, w = x.shape
-    oh = _out_size(h, kernel[0], stride[0], dilation[0], padding[0], padding[1])
-    ow = _out_size(w, kernel[1], stride[1], dilation[1], padding[2], padding[3])
+    oh = out_size(h, kernel[0], stride[0], dilation[0], padding[0], padding[1])
+    ow = out_size(w, kernel[1], stride[1], dilation[1], padding[2], padding[3])
     return x.new_empty((n, out_channels, oh, ow)).contiguous(memory_format=torch.channels_last)
 
 

@@ -22,7 +22,8 @@ import torch
 
 from . import _C
 from ._checks import check_tensor
-from ._ops import ACTIVATIONS, NS, _nhwc, _out_size, pack_dw
+from ._checks import out_size
+from ._ops import ACTIVATIONS, NS, _nhwc, pack_dw
 
 _lib = torch.library.Library(NS, "FRAGMENT")
 _lib.define("conv1x1(Tensor x, Tensor weight, Tensor? bias, str activation) -> Tensor")
@@ -183,8 +184,8 @@ def _ir_geometry(x_shape, cin, chid, cout, kernel, stride, padding, acts, residu
         raise ValueError(f"depthwise kernel {kernel} is larger than the padded input")
     for a in acts:
         _act(a)
-    oh = _out_size(h, kernel, stride, 1, padding[0], padding[1])
-    ow = _out_size(w, kernel, stride, 1, padding[2], padding[3])
+    oh = out_size(h, kernel, stride, 1, padding[0], padding[1])
+    ow = out_size(w, kernel, stride, 1, padding[2], padding[3])
     if residual and (stride != 1 or cin != cout or (oh, ow) != (h, w)):
         raise ValueError(f"a residual needs stride 1, in == out channels and same-size output "
                          f"(stride {stride}, {cin} -> {cout} channels, {h}x{w} -> {oh}x{ow})")
@@ -259,8 +260,8 @@ def _inverted_residual_cpu(x, ew, eb, dw, db, pw, pb, stride, padding, act_expan
 
 def _ir_out_shape(x, kernel, stride, padding, cout):
     n, _, h, w = x.shape
-    oh = _out_size(h, kernel, stride, 1, padding[0], padding[1])
-    ow = _out_size(w, kernel, stride, 1, padding[2], padding[3])
+    oh = out_size(h, kernel, stride, 1, padding[0], padding[1])
+    ow = out_size(w, kernel, stride, 1, padding[2], padding[3])
     return x.new_empty((n, cout, oh, ow)).contiguous(memory_format=torch.channels_last)
 
 

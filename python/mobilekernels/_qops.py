@@ -32,12 +32,12 @@ checked on every call: a foreign tensor or a pack for another shape is a ``Value
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+
 
 import torch
 
 from . import _C
-from ._checks import check_tensor
+from ._checks import check_tensor, dw_geometry, out_size
 
 NS = "mobilekernels"
 HEADER_BYTES = 64
@@ -134,10 +134,6 @@ def _weight_qparams(weight, w_scale, w_zero_point, bias, cout: int):
     return scale, zp, bias
 
 
-def _out_size(size: int, k: int, s: int, d: int, p0: int, p1: int) -> int:
-    return (size + p0 + p1 - d * (k - 1) - 1) // s + 1
-
-
 def _packed_bytes_pw(cin: int, cout: int) -> int:
     npad, kpad = -(-cout // 16) * 16, -(-cin // 4) * 4
     return HEADER_BYTES + 16 * npad + npad * kpad
@@ -228,31 +224,6 @@ def _qdwconv2d_pack_fake(weight, w_scale, w_zero_point, bias):
     return weight.new_empty((_packed_bytes_dw(c, kh, kw),), dtype=torch.uint8)
 
 
-def dw_geometry(x_shape: Sequence[int], cout: int, kernel, stride, padding, dilation):
-    """Validate a depthwise call's geometry; return (N, C, H, W, M, OH, OW)."""
-    if len(x_shape) != 4:
-        raise ValueError(f"x must be 4-D [N, C, H, W], got shape {tuple(x_shape)}")
-    n, c, h, w = (int(v) for v in x_shape)
-    if len(kernel) != 2 or min(kernel) < 1:
-        raise ValueError(f"kernel must be two ints >= 1, got {tuple(kernel)}")
-    if len(stride) != 2 or min(stride) < 1:
-        raise ValueError(f"stride must be two ints >= 1, got {tuple(stride)}")
-    if len(dilation) != 2 or min(dilation) < 1:
-        raise ValueError(f"dilation must be two ints >= 1, got {tuple(dilation)}")
-    if len(padding) != 4 or min(padding) < 0:
-        raise ValueError(f"padding must be four ints >= 0 (top, bottom, left, right), got {tuple(padding)}")
-    if c == 0 or h == 0 or w == 0:
-        raise ValueError(f"x has a zero-size dimension (shape {tuple(x_shape)}); only an empty batch is allowed")
-    if cout < 1 or cout % c != 0:
-        raise ValueError(f"out_channels {cout} is not a positive multiple of the {c} input channels "
-                         "(depthwise: groups == input channels)")
-    oh = _out_size(h, kernel[0], stride[0], dilation[0], padding[0], padding[1])
-    ow = _out_size(w, kernel[1], stride[1], dilation[1], padding[2], padding[3])
-    if oh < 1 or ow < 1:
-        raise ValueError(f"kernel {tuple(kernel)} with dilation {tuple(dilation)} is larger than the padded input")
-    return n, c, h, w, cout // c, oh, ow
-
-
 def _qdwconv2d_cpu(x, packed, out_channels, kernel, stride, padding, dilation, x_scale, x_zero_point,
                    y_scale, y_zero_point, out_dtype, y_min, y_max):
     _check_qtensor("x", x)
@@ -274,8 +245,8 @@ def _qdwconv2d_cpu(x, packed, out_channels, kernel, stride, padding, dilation, x
 def _qdwconv2d_fake(x, packed, out_channels, kernel, stride, padding, dilation, x_scale, x_zero_point,
                     y_scale, y_zero_point, out_dtype, y_min, y_max):
     n, _, h, w = x.shape
-    oh = _out_size(h, kernel[0], stride[0], dilation[0], padding[0], padding[1])
-    ow = _out_size(w, kernel[1], stride[1], dilation[1], padding[2], padding[3])
+    oh = out_size(h, kernel[0], stride[0], dilation[0], padding[0], padding[1])
+    ow = out_size(w, kernel[1], stride[1], dilation[1], padding[2], padding[3])
     return x.new_empty((n, out_channels, oh, ow), dtype=out_dtype).contiguous(memory_format=torch.channels_last)
 
 

@@ -17,7 +17,7 @@ W = torch.randn(4, 1, 3, 3)
     (dict(x=torch.empty(1, 4, 8, 8, device="meta")), ValueError, "CPU"),
     (dict(weight=W.double()), TypeError, "weight must be torch.float32"),
     (dict(weight=torch.randn(4, 2, 3, 3)), ValueError, "in_channels / groups must be 1"),
-    (dict(weight=torch.randn(6, 1, 3, 3)), ValueError, "not a multiple of the 4 input channels"),
+    (dict(weight=torch.randn(6, 1, 3, 3)), ValueError, "not a positive multiple of the 4 input channels"),
     (dict(weight=torch.randn(4, 3, 3)), ValueError, "4-D"),
     (dict(bias=torch.randn(5)), ValueError, "bias has 5 elements"),
     (dict(bias=torch.randn(4, 1)), ValueError, "1-D"),

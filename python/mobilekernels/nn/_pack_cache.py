@@ -25,6 +25,14 @@ class CachedPackMixin:
     def _make_pack(self, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def _copy_params_from(self, conv):
+        """Copy weight (and bias) from a torch conv of the same shape; returns self."""
+        with torch.no_grad():
+            self.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                self.bias.copy_(conv.bias)
+        return self
+
     def _pack(self) -> torch.Tensor:
         key = (tensor_key(self.weight), tensor_key(self.bias))
         if self._pack_key != key:

@@ -48,11 +48,7 @@ class DepthwiseConv2d(CachedPackMixin, nn.Conv2d):
             raise ValueError(f"from_conv expects a depthwise nn.Conv2d (groups == in_channels), got {conv}")
         m = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                 conv.dilation, bias=conv.bias is not None, padding_mode=conv.padding_mode, activation=activation)
-        with torch.no_grad():
-            m.weight.copy_(conv.weight)
-            if conv.bias is not None:
-                m.bias.copy_(conv.bias)
-        return m
+        return m._copy_params_from(conv)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", activation={self.activation}"

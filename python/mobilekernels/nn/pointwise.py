@@ -46,11 +46,7 @@ class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
                 or tuple(conv.dilation) != (1, 1) or conv.padding not in ((0, 0), "valid")):
             raise ValueError(f"from_conv expects a 1x1 stride-1 unpadded ungrouped conv, got {conv}")
         m = cls(conv.in_channels, conv.out_channels, bias=conv.bias is not None, activation=activation)
-        with torch.no_grad():
-            m.weight.copy_(conv.weight)
-            if conv.bias is not None:
-                m.bias.copy_(conv.bias)
-        return m
+        return m._copy_params_from(conv)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", activation={self.activation}"
