@@ -6,11 +6,11 @@ Rounding: fp32 requantization, round half to even (as XNNPACK, FBGEMM and ONNX R
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
 
-from . import _qops
+from . import _qblockops, _qops
 from ._checks import conv_padding, pair
 
 Number = Union[int, float]
@@ -89,6 +89,85 @@ def qdwconv2d(x: torch.Tensor, packed: torch.Tensor, out_channels: int, kernel_s
     return torch.ops.mobilekernels.qdwconv2d(x, packed, out_channels, list(k), list(s), list(p), list(d),
                                              float(x_scale), x_zero_point, float(y_scale), y_zero_point,
                                              out_dtype, y_min, y_max)
+
+
+class QInvertedResidualPacks(NamedTuple):
+    """The int8 packs of one block (``expand`` None for t == 1) and the shape facts they encode."""
+    expand: Optional[torch.Tensor]
+    dw: torch.Tensor
+    project: torch.Tensor
+    hidden_channels: int
+    out_channels: int
+    kernel: int
+
+
+QParams = tuple  # (scale, zero_point)
+
+
+def _block_call_args(x, packs: QInvertedResidualPacks, x_scale, x_zero_point, qparams: Sequence[QParams], stride,
+                     padding, activations, residual, out_qparams, out_dtype):
+    if not isinstance(packs, QInvertedResidualPacks):
+        raise TypeError(f"packs must be a qops.QInvertedResidualPacks, got {type(packs).__name__}")
+    if isinstance(activations, str) or len(activations) != 3:
+        raise ValueError(f"activations must be three names (expand, depthwise, project), got {activations!r}")
+    if "hardswish" in activations:
+        raise ValueError("hardswish is not a clamp in the quantized range, so the fused int8 block cannot apply "
+                         "it; run such a block unfused (qconv1x1 + a uint8 lookup table, as mobilekernels.quant does)")
+    if len(qparams) != 3 or any(len(q) != 2 for q in qparams):
+        raise ValueError("qparams must be three (scale, zero_point) pairs: expand, depthwise, project outputs")
+    if residual is None:
+        residual = stride == 1 and x.shape[1] == packs.out_channels
+    if residual and out_qparams is None:
+        raise ValueError("a residual block needs out_qparams=(scale, zero_point) of the sum")
+    k = packs.kernel
+    pads = list(conv_padding(k // 2 if padding is None else padding, (k, k), (1, 1), (1, 1)))
+    clamps = []
+    for i, ((s, z), act) in enumerate(zip(qparams, activations)):
+        if i == 0 and packs.expand is None:
+            clamps += [0, 0]  # unused: no expand conv
+        else:
+            clamps += list(output_range(act, s, z, out_dtype))
+    os_, oz = out_qparams if residual else (1.0, 0)
+    return (x, packs.expand, packs.dw, packs.project, packs.hidden_channels, packs.out_channels, k, int(stride), pads,
+            float(x_scale), x_zero_point, [float(q[0]) for q in qparams], [q[1] for q in qparams], clamps, out_dtype,
+            bool(residual), float(os_), oz)
+
+
+def qinverted_residual(x: torch.Tensor, packs: QInvertedResidualPacks, x_scale: float, x_zero_point: int,
+                       qparams: Sequence[QParams], stride: int = 1, padding=None,
+                       activations: Sequence[str] = ("relu6", "relu6", "none"), residual: Optional[bool] = None,
+                       out_qparams: Optional[QParams] = None, out_dtype: torch.dtype = torch.uint8,
+                       band_rows: int = 0) -> torch.Tensor:
+    """Fused int8 inverted residual: ``qconv1x1`` expand -> ``qdwconv2d`` k x k stride ``stride``
+    -> ``qconv1x1`` project (-> int8 add of ``x`` when ``residual``), bit-exact to those ops in
+    sequence, the expanded tensor never materialised.
+
+    Args:
+        x: uint8 / int8 ``[N, Cin, H, W]`` with ``x_scale`` / ``x_zero_point``.
+        packs: from ``qconv1x1_pack`` / ``qdwconv2d_pack`` (expand None for t == 1).
+        qparams: output ``(scale, zero_point)`` of the expand, depthwise and project convs
+            (the expand entry is ignored without an expand pack).
+        padding: depthwise padding, any torch form (default ``k // 2``).
+        activations: ``none | relu | relu6`` per stage, fused as clamps.
+        residual: default ``stride == 1 and Cin == Cout``; needs ``out_qparams`` of the sum.
+        out_dtype: dtype of every tensor the block produces.
+        band_rows: output rows per band (0 = from the cache budget).
+    """
+    args = _block_call_args(x, packs, x_scale, x_zero_point, qparams, stride, padding, activations, residual,
+                            out_qparams, out_dtype)
+    return torch.ops.mobilekernels.qinverted_residual(*args, band_rows)
+
+
+def qinverted_residual_info(x: torch.Tensor, packs: QInvertedResidualPacks, x_scale: float, x_zero_point: int,
+                            qparams: Sequence[QParams], stride: int = 1, padding=None,
+                            activations: Sequence[str] = ("relu6", "relu6", "none"), residual: Optional[bool] = None,
+                            out_qparams: Optional[QParams] = None, out_dtype: torch.dtype = torch.uint8,
+                            band_rows: int = 0, num_threads: Optional[int] = None) -> dict:
+    """Kernels, band rows, per-thread scratch bytes, busy threads and expanded-tensor bytes of
+    the :func:`qinverted_residual` call with these arguments (nothing runs)."""
+    args = _block_call_args(x, packs, x_scale, x_zero_point, qparams, stride, padding, activations, residual,
+                            out_qparams, out_dtype)
+    return _qblockops.info(*args, band_rows, num_threads)
 
 
 kernel_names = _qops.kernel_names

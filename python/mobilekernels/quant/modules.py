@@ -330,6 +330,17 @@ class QFlatten(nn.Module):
         return [(self.name, "Flatten", TORCH_INT, "no-op (kept [N, C, 1, 1])")]
 
 
+def qadd(a: torch.Tensor, sa: float, za: int, b: torch.Tensor, sb: float, zb: int, so: float, zo: int,
+         dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+    """The int8 residual add on integer codes: ``(a - za) * sa/so + (b - zb) * sb/so`` in fp32
+    (each ratio rounded to fp32, products and sum rounded separately), round half to even,
+    ``+ zo``, clamp to ``dtype``. The fused ``qinverted_residual`` op reproduces it bit for bit."""
+    lo, hi = (0, 255) if dtype == torch.uint8 else (-128, 127)
+    acc = (a.float() - za) * (sa / so) + (b.float() - zb) * (sb / so)
+    out = torch.clamp(torch.round(acc) + zo, lo, hi).to(dtype)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
 class QBlock(QStep):
     """Inverted-residual / depthwise-separable block: its body steps, then the residual add
     in int8 (``(a - za) * sa/sy + (b - zb) * sb/sy`` in fp32 on the integer codes, rounded half
@@ -371,9 +382,7 @@ class QBlock(QStep):
         if not self.residual:
             return y, ys, yz
         os_, oz = self.out_qparams()
-        acc = (q.float() - z) * (s / os_) + (y.float() - yz) * (ys / os_)
-        out = torch.clamp(torch.round(acc) + oz, 0, 255).to(torch.uint8)
-        return out.contiguous(memory_format=torch.channels_last), os_, oz
+        return qadd(q, s, z, y, ys, yz, os_, oz), os_, oz
 
     def rows(self):
         out = [r for st in self.steps for r in st.rows()]

@@ -1,0 +1,428 @@
+#include "ops/q8_inverted_residual_op.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
+
+#include "kernels/q8-dwconv/q8_dwconv_kernels.h"
+#include "kernels/q8-gemm/q8_gemm_kernels.h"
+#include "ops/q8_dwconv_op.h"
+#include "ops/q8_gemm_op.h"
+#include "ops/q8_quant_op.h"
+
+namespace mk {
+namespace {
+
+// Same budget rules as the fp32 block (ops/f32_inverted_residual_op.cpp), in bytes: int8 rows
+// are 4x smaller, so the same budget holds 4x taller bands.
+constexpr int64_t kScratchBudgetBytes = 256 * 1024;
+constexpr int64_t kMaxScratchBytes = 512 * 1024;
+constexpr int64_t kMaxBandRows = 16;
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument("qinverted_residual: " + what);
+}
+
+const Q8GemmKernel& gemm_kernel(Isa level) {
+  const Isa isa = q8_gemm_resolve(level);
+  for (const Q8GemmKernel& k : kQ8GemmKernels)
+    if (k.isa == isa) return k;
+  return kQ8GemmKernels[0];
+}
+
+const Q8DwconvKernel& dw_kernel(Isa level) {
+  const Isa isa = q8_dwconv_resolve(level);
+  for (const Q8DwconvKernel& k : kQ8DwconvKernels)
+    if (k.isa == isa) return k;
+  return kQ8DwconvKernels[0];
+}
+
+int64_t in_rows(const Q8InvertedResidualParams& p, int64_t band) {
+  return std::min(p.H, (band - 1) * p.S + p.K);
+}
+// Activation bytes of one thread's scratch: expanded input rows + the depthwise band.
+int64_t act_bytes(const Q8InvertedResidualParams& p, int64_t band) {
+  return (p.expand ? in_rows(p, band) * p.W * p.Chid : 0) + band * p.OW() * p.Chid;
+}
+// int32 row sums of the two GEMM inputs (only when a pack keeps weight zero points).
+int64_t rowsum_ints(const Q8InvertedResidualParams& p, int64_t band) {
+  return (p.expand ? in_rows(p, band) * p.W : 0) + band * p.OW();
+}
+
+int64_t pieces_per_image(const Q8InvertedResidualParams& p, int nt) {
+  if (nt <= 1) return 1;
+  const int64_t g = std::gcd<int64_t>(std::max<int64_t>(p.N, 1), nt);
+  return std::max<int64_t>(1, std::min<int64_t>(p.OH(), nt / g));
+}
+
+uint8_t* thread_scratch(int64_t bytes) {
+  // Reused across calls (the point is a small buffer that stays hot); int32-aligned by vector.
+  static thread_local std::vector<int32_t> buf;
+  const size_t ints = static_cast<size_t>(ceil_div(bytes, 4));
+  if (buf.size() < ints) buf.resize(ints);
+  return reinterpret_cast<uint8_t*>(buf.data());
+}
+
+Q8Quant stage_quant(double xs, int32_t xz, bool xsig, const Q8StageQuant& s, bool ysig) {
+  return Q8Quant{xs, xz, xsig, s.scale, s.zp, ysig, s.min, s.max};
+}
+
+// Per-call GEMM preparation, computed exactly as q8_gemm_run_with does (ops/q8_gemm_op.cpp):
+// effective bias, requantization scales, the sign flip into the kernel's domain and the weight
+// zero points that need row sums. Per band only x, y, M and the row sums change.
+struct GemmStage {
+  Q8GemmParams base{};
+  std::vector<int32_t> bias_eff, wzp_pad;
+  std::vector<float> scale;
+  bool has_wzp = false, signed_x = false;
+  uint8_t flip = 0;
+
+  void prepare(const uint8_t* packed, int64_t bytes, int64_t K, int64_t N, const Q8Quant& q,
+               bool kernel_signed_x) {
+    const Q8PackHeader& h = q8_check_pack(packed, bytes, Q8PackKind::gemm, K, N, 1, 1);
+    const Q8GemmLayout l = q8_gemm_layout(K, N);
+    const auto* colsum = reinterpret_cast<const int32_t*>(packed + l.colsum);
+    const auto* bias = reinterpret_cast<const int32_t*>(packed + l.bias);
+    const auto* wzp = reinterpret_cast<const int32_t*>(packed + l.wzp);
+    scale = q8_requant_scales(q, reinterpret_cast<const float*>(packed + l.scale), N, l.npad);
+    const Q8Domain d = q8_domain(q, kernel_signed_x);
+    bias_eff.assign(static_cast<size_t>(l.npad), 0);
+    for (int64_t oc = 0; oc < N; ++oc) {
+      const int64_t v = int64_t(bias[oc]) - int64_t(d.x_zp) * colsum[oc] + K * int64_t(d.x_zp) * wzp[oc];
+      bias_eff[oc] = static_cast<int32_t>(static_cast<uint32_t>(v));
+    }
+    has_wzp = h.has_wzp != 0;
+    if (has_wzp) wzp_pad.assign(wzp, wzp + l.npad);
+    signed_x = kernel_signed_x;
+    flip = static_cast<uint8_t>(d.flip);
+    base.M = 0;
+    base.K = K;
+    base.N = N;
+    base.w = reinterpret_cast<const int8_t*>(packed + l.weights);
+    base.bias = bias_eff.data();
+    base.scale = scale.data();
+    base.wzp = has_wzp ? wzp_pad.data() : nullptr;
+    base.rowsum = nullptr;
+    base.x_flip = d.flip;
+    base.y_zp = q.y_zp;
+    base.y_lo = static_cast<float>(q.y_min - q.y_zp);
+    base.y_hi = static_cast<float>(q.y_max - q.y_zp);
+  }
+
+  // y[M][N] = requant(x[M][K] @ w); rowsum: M int32 of scratch (used only with zero points).
+  void run(Q8GemmFn fn, const uint8_t* x, int64_t M, uint8_t* y, int32_t* rowsum) const {
+    Q8GemmParams g = base;
+    g.M = M;
+    g.x = x;
+    g.y = y;
+    if (has_wzp) {
+      for (int64_t m = 0; m < M; ++m) {
+        int32_t s = 0;
+        for (int64_t k = 0; k < g.K; ++k) {
+          const uint8_t v = x[m * g.K + k] ^ flip;
+          s += signed_x ? int32_t(int8_t(v)) : int32_t(v);
+        }
+        rowsum[m] = s;
+      }
+      g.rowsum = rowsum;
+    }
+    fn(g, 0, M, 0, g.N);
+  }
+};
+
+// Per-call depthwise preparation, as q8_dwconv_run_with (ops/q8_dwconv_op.cpp).
+struct DwStage {
+  std::vector<int32_t> bias_eff;
+  std::vector<float> scale;
+  std::vector<uint8_t> zero;
+  const int16_t* w = nullptr;
+  Q8Quant q{};
+
+  void prepare(const uint8_t* packed, int64_t bytes, int64_t C, int64_t K, const Q8Quant& qq) {
+    q8_check_pack(packed, bytes, Q8PackKind::dwconv, C, C, K, K);
+    const Q8DwLayout l = q8_dwconv_layout(C, K, K);
+    require(bytes == l.total, "depthwise packed weight size does not match its shape");
+    const auto* wsum = reinterpret_cast<const int32_t*>(packed + l.wsum);
+    const auto* bias = reinterpret_cast<const int32_t*>(packed + l.bias);
+    scale = q8_requant_scales(qq, reinterpret_cast<const float*>(packed + l.scale), C, l.cpad);
+    bias_eff.assign(static_cast<size_t>(l.cpad), 0);
+    for (int64_t c = 0; c < C; ++c)
+      bias_eff[c] = static_cast<int32_t>(static_cast<uint32_t>(int64_t(bias[c]) - int64_t(qq.x_zp) * wsum[c]));
+    zero.assign(static_cast<size_t>(C), static_cast<uint8_t>(qq.x_zp));
+    w = reinterpret_cast<const int16_t*>(packed + l.weights);
+    q = qq;
+  }
+};
+
+// Keeps v rounded to fp32 where it is: the compiler cannot contract a * b + c * d into an FMA
+// across it (aarch64 has FMA in its baseline; torch's add evaluates mul, mul, add separately).
+template <class T>
+inline T fp_barrier(T v) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  asm("" : "+x"(v));
+#elif defined(__GNUC__) && defined(__aarch64__)
+  asm("" : "+w"(v));
+#else
+  volatile T t = v;
+  v = t;
+#endif
+  return v;
+}
+
+// out[i] = clamp(rne(f32(a[i] - za) * fa + f32(b[i] - zb) * fb) + zo, lo, hi), in place on b
+// (b may alias out). Clamping to [lo - zo, hi - zo] before rounding equals clamping after (the
+// bounds are integers). Signed bytes are flipped to uint8 (v ^ 0x80 = v + 128), their zero
+// points shifted by 128, so one unsigned widening serves both dtypes.
+struct AddQuant {
+  float fa, fb, lo, hi;
+  int32_t za, zb, zo;
+  uint8_t fla, flb;
+  bool out_signed;
+};
+
+inline uint8_t add_one(const AddQuant& q, uint8_t a, uint8_t b) {
+  const float va = fp_barrier(static_cast<float>(int32_t(a ^ q.fla) - q.za) * q.fa);
+  const float vb = fp_barrier(static_cast<float>(int32_t(b ^ q.flb) - q.zb) * q.fb);
+  float v = va + vb;
+  v = v < q.lo ? q.lo : (v > q.hi ? q.hi : v);
+  return static_cast<uint8_t>(static_cast<int32_t>(std::nearbyintf(v)) + q.zo);
+}
+
+void residual_add(const AddQuant& q, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i fla = _mm_set1_epi8(static_cast<char>(q.fla)), flb = _mm_set1_epi8(static_cast<char>(q.flb));
+  const __m128i za = _mm_set1_epi32(q.za), zb = _mm_set1_epi32(q.zb), zo = _mm_set1_epi32(q.zo);
+  const __m128 fa = _mm_set1_ps(q.fa), fb = _mm_set1_ps(q.fb), lo = _mm_set1_ps(q.lo), hi = _mm_set1_ps(q.hi);
+  for (; i + 8 <= n; i += 8) {
+    __m128i va = _mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a + i)), fla);
+    __m128i vb = _mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + i)), flb);
+    va = _mm_unpacklo_epi8(va, zero);
+    vb = _mm_unpacklo_epi8(vb, zero);
+    __m128i r[2];
+    for (int h = 0; h < 2; ++h) {
+      const __m128i a32 = h ? _mm_unpackhi_epi16(va, zero) : _mm_unpacklo_epi16(va, zero);
+      const __m128i b32 = h ? _mm_unpackhi_epi16(vb, zero) : _mm_unpacklo_epi16(vb, zero);
+      const __m128 pa = fp_barrier(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(a32, za)), fa));
+      const __m128 pb = fp_barrier(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(b32, zb)), fb));
+      const __m128 v = _mm_min_ps(_mm_max_ps(_mm_add_ps(pa, pb), lo), hi);
+      r[h] = _mm_add_epi32(_mm_cvtps_epi32(v), zo);  // MXCSR default: round half to even
+    }
+    const __m128i w16 = _mm_packs_epi32(r[0], r[1]);  // values already inside the byte range
+    const __m128i w8 = q.out_signed ? _mm_packs_epi16(w16, w16) : _mm_packus_epi16(w16, w16);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), w8);
+  }
+#elif defined(__ARM_NEON)
+  const uint8x8_t fla = vdup_n_u8(q.fla), flb = vdup_n_u8(q.flb);
+  const int32x4_t za = vdupq_n_s32(q.za), zb = vdupq_n_s32(q.zb), zo = vdupq_n_s32(q.zo);
+  const float32x4_t fa = vdupq_n_f32(q.fa), fb = vdupq_n_f32(q.fb), lo = vdupq_n_f32(q.lo), hi = vdupq_n_f32(q.hi);
+  for (; i + 8 <= n; i += 8) {
+    const uint16x8_t va = vmovl_u8(veor_u8(vld1_u8(a + i), fla));
+    const uint16x8_t vb = vmovl_u8(veor_u8(vld1_u8(b + i), flb));
+    int32x4_t r[2];
+    for (int h = 0; h < 2; ++h) {
+      const int32x4_t a32 = vreinterpretq_s32_u32(vmovl_u16(h ? vget_high_u16(va) : vget_low_u16(va)));
+      const int32x4_t b32 = vreinterpretq_s32_u32(vmovl_u16(h ? vget_high_u16(vb) : vget_low_u16(vb)));
+      const float32x4_t pa = fp_barrier(vmulq_f32(vcvtq_f32_s32(vsubq_s32(a32, za)), fa));
+      const float32x4_t pb = fp_barrier(vmulq_f32(vcvtq_f32_s32(vsubq_s32(b32, zb)), fb));
+      const float32x4_t v = vminq_f32(vmaxq_f32(vaddq_f32(pa, pb), lo), hi);
+      r[h] = vaddq_s32(vcvtnq_s32_f32(v), zo);  // round to nearest, ties to even
+    }
+    const int16x8_t w16 = vcombine_s16(vmovn_s32(r[0]), vmovn_s32(r[1]));  // inside the byte range
+    const uint8x8_t w8 = q.out_signed ? vreinterpret_u8_s8(vmovn_s16(w16)) : vmovn_u16(vreinterpretq_u16_s16(w16));
+    vst1_u8(out + i, w8);
+  }
+#endif
+  for (; i < n; ++i) out[i] = add_one(q, a[i], b[i]);
+}
+
+}  // namespace
+
+void q8_inverted_residual_validate(const Q8InvertedResidualParams& p) {
+  require(p.N >= 0, "batch must be non-negative");
+  require(p.H > 0 && p.W > 0, "spatial sizes must be positive");
+  require(p.Cin > 0 && p.Chid > 0 && p.Cout > 0, "channel counts must be positive");
+  require(p.K >= 1 && p.S >= 1, "depthwise kernel and stride must be >= 1");
+  for (int64_t pad : {p.PT, p.PB, p.PL, p.PR})
+    require(pad >= 0 && pad <= p.K - 1, "each padding must be in [0, kernel - 1]");
+  require(p.H + p.PT + p.PB >= p.K && p.W + p.PL + p.PR >= p.K,
+          "depthwise kernel larger than the padded input");
+  require(p.expand || p.Chid == p.Cin, "without expansion the hidden width must equal Cin");
+  require(!p.residual || (p.S == 1 && p.Cin == p.Cout && p.OH() == p.H && p.OW() == p.W),
+          "a residual needs stride 1, Cin == Cout and an output as large as the input");
+  require(p.band_rows >= 0, "band_rows must be >= 0 (0 = automatic)");
+  // Every stage's scales, zero points and clamps (q8_quant_validate names the bad one).
+  if (p.expand) q8_quant_validate(stage_quant(p.x_scale, p.x_zp, p.x_signed, p.e, p.y_signed));
+  const Q8StageQuant& din = p.expand ? p.e : Q8StageQuant{p.x_scale, p.x_zp, 0, 0};
+  q8_quant_validate(stage_quant(din.scale, din.zp, p.expand ? p.y_signed : p.x_signed, p.d, p.y_signed));
+  q8_quant_validate(stage_quant(p.d.scale, p.d.zp, p.y_signed, p.p, p.y_signed));
+  if (p.residual) {
+    const int32_t lo = p.y_signed ? -128 : 0, hi = p.y_signed ? 127 : 255;
+    require(std::isfinite(p.out_scale) && p.out_scale > 0, "out_scale must be finite and > 0");
+    require(p.out_zp >= lo && p.out_zp <= hi, "out_zero_point outside the output dtype");
+    const float fa = static_cast<float>(p.x_scale / p.out_scale), fb = static_cast<float>(p.p.scale / p.out_scale);
+    require(std::isfinite(fa) && fa > 0 && std::isfinite(fb) && fb > 0,
+            "residual scale ratios x_scale / out_scale and project scale / out_scale must be finite fp32");
+  }
+}
+
+int64_t q8_inverted_residual_band_rows(const Q8InvertedResidualParams& p) {
+  if (p.band_rows > 0) return std::min(p.band_rows, p.OH());
+  // As the fp32 block: the tallest band (<= 16 rows) whose scratch fits the budget, which grows
+  // up to the weight bytes (both 1x1 weights are re-read by every band) capped at 512 KB; for
+  // H >= 28 the scratch also stays within 1/8 of the expanded tensor where any band can.
+  const int64_t expanded = p.H * p.W * p.Chid;
+  const int64_t weight_bytes = (p.expand ? p.Cin * p.Chid : 0) + p.Chid * p.Cout;
+  const int64_t budget = std::max(kScratchBudgetBytes, std::min(weight_bytes, kMaxScratchBytes));
+  const bool eighth = p.H >= 28;
+  auto fits = [&](int64_t band) {
+    const int64_t b = act_bytes(p, band);
+    return b <= budget && (!eighth || b * 8 <= expanded);
+  };
+  int64_t band = 1;
+  while (band < std::min(p.OH(), kMaxBandRows) && fits(band + 1)) ++band;
+  return band;
+}
+
+int64_t q8_inverted_residual_scratch_bytes(const Q8InvertedResidualParams& p, bool row_sums) {
+  const int64_t band = q8_inverted_residual_band_rows(p);
+  return act_bytes(p, band) + (row_sums ? 4 * rowsum_ints(p, band) : 0);
+}
+
+int q8_inverted_residual_threads(const Q8InvertedResidualParams& p, int num_threads) {
+  const int nt = std::max(1, num_threads);
+  return static_cast<int>(std::min<int64_t>(nt, std::max<int64_t>(1, p.N) * pieces_per_image(p, nt)));
+}
+
+std::string q8_inverted_residual_kernel_name(const Q8InvertedResidualParams& p) {
+  q8_inverted_residual_validate(p);
+  return std::string("gemm ") + gemm_kernel(active_isa()).name + " + dwconv " + dw_kernel(active_isa()).name +
+         ", band " + std::to_string(q8_inverted_residual_band_rows(p));
+}
+
+void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn dwfn,
+                                   const Q8InvertedResidualParams& p, const void* x_in,
+                                   const uint8_t* expand_pack, int64_t expand_bytes,
+                                   const uint8_t* dw_pack, int64_t dw_bytes,
+                                   const uint8_t* project_pack, int64_t project_bytes, void* out_v,
+                                   int num_threads) {
+  q8_inverted_residual_validate(p);
+  // The same per-call preparation as the three unfused ops, hence the same numbers.
+  GemmStage es, ps;
+  DwStage ds;
+  if (p.expand)
+    es.prepare(expand_pack, expand_bytes, p.Cin, p.Chid, stage_quant(p.x_scale, p.x_zp, p.x_signed, p.e, p.y_signed),
+               gemm_signed_x);
+  const Q8Quant qd = p.expand ? stage_quant(p.e.scale, p.e.zp, p.y_signed, p.d, p.y_signed)
+                              : stage_quant(p.x_scale, p.x_zp, p.x_signed, p.d, p.y_signed);
+  ds.prepare(dw_pack, dw_bytes, p.Chid, p.K, qd);
+  ps.prepare(project_pack, project_bytes, p.Chid, p.Cout, stage_quant(p.d.scale, p.d.zp, p.y_signed, p.p, p.y_signed),
+             gemm_signed_x);
+  if (p.N == 0) return;
+
+  AddQuant aq{};
+  if (p.residual) {
+    const int32_t lo = p.y_signed ? -128 : 0, hi = p.y_signed ? 127 : 255;
+    // float(double ratio): torch multiplies a float32 tensor by a Python float in fp32.
+    aq.fa = static_cast<float>(p.x_scale / p.out_scale);
+    aq.fb = static_cast<float>(p.p.scale / p.out_scale);
+    aq.fla = p.x_signed ? 0x80 : 0;
+    aq.flb = p.y_signed ? 0x80 : 0;
+    aq.za = p.x_zp + (p.x_signed ? 128 : 0);
+    aq.zb = p.p.zp + (p.y_signed ? 128 : 0);
+    aq.zo = p.out_zp;
+    aq.lo = static_cast<float>(lo - p.out_zp);
+    aq.hi = static_cast<float>(hi - p.out_zp);
+    aq.out_signed = p.y_signed;
+  }
+
+  const auto* x = static_cast<const uint8_t*>(x_in);
+  auto* out = static_cast<uint8_t*>(out_v);
+  const int64_t OH = p.OH(), OW = p.OW(), row_hid = p.W * p.Chid;
+  const int nt = std::max(1, num_threads);
+  const int64_t pieces = pieces_per_image(p, nt), items = p.N * pieces;
+  const int64_t piece_rows = ceil_div(OH, pieces);
+  const int64_t band = std::min(q8_inverted_residual_band_rows(p), piece_rows);
+  const bool sums = es.has_wzp || ps.has_wzp;
+  const int64_t sum_bytes = sums ? 4 * rowsum_ints(p, band) : 0;
+  const int64_t buf_bytes = p.expand ? in_rows(p, band) * row_hid : 0;
+  const int64_t need = sum_bytes + act_bytes(p, band);
+  const Q8DwconvParams dw_base{1, 0, p.W, p.Chid, p.K, p.K, p.S, p.S, 1, 1, 0, p.PL, 0, OW,
+                               nullptr, ds.w, ds.bias_eff.data(), ds.scale.data(), ds.zero.data(), nullptr,
+                               qd.x_signed, qd.y_signed, qd.y_zp,
+                               static_cast<float>(qd.y_min - qd.y_zp), static_cast<float>(qd.y_max - qd.y_zp)};
+
+  auto work = [&](int64_t item) {
+    const int64_t n = item / pieces, o_begin = (item % pieces) * piece_rows;
+    const int64_t o_end = std::min(OH, o_begin + piece_rows);
+    if (o_begin >= o_end) return;
+    uint8_t* scratch = thread_scratch(need);
+    auto* rs_e = reinterpret_cast<int32_t*>(scratch);                        // expand row sums
+    int32_t* rs_p = rs_e + (p.expand ? in_rows(p, band) * p.W : 0);          // project row sums
+    uint8_t* buf = scratch + sum_bytes;                                      // expanded rows [have_lo, have_hi)
+    uint8_t* dwo = buf + buf_bytes;                                          // depthwise band
+    const uint8_t* x_n = x + n * p.H * p.W * p.Cin;
+    uint8_t* out_n = out + n * OH * OW * p.Cout;
+    int64_t have_lo = 0, have_hi = 0;
+    for (int64_t b0 = o_begin; b0 < o_end; b0 += band) {
+      const int64_t b1 = std::min(o_end, b0 + band);
+      const int64_t ih_lo = std::max<int64_t>(0, b0 * p.S - p.PT);
+      const int64_t ih_hi = std::min(p.H, (b1 - 1) * p.S - p.PT + p.K);
+      const uint8_t* src = x_n + ih_lo * p.W * p.Cin;  // t == 1: the depthwise reads x itself
+      if (p.expand) {
+        // Keep the halo rows the previous band expanded (moved to the front); expand the rest.
+        int64_t first_new = ih_lo;
+        if (ih_lo >= have_lo && ih_lo < have_hi) {
+          if (ih_lo > have_lo) std::memmove(buf, buf + (ih_lo - have_lo) * row_hid, (have_hi - ih_lo) * row_hid);
+          first_new = have_hi;
+        }
+        if (first_new < ih_hi)
+          es.run(gemm, x_n + first_new * p.W * p.Cin, (ih_hi - first_new) * p.W,
+                 buf + (first_new - ih_lo) * row_hid, rs_e);
+        have_lo = ih_lo;
+        have_hi = ih_hi;
+        src = buf;
+      }
+      // The band as a small image of its input rows (top padding shifted by the rows skipped;
+      // rows past ih_hi are outside the image, so the kernel reads them as padding).
+      Q8DwconvParams q = dw_base;
+      q.H = ih_hi - ih_lo;
+      q.PT = p.PT + ih_lo - b0 * p.S;
+      q.OH = b1 - b0;
+      q.x = src;
+      q.y = dwo;
+      dwfn(q, 0, b1 - b0, 0, p.Chid);
+      uint8_t* y = out_n + b0 * OW * p.Cout;
+      ps.run(gemm, dwo, (b1 - b0) * OW, y, rs_p);
+      if (p.residual) residual_add(aq, x_n + b0 * p.W * p.Cin, y, y, (b1 - b0) * OW * p.Cout);
+    }
+  };
+  if (nt == 1 || items == 1) {
+    for (int64_t i = 0; i < items; ++i) work(i);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t i = 0; i < items; ++i) work(i);
+}
+
+void q8_inverted_residual_run(const Q8InvertedResidualParams& p, const void* x, const uint8_t* expand_pack,
+                              int64_t expand_bytes, const uint8_t* dw_pack, int64_t dw_bytes,
+                              const uint8_t* project_pack, int64_t project_bytes, void* out, int num_threads) {
+  const Q8GemmKernel& gk = gemm_kernel(active_isa());
+  q8_inverted_residual_run_with(gk.run, gk.signed_x, dw_kernel(active_isa()).run, p, x, expand_pack, expand_bytes,
+                                dw_pack, dw_bytes, project_pack, project_bytes, out, num_threads);
+}
+
+}  // namespace mk

@@ -1,0 +1,82 @@
+// Fused int8 inverted-residual block (MobileNetV2 without SE), NHWC, the int8 twin of
+// ops/f32_inverted_residual_op.h:
+//
+//   x [N, H, W, Cin] -> int8 1x1 expand to Chid, requant to (e.scale, e.zp), clamp  (if expand)
+//                    -> int8 KxK depthwise, stride S, requant to (d.scale, d.zp), clamp
+//                    -> int8 1x1 project to Cout, requant to (p.scale, p.zp), clamp
+//                    -> int8 residual add with x, requant to (out_scale, out_zp)  (if residual)
+//
+// Bit-exact to qconv1x1 -> qdwconv2d -> qconv1x1 (ops/q8_gemm_op.h, ops/q8_dwconv_op.h) and the
+// residual add of mobilekernels.quant (QBlock):
+//   out = clamp(nearbyint(f32(x - x_zp) * f32(x_scale / out_scale)
+//                         + f32(y - p.zp) * f32(p.scale / out_scale)) + out_zp, dtype range)
+// with each product and the sum rounded to fp32 separately (no FMA), as torch evaluates it.
+//
+// The expanded H x W x Chid tensor is never materialised: each thread walks bands of output
+// rows; the expand GEMM writes only the expanded rows a band needs into a per-thread scratch
+// (rows shared with the previous band are kept), the depthwise kernel reads that scratch and
+// writes one band of Chid-wide rows, and the project GEMM writes the output band, to which the
+// residual is added in place. Same band / thread plan as the fp32 block, sized in bytes.
+//
+// Activations are clamps in the quantized range (ReLU / ReLU6 = a narrower [min, max]), as in
+// qconv1x1 / qdwconv2d; an activation that is not a clamp (Hardswish) has no place here: such
+// blocks run unfused (see mobilekernels.quant).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "kernels/q8-dwconv/q8_dwconv.h"
+#include "kernels/q8-gemm/q8_gemm.h"
+
+namespace mk {
+
+struct Q8StageQuant {  // output quantization of one conv stage
+  double scale;
+  int32_t zp;
+  int32_t min, max;  // clamp in the output dtype (fused ReLU / ReLU6)
+};
+
+struct Q8InvertedResidualParams {
+  int64_t N, H, W, Cin, Chid, Cout;
+  int64_t K, S;            // square depthwise kernel, stride (dilation 1)
+  int64_t PT, PB, PL, PR;  // depthwise padding (reads the zero point), each in [0, K-1]
+  bool expand;             // false: the t == 1 form, Chid == Cin, the depthwise reads x
+  bool residual;           // requires S == 1, Cin == Cout and an output as large as x
+  int64_t band_rows;       // output rows per band; 0 = chosen from the cache budget
+  double x_scale;
+  int32_t x_zp;
+  bool x_signed;           // x is int8 (true) or uint8
+  bool y_signed;           // every tensor the block produces (hidden rows and output) is int8
+  Q8StageQuant e, d, p;    // expand (ignored when !expand), depthwise, project
+  double out_scale;        // residual add output (ignored without residual; clamp = dtype range)
+  int32_t out_zp;
+  int64_t OH() const { return (H + PT + PB - K) / S + 1; }
+  int64_t OW() const { return (W + PL + PR - K) / S + 1; }
+};
+
+// Throws std::invalid_argument naming the first inconsistent field.
+void q8_inverted_residual_validate(const Q8InvertedResidualParams& p);
+// The band height a call uses (p.band_rows, or the cache-budget choice when 0).
+int64_t q8_inverted_residual_band_rows(const Q8InvertedResidualParams& p);
+// Scratch bytes one thread uses (expanded rows + depthwise band, + int32 row sums when a
+// weight pack keeps zero points, row_sums), and the threads a call would keep busy.
+int64_t q8_inverted_residual_scratch_bytes(const Q8InvertedResidualParams& p, bool row_sums);
+int q8_inverted_residual_threads(const Q8InvertedResidualParams& p, int num_threads);
+// What runs at the active ISA level, e.g. "gemm avx2/6x8-vpmaddwd + dwconv avx2/16c-vpmaddwd, band 4".
+std::string q8_inverted_residual_kernel_name(const Q8InvertedResidualParams& p);
+// out [N, OH, OW, Cout] dense NHWC bytes. Each pack is a whole int8 pack (header checked);
+// expand_pack is ignored when !p.expand. num_threads <= 0 means one thread.
+void q8_inverted_residual_run(const Q8InvertedResidualParams& p, const void* x,
+                              const uint8_t* expand_pack, int64_t expand_bytes,
+                              const uint8_t* dw_pack, int64_t dw_bytes,
+                              const uint8_t* project_pack, int64_t project_bytes, void* out,
+                              int num_threads);
+// Same on explicit kernels (tests: every compiled path, the AVX2 emulation of VNNI too).
+void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn dw,
+                                   const Q8InvertedResidualParams& p, const void* x,
+                                   const uint8_t* expand_pack, int64_t expand_bytes,
+                                   const uint8_t* dw_pack, int64_t dw_bytes,
+                                   const uint8_t* project_pack, int64_t project_bytes, void* out,
+                                   int num_threads);
+
+}  // namespace mk
