@@ -17,4 +17,5 @@ void register_f32_dwconv(pybind11::module_& m);
 void register_f32_pw(pybind11::module_& m);
 void register_q8(pybind11::module_& m);  // int8 pointwise GEMM + depthwise (q8_bindings.cpp)
 void register_q8_block(pybind11::module_& m);  // fused int8 inverted residual (q8_block_bindings.cpp)
+void register_f32_chain(pybind11::module_& m);  // fp32 layer chain (f32_chain_bindings.cpp)
 }  // namespace mk::bindings

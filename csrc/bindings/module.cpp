@@ -39,4 +39,5 @@ PYBIND11_MODULE(_C, m) {
   mk::bindings::register_f32_pw(m);
   mk::bindings::register_q8(m);
   mk::bindings::register_q8_block(m);
+  mk::bindings::register_f32_chain(m);
 }
