@@ -151,7 +151,7 @@ def test_empty_calibration_raises():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="observer"):
-        quantize(_model("mobilenet_v2", None), _calib(1), observer="mse", progress=False)
+        quantize(_model("mobilenet_v2", None), _calib(1), observer="kl", progress=False)
     with pytest.raises(TypeError, match="calibration batches"):
         quantize(_model("mobilenet_v2", None), [torch.randn(3, 32, 32)], progress=False)
     with pytest.raises(ValueError, match="features"):

@@ -6,7 +6,7 @@ flatten -> classifier (mobilekernels' MobileNet V1/V2/V3, torchvision's MobileNe
 
 Steps: BatchNorm folded into the preceding conv (``nn.block._fold_bn``); weights int8,
 symmetric, per output channel; activations uint8, per tensor, asymmetric, ranges from an
-observer ("minmax" or "percentile") run over ``calibration_data``. The input is quantized once;
+observer ("minmax", "percentile" or "mse") run over ``calibration_data``. The input is quantized once;
 between layers activations stay uint8 channels_last; the output is dequantized.
 ``QuantizedModel.summary()`` lists where every layer runs:
 
@@ -237,8 +237,9 @@ def quantize(model: nn.Module, calibration_data: Iterable, observer: str = "minm
         model: an ``nn.Sequential`` or a MobileNet-layout model (see module docstring).
         calibration_data: iterable of float ``[N, C, H, W]`` batches, or of tuples whose first
             item is one (a ``DataLoader`` of ``(x, y)`` works). Must not be empty.
-        observer: "minmax" or "percentile" (activation ranges; weights are always per-channel
-            symmetric min-max).
+        observer: "minmax", "percentile" or "mse" (activation ranges: running min/max, quantiles,
+            or the clipping range minimising the quantization MSE of a histogram; weights are
+            always per-channel symmetric min-max).
         percentile: upper quantile in percent for the percentile observer.
         max_batches: stop calibrating after this many batches.
         progress: tqdm progress bar (when tqdm is installed).
