@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ._pack_cache import tensor_key
-from .. import _ops, _pwops
+from .. import _C, _chain, _ops, _pwops
 from .._checks import conv_padding
 
 _ACT_NAMES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardswish: "hardswish"}
@@ -72,7 +72,14 @@ class InvertedResidual(nn.Module):
     their biases. Inference runs the fused op on packs cached until a weight changes; with
     autograd on, it runs our three differentiable ops instead (same math, unfused).
     ``band_rows`` (0 = automatic) forces the output rows per band, for benchmarking.
+
+    Eager inference (no grad, not compiling) calls the C++ op directly, skipping the
+    ``torch.ops`` dispatcher: the geometry is validated once per input shape and cached until a
+    setting changes; under ``torch.compile``/export the registered op runs.
     """
+
+    _calls = None  # input shape -> (output shape, C++ arguments); see _eager
+    _pack_ptrs = None
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, kernel_size: int = 3,
                  stride: int = 1, padding=None, expand: Optional[bool] = None,
@@ -159,8 +166,51 @@ class InvertedResidual(nn.Module):
             ew, eb, dw, db, pw, pb = self._weights()
             epk = _pwops.pack_pw(ew, eb) if ew is not None else None
             self._packs = (epk, _ops.pack_dw(dw, db), _pwops.pack_pw(pw, pb))
+            self._pack_ptrs = ((epk.data_ptr(), epk.numel()) if epk is not None else (0, 0)) + tuple(
+                v for p in self._packs[1:] for v in (p.data_ptr(), p.numel()))
             self._pack_key = key
         return self._packs
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if _chain.invalidates(name):  # a setting or weight changed: cached calls and chains are stale
+            self.__dict__["_calls"] = None
+            _chain.config_changed()
+
+    def _plan_call(self, shape):
+        """Validate a fused call for input ``shape`` once; cache (output shape, C++ arguments)."""
+        expand = self.expand_weight is not None
+        args = _pwops._ir_args(shape, self.in_channels, self.hidden_channels, self.out_channels, self.kernel_size,
+                               self.stride, list(self.padding), self.activations, self.residual, self.band_rows,
+                               expand)
+        _, _, _, oh, ow = _pwops._ir_geometry(shape, self.in_channels, self.hidden_channels, self.out_channels,
+                                              self.kernel_size, self.stride, self.padding, self.activations,
+                                              self.residual)
+        call = ((shape[0], self.out_channels, oh, ow), args)
+        if self._calls is None:
+            self.__dict__["_calls"] = {}
+        self._calls[shape] = call
+        return call
+
+    def _eager(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused op without the dispatcher (same C++ call as ``inverted_residual_packed``)."""
+        if x.dtype is not torch.float32 or x.device.type != "cpu" or x.dim() != 4:
+            _pwops._check_x(x)  # raises the precise error
+        shape = x.shape
+        calls = self._calls
+        call = calls.get(shape) if calls is not None else None
+        if call is None:
+            _pwops._check_x(x)
+            call = self._plan_call(shape)
+        self._pack()
+        out_shape, args = call
+        out = torch.empty(out_shape, dtype=torch.float32, memory_format=torch.channels_last)
+        if out_shape[0] == 0:
+            return out
+        x = x.contiguous(memory_format=torch.channels_last)
+        # _pack_ptrs: (expand, numel, dw, numel, project, numel), as the binding takes them.
+        _C.f32_inverted_residual(x.data_ptr(), *self._pack_ptrs, out.data_ptr(), *args, torch.get_num_threads())
+        return out
 
     def _unfused(self, x: torch.Tensor) -> torch.Tensor:
         ae, ad, ap = self.activations
@@ -173,12 +223,17 @@ class InvertedResidual(nn.Module):
         return y + x if self.residual else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Eager inference first (cheapest checks first).
+        if not torch.is_grad_enabled() and type(x) is torch.Tensor and not torch.compiler.is_compiling():
+            return self._eager(x)
         if torch.is_grad_enabled() and (x.requires_grad or any(
                 t is not None and t.requires_grad for t in self._weights())) and not torch.compiler.is_compiling():
             return self._unfused(x)  # the fused op is inference-only
         if torch.compiler.is_compiling():
             return torch.ops.mobilekernels.inverted_residual(x, *self._weights(), self.stride, self.padding,
                                                              *self.activations, self.residual)
+        if type(x) is torch.Tensor:  # grad on, but nothing requires it
+            return self._eager(x)
         epk, dpk, ppk = self._pack()
         return torch.ops.mobilekernels.inverted_residual_packed(
             x, epk, dpk, ppk, self.hidden_channels, self.out_channels, self.kernel_size, self.stride,
@@ -193,5 +248,6 @@ class InvertedResidual(nn.Module):
 
     def __getstate__(self):
         state = super().__getstate__().copy()
-        state["_packs"], state["_pack_key"] = None, None  # derived: rebuilt on first use
+        # derived: rebuilt on first use
+        state["_packs"], state["_pack_key"], state["_pack_ptrs"], state["_calls"] = None, None, None, None
         return state

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ._pack_cache import CachedPackMixin
-from .. import _ops, _pwops
+from .. import _C, _chain, _ops, _pwops
 
 
 class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
@@ -18,8 +18,11 @@ class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
     Inference (no grad) runs on a weight packed once and reused until the weight or bias
     changes (tracked by tensor version); the pack is derived, never stored in the state_dict.
     With autograd on, the differentiable op runs (forward ours, backward PyTorch's).
-    Output is channels_last.
+    Output is channels_last. Eager inference calls the C++ op directly (no ``torch.ops``
+    dispatcher), with the call validated once per input shape.
     """
+
+    _calls = None  # input shape -> (output shape, pixels, activation code); see _eager
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size=1, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
@@ -54,11 +57,52 @@ class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
     def _make_pack(self, weight, bias) -> torch.Tensor:
         return _pwops.pack_pw(weight, bias)
 
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if _chain.invalidates(name):  # a setting or weight changed: cached calls and chains are stale
+            self.__dict__["_calls"] = None
+            _chain.config_changed()
+
+    def _eager(self, x: torch.Tensor) -> torch.Tensor:
+        """``conv1x1_packed`` without the dispatcher: the same C++ call."""
+        if x.dtype is not torch.float32 or x.device.type != "cpu" or x.dim() != 4:
+            _pwops._check_x(x)  # raises the precise error
+        shape = x.shape
+        calls = self._calls
+        call = calls.get(shape) if calls is not None else None
+        if call is None:
+            _pwops._check_x(x, self.in_channels)
+            n, _, h, w = shape
+            call = ((n, self.out_channels, h, w), n * h * w, _pwops._act(self.activation))
+            if calls is None:
+                self.__dict__["_calls"] = calls = {}
+            calls[shape] = call
+        packed = self._pack()
+        out_shape, m, act = call
+        out = torch.empty(out_shape, dtype=torch.float32, memory_format=torch.channels_last)
+        if m == 0:
+            return out
+        x = x.contiguous(memory_format=torch.channels_last)
+        # The C++ side checks the pack header against (in, out) channels.
+        _C.f32_conv1x1(x.data_ptr(), packed.data_ptr(), packed.numel(), out.data_ptr(), m, self.in_channels,
+                       self.out_channels, act, torch.get_num_threads())
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Eager inference first (cheapest checks first).
+        if not torch.is_grad_enabled() and type(x) is torch.Tensor and not torch.compiler.is_compiling():
+            return self._eager(x)
         if (torch.compiler.is_compiling() or torch.is_grad_enabled()
                 and (self.weight.requires_grad or x.requires_grad)):
             return torch.ops.mobilekernels.conv1x1(x, self.weight, self.bias, self.activation)
+        if type(x) is torch.Tensor:  # grad on, but nothing requires it
+            return self._eager(x)
         return torch.ops.mobilekernels.conv1x1_packed(x, self._pack(), self.out_channels, self.activation)
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state["_calls"] = None  # derived
+        return state
 
 
 Conv1x1 = PointwiseConv2d
