@@ -20,5 +20,21 @@ inline typename V::T activate(typename V::T v) {
   }
 }
 
+// The same with the constants {0, 6, 3, 1/6} loaded from `k` at the point of use, for kernel
+// bodies whose register tiles leave no room for constants kept live across their loops.
+template <class V, Activation A>
+inline typename V::T activate_from(typename V::T v, const float* k) {
+  if constexpr (A == Activation::relu) {
+    return V::max(v, V::set1(k[0]));
+  } else if constexpr (A == Activation::relu6) {
+    return V::min(V::max(v, V::set1(k[0])), V::set1(k[1]));
+  } else if constexpr (A == Activation::hardswish) {
+    const typename V::T t = V::min(V::max(V::add(v, V::set1(k[2])), V::set1(k[0])), V::set1(k[1]));
+    return V::mul(V::mul(v, t), V::set1(k[3]));
+  } else {
+    return v;
+  }
+}
+
 }  // namespace
 }  // namespace mk

@@ -25,6 +25,11 @@ struct F32GemmParams {
   Activation act;
   const float* residual;          // nullptr, or R added after the activation
   int64_t ldr;                    // row stride of R
+  // The activation's constants {0, 6, 3, 1/6}, read from here by the kernels' epilogue on
+  // purpose: a member of the caller's params may alias the output, so the compiler reloads
+  // them per tile instead of hoisting them into registers for the whole loop nest (hoisted, they
+  // left too few of AVX2's 16 registers and an accumulator spilled inside the k loop).
+  float act_consts[4] = {0.f, 6.f, 3.f, 1.f / 6.f};
 };
 
 // A pack starts with a header of kF32GemmPackHeader floats (magic, version, K, N) so a pack
