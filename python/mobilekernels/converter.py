@@ -9,10 +9,14 @@ What it does, walking the module tree:
   Sequential are folded: depthwise convs become :class:`~mobilekernels.nn.DepthwiseConv2d`, 1x1
   convs :class:`~mobilekernels.nn.PointwiseConv2d` (activation fused in both); other convs stay
   PyTorch ``nn.Conv2d`` with the BatchNorm folded in;
-* everything else (stem conv, SE/ECA/CBAM, pooling, classifier) stays in PyTorch, reported.
+* everything else (stem conv, SE/ECA/CBAM, pooling, classifier) stays in PyTorch, reported;
+* with ``chain=True`` (default), every plain ``nn.Sequential`` holding a run of two or more of
+  our layers (e.g. ``features``) becomes a :class:`~mobilekernels.nn.ChainedSequential`: same
+  children and state_dict, but in eager inference each such run is one C++ call on
+  preallocated buffers (bit-identical output, ~1 ms less Python per MobileNetV2 forward).
 
 The result wraps the model so the input is made channels_last once; our layers keep it so.
-``summary()`` lists what was replaced and what was left, and why.
+``summary()`` lists what was replaced and what was left, and why, and which runs are chained.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .nn import DepthwiseConv2d, InvertedResidual, PointwiseConv2d
+from .nn import ChainedSequential, DepthwiseConv2d, InvertedResidual, PointwiseConv2d
 from .nn.block import _fold_bn
 
 _ACTS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardswish: "hardswish"}
@@ -58,16 +62,23 @@ class ConvertedModel(nn.Module):
         ours = sum(c.result in ("DepthwiseConv2d", "PointwiseConv2d") for c in self.report)
         kept = sum(c.result.startswith("kept") for c in self.report)
         lines.append(f"{fused} fused blocks, {ours} single layers on mobilekernels, {kept} kept in PyTorch")
+        runs = [r for m in self.model.modules() if isinstance(m, ChainedSequential) for r in m.chained_runs()]
+        if runs:
+            lines.append(f"{len(runs)} chained runs ({sum(map(len, runs))} layers) run as one C++ call each "
+                         "in eager inference")
         return "\n".join(lines)
 
 
-def convert(model: nn.Module, *, fuse_blocks: bool = True, inplace: bool = False) -> ConvertedModel:
+def convert(model: nn.Module, *, fuse_blocks: bool = True, inplace: bool = False,
+            chain: bool = True) -> ConvertedModel:
     """Return an inference (eval-mode) copy of ``model`` whose convolutions run on our kernels.
 
     Args:
         model: any ``nn.Module``; BatchNorm folding uses its running statistics.
         fuse_blocks: replace whole inverted-residual blocks by the fused kernel.
         inplace: rewrite ``model`` itself instead of a deep copy.
+        chain: turn plain Sequentials holding runs of our layers into ``ChainedSequential``
+            (one C++ call per run in eager inference; same children, state_dict and output).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"convert expects an nn.Module, got {type(model).__name__}")
@@ -77,7 +88,22 @@ def convert(model: nn.Module, *, fuse_blocks: bool = True, inplace: bool = False
     if isinstance(m, nn.Sequential):
         _convert_sequential(m, "", report)
     _convert_tree(m, "", report, fuse_blocks)
+    if chain:
+        _chain_sequentials(m, report)
     return ConvertedModel(m, report)
+
+
+def _chain_sequentials(model: nn.Module, report: list[Change]) -> None:
+    for name, seq in list(model.named_modules()):
+        if type(seq) is not nn.Sequential:
+            continue
+        ChainedSequential.from_sequential(seq)
+        runs = seq.chained_runs()
+        if not runs:  # nothing to chain: leave it plain
+            seq.__class__ = nn.Sequential
+            continue
+        note = "; ".join(f"{r[0]}..{r[-1]} ({len(r)} layers) in one call" for r in runs)
+        report.append(Change(name or "(model)", "Sequential", "ChainedSequential", note))
 
 
 def _is_block(m: nn.Module) -> bool:

@@ -7,3 +7,5 @@ __all__ = ["DepthwiseConv2d"]
 __all__ += ["PointwiseConv2d", "Conv1x1", "InvertedResidual"]
 from .quantized import QuantizedConv2d  # int8 (quint8 in/out)
 __all__ += ["QuantizedConv2d"]
+from .chained import ChainedSequential  # runs of our fp32 layers as one C++ call
+__all__ += ["ChainedSequential"]
