@@ -9,6 +9,7 @@
 //   AVX2     6 x 16 (12 ymm accumulators + 2 weights + 1 broadcast of 16 registers)
 //   AVX-512  8 x 32 (16 zmm accumulators + 2 weights: two panels side by side)
 //   NEON     6 x 16 (24 q accumulators + 4 weights of 32 registers)
+// A last strip of 17..24 columns runs as a 4 x 24 tile on AVX2/NEON (see gemm).
 // The epilogue applies the activation, adds the residual and stores (masked past N).
 #pragma once
 #include <algorithm>
@@ -47,28 +48,26 @@ inline void store_tile(const F32GemmParams& p, const typename V::T (&acc)[MR][NV
   }
 }
 
-// One MR x (NP*16) tile. `pk` points at the first panel (its bias row), panels `pstride`
-// floats apart; `ncols` (1..NP*16) columns of C are stored, the rest of the tile is dropped.
-template <class V, int MR, int NP, Activation A, bool Res>
+// One MR x (NV vectors) tile. `pk` points at the first panel (its bias row), panels `pstride`
+// floats apart; vector v lives in panel v / NVP, so NV may span panels, including 1.5 of them
+// (see gemm). `ncols` (1..NV*W) columns of C are stored, the rest of the tile is dropped.
+template <class V, int MR, int NV, Activation A, bool Res>
 inline void tile(const F32GemmParams& p, const float* a, const float* pk, int64_t pstride,
                  float* c, const float* r, int64_t ncols) {
   using T = typename V::T;
   constexpr int W = V::kWidth;
   constexpr int NVP = static_cast<int>(kF32GemmPanel) / W;  // vectors per panel
-  constexpr int NV = NVP * NP;
   T acc[MR][NV];
-  for (int j = 0; j < NP; ++j)
-    for (int v = 0; v < NVP; ++v) {
-      const T b = V::load(pk + j * pstride + v * W);
-      for (int i = 0; i < MR; ++i) acc[i][j * NVP + v] = b;
-    }
+  for (int v = 0; v < NV; ++v) {
+    const T b = V::load(pk + (v / NVP) * pstride + (v % NVP) * W);
+    for (int i = 0; i < MR; ++i) acc[i][v] = b;
+  }
   const float* ar[MR];
   for (int i = 0; i < MR; ++i) ar[i] = a + i * p.lda;
   const float* w = pk + kF32GemmPanel;
   for (int64_t k = 0; k < p.K; ++k, w += kF32GemmPanel) {
     T b[NV];
-    for (int j = 0; j < NP; ++j)
-      for (int v = 0; v < NVP; ++v) b[j * NVP + v] = V::load(w + j * pstride + v * W);
+    for (int v = 0; v < NV; ++v) b[v] = V::load(w + (v / NVP) * pstride + (v % NVP) * W);
     for (int i = 0; i < MR; ++i) {
       const T x = V::set1(ar[i][k]);
       for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(x, b[v], acc[i][v]);
@@ -78,12 +77,23 @@ inline void tile(const F32GemmParams& p, const float* a, const float* pk, int64_
 }
 
 // Remainder rows: pick the tile with exactly `rows` rows (1..MR), resolved at compile time.
-template <class V, int MR, int NP, Activation A, bool Res>
+template <class V, int MR, int NV, Activation A, bool Res>
 inline void tile_rows(int64_t rows, const F32GemmParams& p, const float* a, const float* pk,
                       int64_t pstride, float* c, const float* r, int64_t ncols) {
   if constexpr (MR > 0) {
-    if (rows == MR) return tile<V, MR, NP, A, Res>(p, a, pk, pstride, c, r, ncols);
-    return tile_rows<V, MR - 1, NP, A, Res>(rows, p, a, pk, pstride, c, r, ncols);
+    if (rows == MR) return tile<V, MR, NV, A, Res>(p, a, pk, pstride, c, r, ncols);
+    return tile_rows<V, MR - 1, NV, A, Res>(rows, p, a, pk, pstride, c, r, ncols);
+  }
+}
+
+// Rows [mb, mbe) of one column strip with an MR x NV tile.
+template <class V, int MR, int NV, Activation A, bool Res>
+inline void strip(const F32GemmParams& p, const float* a, const float* pkj, int64_t pstride,
+                  float* c, int64_t mb, int64_t mbe, int64_t col, int64_t ncols) {
+  for (int64_t m = mb; m < mbe; m += MR) {
+    const int64_t rows = std::min<int64_t>(MR, mbe - m);
+    const float* r = Res ? p.residual + m * p.ldr + col : nullptr;
+    tile_rows<V, MR, NV, A, Res>(rows, p, a + m * p.lda, pkj, pstride, c + m * p.ldc + col, r, ncols);
   }
 }
 
@@ -94,29 +104,34 @@ constexpr int64_t kABlockBytes = 128 * 1024;
 template <class V, int MR, int NP, Activation A, bool Res>
 void gemm(const F32GemmParams& p, const float* a, const float* pk, float* c, int64_t m_begin,
           int64_t m_end, int64_t n_begin, int64_t n_end) {
+  constexpr int NVP = static_cast<int>(kF32GemmPanel) / V::kWidth;
+  // A last strip of 17..24 columns (N = 24, 40, 72, 120, ... in MobileNets) as one tile of
+  // 1.5 panels with 2/3 of the rows: the same register count as MR x 16, instead of a full
+  // panel followed by a half-empty one that wastes a third of the FMAs. Needs an even number of
+  // vectors per panel (AVX2: 4 x 24, NEON: 4 x 24; not AVX-512, whose panel is one vector).
+  constexpr bool kWide = NP == 1 && NVP % 2 == 0 && MR % 3 == 0;
   const int64_t pstride = (p.K + 1) * kF32GemmPanel;
   const int64_t mc = std::max<int64_t>(MR, kABlockBytes / (4 * std::max<int64_t>(p.K, 1)) / MR * MR);
   for (int64_t mb = m_begin; mb < m_end; mb += mc) {
     const int64_t mbe = std::min(m_end, mb + mc);
     for (int64_t col = n_begin; col < n_end;) {
-      const bool two = NP == 2 && n_end - col > kF32GemmPanel;
-      const int64_t width = two ? 2 * kF32GemmPanel : kF32GemmPanel;
-      const int64_t ncols = std::min(n_end - col, width);
+      const int64_t left = n_end - col;
       const float* pkj = pk + (col / kF32GemmPanel) * pstride;
-      for (int64_t m = mb; m < mbe; m += MR) {
-        const int64_t rows = std::min<int64_t>(MR, mbe - m);
-        const float* r = Res ? p.residual + m * p.ldr + col : nullptr;
-        const float* am = a + m * p.lda;
-        float* cm = c + m * p.ldc + col;
-        if constexpr (NP == 2) {
-          if (two) {
-            tile_rows<V, MR, 2, A, Res>(rows, p, am, pkj, pstride, cm, r, ncols);
-            continue;
-          }
+      if constexpr (kWide) {
+        if (left > kF32GemmPanel && 2 * left <= 3 * kF32GemmPanel) {
+          strip<V, MR * 2 / 3, NVP * 3 / 2, A, Res>(p, a, pkj, pstride, c, mb, mbe, col, left);
+          break;
         }
-        tile_rows<V, MR, 1, A, Res>(rows, p, am, pkj, pstride, cm, r, ncols);
       }
-      col += width;
+      if constexpr (NP == 2) {
+        if (left > kF32GemmPanel) {
+          strip<V, MR, 2 * NVP, A, Res>(p, a, pkj, pstride, c, mb, mbe, col, std::min<int64_t>(left, 2 * kF32GemmPanel));
+          col += 2 * kF32GemmPanel;
+          continue;
+        }
+      }
+      strip<V, MR, NVP, A, Res>(p, a, pkj, pstride, c, mb, mbe, col, std::min<int64_t>(left, kF32GemmPanel));
+      col += kF32GemmPanel;
     }
   }
 }
