@@ -113,8 +113,9 @@ def test_summary_reports_where_layers_run():
     assert "float fallback" not in text.splitlines()[1:-1]  # V3 with SE: int8 end to end
     last = text.splitlines()[-1]
     assert "layers int8 on mobilekernels kernels" in last and last.endswith("0 float fallbacks (dequantize -> float -> quantize)")
-    q = quantize(_model("mobilenet_v2", "cbam"), _calib(1), progress=False)
-    assert "CBAM" in q.summary() and "float fallback" in q.summary()
+    for attention in ("eca", "cbam"):  # int8 too (tests/quant/test_attention_int8.py)
+        q = quantize(_model("mobilenet_v2", attention), _calib(1), progress=False)
+        assert attention.upper() in q.summary() and "float fallback" not in q.summary().splitlines()[1:-1]
 
 
 def test_percentile_observer_and_model():

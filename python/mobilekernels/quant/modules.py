@@ -430,3 +430,180 @@ class QSE(QStep):
     def rows(self):
         return (self.pool.rows() + self.fc1.rows() + self.fc2.rows()
                 + [(self.name + ".mul", self.what + " x * gate", TORCH_INT, "integer codes, fp32 requantize")])
+
+
+def _mul_gate(q: torch.Tensor, s: float, z: int, g: torch.Tensor, gs: float, gz: int, ys: float, yz: int):
+    """``x * gate`` on integer codes (``gate`` broadcast: [N, C, 1, 1] or [N, 1, H, W]), one fp32
+    requantization, half to even; channels_last uint8 out."""
+    acc = (q.float() - z) * ((g.float() - gz) * (s * gs / ys))
+    return torch.clamp(torch.round(acc) + yz, 0, 255).to(torch.uint8).contiguous(memory_format=torch.channels_last)
+
+
+def _requant(acc: torch.Tensor, ys: float, yz: int) -> torch.Tensor:
+    """fp32 values in output-scale units -> uint8 codes (round half to even, clamp)."""
+    return torch.clamp(torch.round(acc) + yz, 0, 255).to(torch.uint8)
+
+
+def eca_as_conv1x1(eca: nn.Module) -> torch.Tensor:
+    """ECA's 1-D conv across channels (zero padded, no bias) as the equivalent banded
+    ``[C, C, 1, 1]`` weight of a 1x1 conv over the pooled ``[N, C, 1, 1]`` vector:
+    ``W[i, j] = w[j - i + pad]``. After pruning the band is built at the original channel
+    positions and sliced, which is what ECA computes on zeros in the removed channels."""
+    conv = eca.conv
+    k, pad = conv.kernel_size[0], conv.padding[0]
+    w = conv.weight.detach().float().reshape(k)
+    full = eca.full_channels if eca.channel_index is not None else eca.num_channels
+    t = torch.arange(full)[None, :] - torch.arange(full)[:, None] + pad  # tap index of W[i, j]
+    band = torch.where((t >= 0) & (t < k), w[t.clamp(0, k - 1)], torch.zeros(()))
+    if eca.channel_index is not None:
+        idx = eca.channel_index
+        band = band.index_select(0, idx).index_select(1, idx)
+    return band[:, :, None, None].contiguous()
+
+
+class QECA(QStep):
+    """ECA in int8, as SE: global pool (integer sum); the 1-D conv across channels as a banded
+    ``C x C`` 1x1 conv on ``qconv1x1`` over ``[N, C, 1, 1]`` with the sigmoid as a uint8 lookup
+    table; ``x * gate`` on the integer codes with an fp32 requantization."""
+
+    where = TORCH_INT
+
+    def __init__(self, name: str, eca: nn.Module) -> None:
+        super().__init__(name, type(eca).__name__)
+        k = eca.conv.kernel_size[0]
+        self.pool = QAvgPool(name + ".avgpool")
+        self.gate = QConv(name + ".conv", f"Conv1d k{k} as banded 1x1+{type(eca.scale_activation).__name__}",
+                          eca_as_conv1x1(eca), None, post=eca.scale_activation)
+
+    def start_observing(self, observer, percentile):
+        self.pool.start_observing(observer, percentile)
+        self.gate.start_observing(observer, percentile)
+        super().start_observing(observer, percentile)
+
+    def forward_float(self, x, mode):
+        return self._act(x * self.gate.forward_float(self.pool.forward_float(x, mode), mode), mode)
+
+    def freeze(self, s, z):
+        self.gate.freeze(*self.pool.freeze(s, z))
+        return self._freeze_out()
+
+    def forward_int(self, q, s, z):
+        g, gs, gz = self.gate.forward_int(*self.pool.forward_int(q, s, z))
+        ys, yz = self.out_qparams()
+        return _mul_gate(q, s, z, g, gs, gz, ys, yz), ys, yz
+
+    def rows(self):
+        return (self.pool.rows() + self.gate.rows()
+                + [(self.name + ".mul", "ECA x * gate", TORCH_INT, "integer codes, fp32 requantize")])
+
+
+class QCBAM(QStep):
+    """CBAM in int8. Channel gate: average pool (integer sum) and max pool (integer max: exact,
+    keeps the input's qparams) each through the shared MLP (``fc1`` + ReLU fused, ``fc2`` on
+    ``qconv1x1``; one int8 copy per branch, as their input scales differ), the two logits added
+    on integer codes, the sigmoid as a lookup table, ``x1 = x * gate`` on integer codes. Spatial
+    gate: channel max (integer) and channel mean (integer sum) of ``x1`` requantized into one
+    2-channel uint8 map, the 7x7 conv with BatchNorm folded on the im2col + ``qconv1x1`` path,
+    sigmoid as a lookup table, ``x1 * gate`` on integer codes."""
+
+    where = TORCH_INT
+    _POINTS = ("sum", "cgate", "x1", "cat")  # activations quantized inside the block
+
+    def __init__(self, name: str, cbam: nn.Module) -> None:
+        super().__init__(name, type(cbam).__name__)
+        from ..nn.block import _fold_bn
+
+        self.full_channels = cbam.full_channels
+        self.gate_act = cbam.scale_activation
+        self.avgpool = QAvgPool(name + ".avgpool")
+        fc1, fc2 = cbam.fc1, cbam.fc2
+        self.fc1_avg = QConv(name + ".fc1[avg]", "Conv2d+ReLU", fc1.weight, fc1.bias, act="relu")
+        self.fc2_avg = QConv(name + ".fc2[avg]", "Conv2d", fc2.weight, fc2.bias)
+        self.fc1_max = QConv(name + ".fc1[max]", "Conv2d+ReLU", fc1.weight, fc1.bias, act="relu")
+        self.fc2_max = QConv(name + ".fc2[max]", "Conv2d", fc2.weight, fc2.bias)
+        sc = cbam.spatial_conv
+        w, b = _fold_bn(sc, cbam.spatial_bn)
+        self.spatial = QConv(name + ".spatial_conv", "Conv2d+BN+" + type(cbam.scale_activation).__name__, w, b,
+                             sc.stride, sc.padding, sc.dilation, sc.groups, post=cbam.scale_activation)
+        for p in self._POINTS:
+            self.register_buffer(p + "_scale", _scalar(1.0))
+            self.register_buffer(p + "_zp", _scalar(0, torch.int64))
+        self.register_buffer("lut", torch.zeros(256, dtype=torch.uint8))
+        self.points: Optional[dict] = None
+
+    def _subs(self):
+        return (self.avgpool, self.fc1_avg, self.fc2_avg, self.fc1_max, self.fc2_max, self.spatial)
+
+    def _qp(self, p: str) -> tuple[float, int]:
+        return float(getattr(self, p + "_scale")), int(getattr(self, p + "_zp"))
+
+    def _point(self, p: str, x: torch.Tensor, mode: str) -> torch.Tensor:
+        if mode == "observe":
+            self.points[p].update(x)
+        elif mode == "fake":
+            x = fake_quantize(x, *self._qp(p))
+        return x
+
+    def start_observing(self, observer, percentile):
+        for sub in self._subs():
+            sub.start_observing(observer, percentile)
+        self.points = {p: make_observer(observer, percentile) for p in self._POINTS}
+        super().start_observing(observer, percentile)
+
+    def _channel_stats(self, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c_max = x1.amax(1, keepdim=True)
+        if self.full_channels is None:
+            return c_max, x1.mean(1, keepdim=True)
+        if self.full_channels > x1.shape[1]:  # removed channels count as zeros
+            c_max = c_max.clamp_min(0)
+        return c_max, x1.sum(1, keepdim=True) / self.full_channels
+
+    def forward_float(self, x, mode):
+        a = self.fc2_avg.forward_float(self.fc1_avg.forward_float(self.avgpool.forward_float(x, mode), mode), mode)
+        m = self.fc2_max.forward_float(self.fc1_max.forward_float(x.amax((2, 3), keepdim=True), mode), mode)
+        g = self._point("cgate", self.gate_act(self._point("sum", a + m, mode)), mode)
+        x1 = self._point("x1", x * g, mode)
+        cat = self._point("cat", torch.cat(self._channel_stats(x1), 1), mode)
+        return self._act(x1 * self.spatial.forward_float(cat, mode), mode)
+
+    def freeze(self, s, z):
+        self.fc2_avg.freeze(*self.fc1_avg.freeze(*self.avgpool.freeze(s, z)))
+        self.fc2_max.freeze(*self.fc1_max.freeze(s, z))
+        for p in self._POINTS:
+            ps, pz = self.points[p].qparams()
+            getattr(self, p + "_scale").fill_(ps)
+            getattr(self, p + "_zp").fill_(pz)
+        self.points = None
+        self.lut.copy_(_lut_for(self.gate_act, *self._qp("sum"), *self._qp("cgate")))
+        self.spatial.freeze(*self._qp("cat"))
+        return self._freeze_out()
+
+    def forward_int(self, q, s, z):
+        a, as_, az = self.fc2_avg.forward_int(*self.fc1_avg.forward_int(*self.avgpool.forward_int(q, s, z)))
+        mq = q.amax((2, 3), keepdim=True).contiguous(memory_format=torch.channels_last)
+        m, ms, mz = self.fc2_max.forward_int(*self.fc1_max.forward_int(mq, s, z))
+        ts, tz = self._qp("sum")
+        t = _requant((a.float() - az) * (as_ / ts) + (m.float() - mz) * (ms / ts), ts, tz)
+        g = _apply_lut(self.lut, t.contiguous(memory_format=torch.channels_last))
+        s1, z1 = self._qp("x1")
+        x1 = _mul_gate(q, s, z, g, *self._qp("cgate"), s1, z1)
+        cs, cz = self._qp("cat")
+        c_max = x1.amax(1, keepdim=True)
+        full = self.full_channels or x1.shape[1]
+        if full > x1.shape[1]:
+            c_max = c_max.clamp_min(z1)
+        c_sum = x1.sum(1, keepdim=True, dtype=torch.int32) - z1 * x1.shape[1]
+        cat = torch.cat([_requant((c_max.float() - z1) * (s1 / cs), cs, cz),
+                         _requant(c_sum.float() * (s1 / (full * cs)), cs, cz)], 1)
+        gq, gs, gz = self.spatial.forward_int(cat.contiguous(memory_format=torch.channels_last), cs, cz)
+        ys, yz = self.out_qparams()
+        return _mul_gate(x1, s1, z1, gq, gs, gz, ys, yz), ys, yz
+
+    def rows(self):
+        out = [r for sub in self._subs()[:5] for r in sub.rows()]
+        out.append((self.name + ".mul_c", "CBAM x * channel gate", TORCH_INT,
+                    "avg+max logits added on integer codes, sigmoid LUT, fp32 requantize"))
+        out.append((self.name + ".pool_c", "channel max / mean", TORCH_INT, "integer max / sum, fp32 requantize"))
+        out += self.spatial.rows()
+        out.append((self.name + ".mul_s", "CBAM x * spatial gate", TORCH_INT, "integer codes, fp32 requantize"))
+        return out

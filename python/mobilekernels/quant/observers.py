@@ -29,6 +29,8 @@ def qparams_from_range(lo: float, hi: float) -> tuple[float, int]:
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"observed a non-finite activation range [{lo}, {hi}]")
+    if hi == lo:  # only zeros seen (e.g. a dead ReLU): any scale is exact; 1.0 keeps the next bias in int32
+        return 1.0, 0
     scale = max((hi - lo) / 255.0, _MIN_SCALE)
     zp = int(min(255, max(0, round(-lo / scale))))
     return scale, zp

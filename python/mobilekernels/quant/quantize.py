@@ -12,13 +12,15 @@ between layers activations stay uint8 channels_last; the output is dequantized.
 
 * our int8 kernels: 1x1 convs and Linear layers (``qconv1x1``), depthwise convs (``qdwconv2d``),
   both with ReLU / ReLU6 fused; other groups=1 convs such as the 3x3 stem as a uint8 im2col
-  gathered in torch + ``qconv1x1``; SE's fc1 / fc2;
-* int8 in torch integer ops: the input quantization, residual adds and SE's ``x * gate``
-  (integer codes, fp32 requantization, half to even), global average pooling (integer sum),
+  gathered in torch + ``qconv1x1``; SE's fc1 / fc2, ECA's channel conv (as a banded C x C
+  1x1 conv), CBAM's MLP and 7x7 spatial conv (im2col);
+* int8 in torch integer ops: the input quantization, residual adds and the attention blocks'
+  ``x * gate`` (integer codes, fp32 requantization, half to even), global average pooling
+  (integer sum), CBAM's max pools, logit add and channel max / mean (integer max / sum),
   elementwise activations that are not fused (Hardswish, Hardsigmoid, Sigmoid...) as 256-entry
   uint8 lookup tables;
-* float fallback (dequantize -> float module -> quantize): ECA, CBAM, grouped non-depthwise
-  convs, and any module not listed above (e.g. MaxPool2d).
+* float fallback (dequantize -> float module -> quantize): grouped non-depthwise convs and any
+  module not listed above (e.g. MaxPool2d).
 
 ``QuantizedModel.reference(x)`` is the same network in float with fake quantization at the same points and scales (the numerical reference of the tests).
 """
@@ -32,7 +34,8 @@ import torch
 from torch import nn
 
 from ..nn.block import _fold_bn
-from .modules import FLOAT, KERNEL, TORCH_INT, QAvgPool, QBlock, QConv, QFlatten, QFloat, QLut, QSE
+from ..models.attention import CBAM, ECA
+from .modules import FLOAT, KERNEL, TORCH_INT, QAvgPool, QBlock, QCBAM, QConv, QECA, QFlatten, QFloat, QLut, QSE
 from .observers import OBSERVERS, dequantize_tensor, fake_quantize, make_observer, quantize_tensor
 
 __all__ = ["quantize", "QuantizedModel"]
@@ -130,6 +133,19 @@ def _is_se(m: nn.Module) -> bool:
             and isinstance(getattr(m, "scale_activation", None), nn.Module))
 
 
+def _is_eca(m: nn.Module) -> bool:
+    """mobilekernels' ECA with its standard 1-D conv (stride 1, no dilation, zero padding)."""
+    c = getattr(m, "conv", None)
+    return (isinstance(m, ECA) and isinstance(c, nn.Conv1d) and c.stride == (1,) and c.dilation == (1,)
+            and c.padding_mode == "zeros" and c.bias is None and c.in_channels == c.out_channels == 1)
+
+
+def _is_cbam(m: nn.Module) -> bool:
+    """mobilekernels' CBAM with a ReLU MLP and a zero-padded spatial conv."""
+    return (isinstance(m, CBAM) and type(m.activation) is nn.ReLU and type(m.spatial_conv) is nn.Conv2d
+            and m.spatial_conv.padding_mode == "zeros" and m.spatial_conv.groups == 1)
+
+
 def _leaves(seq: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
     out = []
     for n, m in seq.named_children():
@@ -179,6 +195,10 @@ def _build(leaves: list[tuple[str, nn.Module]]) -> list:
             steps.append(QBlock(name, type(m).__name__, _build(_leaves(body, pre)), bool(m.use_res_connect)))
         elif _is_se(m):
             steps.append(QSE(name, m))
+        elif _is_eca(m):
+            steps.append(QECA(name, m))
+        elif _is_cbam(m):
+            steps.append(QCBAM(name, m))
         elif isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1)):
             steps.append(QAvgPool(name))
         elif isinstance(m, nn.Flatten):
