@@ -31,10 +31,10 @@ inline typename V::T ld(const float* p, int64_t n) {
 }
 
 template <class V, Activation A, bool Tail>
-inline void st(float* p, typename V::T v, int64_t n) {
-  v = activate<V, A>(v);
-  if constexpr (Tail) V::store_partial(p, v, n);
-  else V::store(p, v);
+inline void st(const F32DwconvParams& p, float* out, typename V::T v, int64_t n) {
+  v = activate_from<V, A>(v, p.act_consts);
+  if constexpr (Tail) V::store_partial(out, v, n);
+  else V::store(out, v);
 }
 
 // Row geometry shared by the paths.
@@ -60,7 +60,7 @@ inline void pixel_checked(const F32DwconvParams& p, const RowCtx& r, const float
       acc = V::fmadd(ld<V, Tail>(row + iw * p.C, n), V::load(wbase + (kh * p.KW + kw) * 16), acc);
     }
   }
-  st<V, A, Tail>(r.out_row + ow * p.cout() + c, acc, n);
+  st<V, A, Tail>(p, r.out_row + ow * p.cout() + c, acc, n);
 }
 
 // Columns whose taps are all inside the input: [ow_lo, ow_hi).
@@ -109,7 +109,7 @@ MK_ALWAYS_INLINE void block_channels(const F32DwconvParams& p, const RowCtx& r, 
         for (int j = 0; j < BW; ++j) acc[j] = V::fmadd(x[j * S + kw], w, acc[j]);
       }
     }
-    for (int j = 0; j < BW; ++j) st<V, A, Tail>(out + j * cout + c, acc[j], n);
+    for (int j = 0; j < BW; ++j) st<V, A, Tail>(p, out + j * cout + c, acc[j], n);
   };
   int64_t c = c0;
   for (; c + V::kWidth <= c1; c += V::kWidth) tile(c, V::kWidth, std::false_type{});
