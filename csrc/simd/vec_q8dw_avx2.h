@@ -63,20 +63,64 @@ struct Q8DwAvx2 {
     return XS ? _mm256_cvtepi8_epi16(v) : _mm256_cvtepu8_epi16(v);
   }
 
-  static __m256i requant(__m256i acc, __m256 scale, const Q8DwconvParams& p) {
+  // Requantization constants, read once per call site (stores through uint8_t* may alias p, so
+  // reading them from p per pixel reloaded them after every store).
+  struct Rq {
+    __m256 hi;
+    __m128i lo16, zp16;
+    bool y_signed;
+    explicit Rq(const Q8DwconvParams& p)
+        : hi(_mm256_set1_ps(p.y_hi)),
+          lo16(_mm_set1_epi16(static_cast<short>(p.y_lo))),
+          zp16(_mm_set1_epi16(static_cast<short>(p.y_zp))),
+          y_signed(p.y_signed) {}
+  };
+
+  // float(acc) * scale, min(hi) in fp32 (so the conversion cannot overflow upwards; a value
+  // below the int32 range converts to INT_MIN, still below lo), round half to even (cvtps2dq),
+  // then VPACKSSDW (saturating: order preserved) and max(lo) in int16: the same as clamping to
+  // [lo, hi] before rounding, since lo and hi are integers.
+  static __m256i requant(__m256i acc, __m256 scale, __m256 hi) {
+    return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale), hi));
+  }
+
+  // block3x3's accumulators start from the bias; requantize, restore channel order, store 16
+  // (or n) bytes.
+  template <bool Tail>
+  static void finish_rq(__m256i lo, __m256i hi, const float* scale, const Rq& q, uint8_t* out, int64_t n) {
+    const __m256i qlo = requant(lo, _mm256_loadu_ps(scale), q.hi);
+    const __m256i qhi = requant(hi, _mm256_loadu_ps(scale + 8), q.hi);
+    const __m256i v16 = _mm256_packs_epi32(qlo, qhi);  // channels 0..15 in order, saturated int16
+    __m128i a = _mm256_castsi256_si128(v16), b = _mm256_extracti128_si256(v16, 1);
+    a = _mm_add_epi16(_mm_max_epi16(a, q.lo16), q.zp16);  // exact: in [y_min, y_max] now
+    b = _mm_add_epi16(_mm_max_epi16(b, q.lo16), q.zp16);
+    const __m128i bytes = q.y_signed ? _mm_packs_epi16(a, b) : _mm_packus_epi16(a, b);
+    if constexpr (Tail) {
+      alignas(16) uint8_t tmp[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+      std::memcpy(out, tmp, static_cast<size_t>(n));
+    } else {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
+    }
+  }
+
+  static __m256i bias_lo(const int32_t* bias) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias)); }
+  static __m256i bias_hi(const int32_t* bias) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + 8)); }
+
+  static __m256i requant_p(__m256i acc, __m256 scale, const Q8DwconvParams& p) {
     __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale);
     v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(p.y_lo)), _mm256_set1_ps(p.y_hi));
     return _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(p.y_zp));
   }
 
-  // Bias, requantize, restore channel order, store 16 (or n) bytes.
+  // Bias, requantize, restore channel order, store 16 (or n) bytes (per-pixel path).
   template <bool Tail>
   static void finish(__m256i lo, __m256i hi, const int32_t* bias, const float* scale, const Q8DwconvParams& p,
                      uint8_t* out, int64_t n) {
-    lo = _mm256_add_epi32(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias)));  // 0-3, 8-11
-    hi = _mm256_add_epi32(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + 8)));  // 4-7, 12-15
-    const __m256i qlo = requant(lo, _mm256_loadu_ps(scale), p);
-    const __m256i qhi = requant(hi, _mm256_loadu_ps(scale + 8), p);
+    lo = _mm256_add_epi32(lo, bias_lo(bias));  // 0-3, 8-11
+    hi = _mm256_add_epi32(hi, bias_hi(bias));  // 4-7, 12-15
+    const __m256i qlo = requant_p(lo, _mm256_loadu_ps(scale), p);
+    const __m256i qhi = requant_p(hi, _mm256_loadu_ps(scale + 8), p);
     const __m256i v16 = _mm256_packs_epi32(qlo, qhi);  // channels 0..15 in order, exact int16
     const __m128i a = _mm256_castsi256_si128(v16), b = _mm256_extracti128_si256(v16, 1);
     const __m128i bytes = p.y_signed ? _mm_packs_epi16(a, b) : _mm_packus_epi16(a, b);
@@ -97,26 +141,31 @@ struct Q8DwAvx2 {
   template <int BW, bool XS>
   static void block3x3(const uint8_t* x, int64_t C, int64_t W, const int16_t* wv, const int32_t* bias,
                        const float* scale, const Q8DwconvParams& p, uint8_t* out) {
+    const Rq q(p);
     __m256i lo[BW], hi[BW];
-    for (int i = 0; i < BW; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int i = 0; i < BW; ++i) lo[i] = bias_lo(bias), hi[i] = bias_hi(bias);
     const __m256i z = _mm256_setzero_si256();
+#pragma GCC unroll 8
     for (int j = 0; j < BW + 2; ++j) {
       const uint8_t* col = x + j * C;
       const __m256i x0 = load_x<false, XS>(col, 16), x1 = load_x<false, XS>(col + W * C, 16);
       const __m256i x2 = load_x<false, XS>(col + 2 * W * C, 16);
       const __m256i ulo = _mm256_unpacklo_epi16(x0, x1), uhi = _mm256_unpackhi_epi16(x0, x1);
       const __m256i slo = _mm256_unpacklo_epi16(x2, z), shi = _mm256_unpackhi_epi16(x2, z);
+#pragma GCC unroll 8
       for (int i = 0; i < BW; ++i) {
         const int kw = j - i;
         if (kw < 0 || kw > 2) continue;
         const int16_t* k = wv + kw * 4 * 16;
-        lo[i] = _mm256_add_epi32(lo[i], _mm256_add_epi32(_mm256_madd_epi16(ulo, ld16(k)),
-                                                         _mm256_madd_epi16(slo, ld16(k + 32))));
-        hi[i] = _mm256_add_epi32(hi[i], _mm256_add_epi32(_mm256_madd_epi16(uhi, ld16(k + 16)),
-                                                         _mm256_madd_epi16(shi, ld16(k + 48))));
+        lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(ulo, ld16(k)));
+        lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(slo, ld16(k + 32)));
+        hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(uhi, ld16(k + 16)));
+        hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(shi, ld16(k + 48)));
       }
     }
-    for (int i = 0; i < BW; ++i) finish<false>(lo[i], hi[i], bias, scale, p, out + i * C, 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < BW; ++i) finish_rq<false>(lo[i], hi[i], scale, q, out + i * C, 16);
   }
 
   template <int TC, bool Tail, bool XS>
