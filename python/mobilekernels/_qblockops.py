@@ -151,7 +151,7 @@ def info(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, paddin
          zero_points, clamps, out_dtype=torch.uint8, residual=False, out_scale=1.0, out_zero_point=0, band_rows=0,
          num_threads=None) -> dict:
     """Kernels, band height, per-thread scratch bytes, busy threads and the bytes of the
-    expanded tensor the call avoids (``x`` may be a meta tensor: only its shape and dtype)."""
+    expanded tensor the call avoids (only the shape and dtype of ``x`` are read)."""
     _, args = _args(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, padding, x_scale, x_zero_point,
                     scales, zero_points, clamps, out_dtype, residual, out_scale, out_zero_point, band_rows)
     # Byte 27 of a pack header: some channel keeps a weight zero point (int32 row sums needed).

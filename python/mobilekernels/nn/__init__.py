@@ -7,5 +7,7 @@ __all__ = ["DepthwiseConv2d"]
 __all__ += ["PointwiseConv2d", "Conv1x1", "InvertedResidual"]
 from .quantized import QuantizedConv2d  # int8 (quint8 in/out)
 __all__ += ["QuantizedConv2d"]
+from .quantized_block import QuantizedInvertedResidual  # fused int8 block
+__all__ += ["QuantizedInvertedResidual"]
 from .chained import ChainedSequential  # runs of our fp32 layers as one C++ call
 __all__ += ["ChainedSequential"]
