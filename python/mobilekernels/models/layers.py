@@ -95,6 +95,19 @@ class Conv2dNormActivation(nn.Sequential):
         return c.groups > 1 and c.groups == c.in_channels == c.out_channels
 
 
+class ClassifierHead:
+    """``last_channel`` and ``num_classes`` of a MobileNet, read off the last Linear of its
+    ``classifier`` (so they stay true after pruning or swapping the head)."""
+
+    @property
+    def last_channel(self) -> int:
+        return self.classifier[-1].in_features
+
+    @property
+    def num_classes(self) -> int:
+        return self.classifier[-1].out_features
+
+
 def init_weights(model: nn.Module) -> None:
     """torchvision's MobileNet init: Kaiming-normal (fan_out) convs, BN = (1, 0),
     Linear ~ N(0, 0.01), zero biases."""

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .attention import check_attention, make_attention
 from .blocks import DepthwiseSeparable
-from .layers import Conv2dNormActivation, init_weights, make_divisible
+from .layers import ClassifierHead, Conv2dNormActivation, init_weights, make_divisible
 from .weights import resolve_weights
 
 __all__ = ["MobileNetV1", "mobilenet_v1", "V1_SETTING"]
@@ -24,7 +24,7 @@ V1_SETTING = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
               (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(ClassifierHead, nn.Module):
     """MobileNetV1 with ReLU (paper); ``activation_layer=nn.ReLU6`` gives the Keras variant."""
 
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2,
@@ -49,14 +49,6 @@ class MobileNetV1(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(c_in, num_classes))
         init_weights(self)
-
-    @property
-    def last_channel(self) -> int:
-        return self.classifier[-1].in_features
-
-    @property
-    def num_classes(self) -> int:
-        return self.classifier[-1].out_features
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.avgpool(self.features(x))

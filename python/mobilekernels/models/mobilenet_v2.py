@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .attention import check_attention, make_attention
 from .blocks import InvertedResidual
-from .layers import Conv2dNormActivation, init_weights, make_divisible
+from .layers import ClassifierHead, Conv2dNormActivation, init_weights, make_divisible
 from .weights import resolve_weights
 
 __all__ = ["MobileNetV2", "mobilenet_v2", "V2_SETTING"]
@@ -25,7 +25,7 @@ V2_SETTING = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2],
               [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(ClassifierHead, nn.Module):
     """MobileNetV2. ``attention`` ("se" | "eca" | "cbam") goes after each block's
     depthwise conv (``block.conv[2]``); the stem and last conv have none."""
 
@@ -59,14 +59,6 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*features)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(last_channel, num_classes))
         init_weights(self)
-
-    @property
-    def last_channel(self) -> int:
-        return self.classifier[-1].in_features
-
-    @property
-    def num_classes(self) -> int:
-        return self.classifier[-1].out_features
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)

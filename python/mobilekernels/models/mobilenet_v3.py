@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .attention import SqueezeExcitation, check_attention, make_attention
 from .blocks import BlockViews
-from .layers import Conv2dNormActivation, init_weights, make_divisible
+from .layers import ClassifierHead, Conv2dNormActivation, init_weights, make_divisible
 from .weights import resolve_weights
 
 __all__ = ["MobileNetV3", "InvertedResidual", "mobilenet_v3_large", "mobilenet_v3_small",
@@ -116,7 +116,7 @@ def v3_setting(arch: str, width_mult: float = 1.0) -> tuple[list[BneckConfig], i
     return cfg, adj(last)
 
 
-class MobileNetV3(nn.Module):
+class MobileNetV3(ClassifierHead, nn.Module):
     """MobileNetV3 from a list of :class:`BneckConfig` rows."""
 
     def __init__(self, setting: list[BneckConfig], last_channel: int, num_classes: int = 1000,
@@ -151,10 +151,6 @@ class MobileNetV3(nn.Module):
                                         nn.Dropout(p=dropout, inplace=True),
                                         nn.Linear(last_channel, num_classes))
         init_weights(self)
-
-    @property
-    def num_classes(self) -> int:
-        return self.classifier[-1].out_features
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)
