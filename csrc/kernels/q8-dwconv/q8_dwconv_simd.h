@@ -54,7 +54,16 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
     const uint8_t* img = p.x + n * p.H * p.W * p.C;
     const int64_t ih0 = oh * p.SH - p.PT;
     const bool rows_inside = ih0 >= 0 && ih0 + (p.KH - 1) * p.DH < p.H;
+    // Columns the 3x3 stride-1 register blocks cover never read the indirection buffer: skip
+    // filling it there (it cost ~20% of a 112x112x32 layer) when every channel block is full.
+    const bool blocked = TC == 9 && D::kHas3x3s1 && fast3x3 && rows_inside &&
+                         (c_end - c_begin) % kQ8DwChannelBlock == 0;
+    const int64_t skip_lo = ow_lo, skip_hi = blocked ? ow_lo + (ow_hi - ow_lo) / 4 * 4 : ow_lo;
     for (int64_t ow = 0; ow < p.OW; ++ow) {
+      if (ow == skip_lo && skip_hi > skip_lo) {
+        ow = skip_hi - 1;
+        continue;
+      }
       const uint8_t** t = &ind[ow * T];
       if (rows_inside && ow >= ow_lo && ow < ow_hi) {  // the common case: no bounds checks
         const uint8_t* base = img + (ih0 * p.W + ow * p.SW - p.PL) * p.C;
