@@ -11,6 +11,7 @@
 #include "dispatch/isa.h"
 #include "kernels/f32-dwconv/f32_dwconv.h"
 #include "kernels/f32-dwconv/f32_dwconv_kernels.h"
+#include "f32_reference.h"
 
 using namespace mk;
 
@@ -27,14 +28,7 @@ F32DwconvParams params_of(const Shape& s, Activation act) {
   return p;
 }
 
-double act_ref(double v, Activation a) {
-  switch (a) {
-    case Activation::relu: return v > 0 ? v : 0;
-    case Activation::relu6: return std::fmin(std::fmax(v, 0.0), 6.0);
-    case Activation::hardswish: return v * std::fmin(std::fmax(v + 3, 0.0), 6.0) / 6.0;
-    default: return v;
-  }
-}
+using mktest::act_ref;
 
 // Independent fp64 oracle on the torch weight layout [cout][kh][kw].
 std::vector<double> reference(const F32DwconvParams& p, const std::vector<float>& in,

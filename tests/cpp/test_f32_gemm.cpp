@@ -15,19 +15,13 @@
 #include "kernels/f32-gemm/f32_gemm.h"
 #include "kernels/f32-gemm/f32_gemm_kernels.h"
 #include "ops/f32_conv1x1_op.h"
+#include "f32_reference.h"
 
 using namespace mk;
 
 namespace {
 
-double act_ref(double v, Activation a) {
-  switch (a) {
-    case Activation::relu: return v > 0 ? v : 0;
-    case Activation::relu6: return std::fmin(std::fmax(v, 0.0), 6.0);
-    case Activation::hardswish: return v * std::fmin(std::fmax(v + 3, 0.0), 6.0) / 6.0;
-    default: return v;
-  }
-}
+using mktest::act_ref;
 
 constexpr int64_t kCanary = 64;
 constexpr float kCanaryValue = -12345.f;
