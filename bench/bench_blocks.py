@@ -1,4 +1,4 @@
-"""Fused fp32 inverted residual against our unfused three ops and PyTorch eager, same run.
+"""Fused inverted residual (fp32 or int8) against our unfused three ops (and PyTorch eager), same run.
 
 For each of MobileNetV2's 17 blocks (bench/shapes/mobilenet_v2_blocks.txt, scaled to --res) at
 batch 1 and each thread count: the fused op (prepacked), our three ops in sequence (conv1x1 ->
@@ -8,6 +8,13 @@ bytes of the expanded H x W x Cin*t tensor. Medians of interleaved samples (min-
 
     python bench/bench_blocks.py [--res 224] [--threads 1 2] [--samples 11] [--band 0] [--json out.json]
     python bench/bench_blocks.py --rss   # peak RSS of a whole MobileNetV2 features forward, fused vs unfused
+    python bench/bench_blocks.py --dtype int8   # the int8 block (qinverted_residual)
+
+int8 (``--dtype int8``): the fused ``qinverted_residual`` against ``qconv1x1 -> qdwconv2d ->
+qconv1x1`` (+ mobilekernels.quant's int8 residual add in torch ops, what ``mk.quantize`` runs
+unfused) and against the three int8 convs alone (the add left out, the fairest kernel-to-kernel
+ratio); uint8 activations, int8 per-channel weights, relu6 clamps; scratch against the bytes of
+the uint8 expanded tensor. Every run first checks the fused output equals the unfused one.
 """
 from __future__ import annotations
 
@@ -71,6 +78,53 @@ def block_fns(h, w, cin, t, cout, s, band):
     return fused, unfused, eager, info
 
 
+def block_fns_q8(h, w, cin, t, cout, s, band):
+    from mobilekernels import qops
+    from mobilekernels.quant.modules import qadd
+
+    g = torch.Generator().manual_seed(0)
+    chid = cin * t
+
+    def codes(shape):
+        return torch.randint(-127, 128, shape, generator=g, dtype=torch.int8)
+
+    def wq(c, in_scale, k):  # per-channel scales putting the real accumulator std near 4
+        return (4.0 / (in_scale * 74 * 74 * k ** 0.5) * (torch.rand(c, generator=g) * 0.5 + 0.75), 0,
+                torch.randint(-2000, 2000, (c,), generator=g, dtype=torch.int32))
+
+    xs, xz = 0.03, 110
+    qp = [(0.047, 90), (0.047, 95), (0.05, 128)]
+    oq = (0.06, 125)
+    x = torch.randint(0, 256, (1, cin, h, w), generator=g, dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
+    epk = qops.qconv1x1_pack(codes((chid, cin, 1, 1)), *wq(chid, xs, cin)) if t != 1 else None
+    dpk = qops.qdwconv2d_pack(codes((chid, 1, 3, 3)), *wq(chid, qp[0][0] if t != 1 else xs, 9))
+    ppk = qops.qconv1x1_pack(codes((cout, chid, 1, 1)), *wq(cout, qp[1][0], chid))
+    packs = qops.QInvertedResidualPacks(epk, dpk, ppk, chid, cout, 3)
+    res = s == 1 and cin == cout
+    pads = [1, 1, 1, 1]
+
+    def fused():
+        return qops.qinverted_residual(x, packs, xs, xz, qp, s, pads, residual=res, out_qparams=oq, band_rows=band)
+
+    def convs():
+        y, ys, yz = x, xs, xz
+        if epk is not None:
+            y = qops.qconv1x1(y, epk, chid, ys, yz, *qp[0], activation="relu6")
+            ys, yz = qp[0]
+        y = qops.qdwconv2d(y, dpk, chid, 3, ys, yz, *qp[1], s, 1, activation="relu6")
+        return qops.qconv1x1(y, ppk, cout, *qp[1], *qp[2])
+
+    def unfused():
+        y = convs()
+        return qadd(x, xs, xz, y, *qp[2], *oq) if res else y
+
+    with torch.no_grad():
+        if not torch.equal(fused(), unfused()):
+            raise RuntimeError(f"int8 fused differs from unfused on {h}x{w} {cin}x{t}->{cout} s{s}")
+    info = qops.qinverted_residual_info(x, packs, xs, xz, qp, s, pads, residual=res, out_qparams=oq, band_rows=band)
+    return fused, unfused, convs, info
+
+
 def peak_rss(res: int, mode: str, batch: int = 1) -> None:
     """Print VmHWM of one MobileNetV2 ``features`` forward (stem + 17 blocks + last conv) with
     fused blocks or our unfused three ops, the peak reset just before (/proc/self/clear_refs)."""
@@ -128,6 +182,7 @@ def main(argv=None):
     ap.add_argument("--clock", choices=["wall", "thread"], default="wall",
                     help="'thread': CPU time of the calling thread (1 thread only; immune to other "
                          "processes taking the core on a shared machine)")
+    ap.add_argument("--dtype", choices=["f32", "int8"], default="f32", help="fp32 block or the int8 block")
     ap.add_argument("--rss", action="store_true", help="only measure whole-network peak RSS, fused vs unfused")
     ap.add_argument("--rss-mode", choices=["fused", "unfused"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -142,10 +197,12 @@ def main(argv=None):
     if args.clock == "thread":
         if args.threads != [1]:
             ap.error("--clock thread measures the calling thread only: use --threads 1")
-        common.time.perf_counter = time.thread_time  # compare() reads time.perf_counter
+        time.perf_counter = time.thread_time  # compare() (mobilekernels._timing) reads time.perf_counter
     shapes = [(-(-h * args.res // 224), -(-w * args.res // 224), cin, t, cout, s)
               for (h, w, cin, t, cout, s) in read_shapes("mobilenet_v2_blocks.txt")]
     results = []
+    if args.dtype == "int8":
+        return main_q8(args, console, shapes)
     with torch.no_grad():
         for nt in args.threads:
             torch.set_num_threads(nt)
@@ -166,6 +223,39 @@ def main(argv=None):
                               f"{scratch/1024:.0f}", f"{expanded/1024:.0f}", f"1/{expanded/scratch:.1f}")
                 results.append({"threads": nt, "res": args.res, "block": [h, w, cin, t, cout, s], "info": info,
                                 "fused": f, "unfused": u, "torch_channels_last": e,
+                                "scratch_bytes": scratch, "expanded_bytes": expanded})
+            table.add_row("", "sum of 17", "", f"{tot[0]*1e6:.0f}", f"{tot[1]*1e6:.0f}", f"{tot[2]*1e6:.0f}",
+                          f"{tot[1]/tot[0]:.2f}x", f"{tot[2]/tot[0]:.2f}x", "", "", "", style="bold")
+            console.print(table)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine_line(), "results": results}, indent=1))
+
+
+def main_q8(args, console, shapes):
+    from mobilekernels import qops
+
+    console.print(f"int8: {qops.kernel_names()}")
+    results = []
+    with torch.no_grad():
+        for nt in args.threads:
+            torch.set_num_threads(nt)
+            table = Table(title=f"int8 MobileNetV2 blocks at {args.res}, batch 1, {nt} thread(s): median us")
+            for col in ("#", "HxW Cin t Cout s", "band", "fused", "unfused+add", "3 convs", "unf/fused",
+                        "convs/fused", "scratch KB", "expanded KB", "ratio"):
+                table.add_column(col, justify="right")
+            tot = [0.0, 0.0, 0.0]
+            for i, (h, w, cin, t, cout, s) in enumerate(shapes, 1):
+                fused, unfused, convs, info = block_fns_q8(h, w, cin, t, cout, s, args.band)
+                f, u, c = compare([fused, unfused, convs], samples=args.samples)
+                tot = [tot[0] + f["median"], tot[1] + u["median"], tot[2] + c["median"]]
+                scratch = info["scratch_bytes_per_thread"] * info["threads"]
+                expanded = info["expanded_bytes"]
+                table.add_row(str(i), f"{h}x{w} {cin} {t} {cout} {s}", str(info["band_rows"]),
+                              f"{f['median']*1e6:.0f}", f"{u['median']*1e6:.0f}", f"{c['median']*1e6:.0f}",
+                              f"{u['median']/f['median']:.2f}x", f"{c['median']/f['median']:.2f}x",
+                              f"{scratch/1024:.1f}", f"{expanded/1024:.0f}", f"1/{expanded/scratch:.1f}")
+                results.append({"dtype": "int8", "threads": nt, "res": args.res, "block": [h, w, cin, t, cout, s],
+                                "info": info, "fused": f, "unfused_with_add": u, "unfused_convs": c,
                                 "scratch_bytes": scratch, "expanded_bytes": expanded})
             table.add_row("", "sum of 17", "", f"{tot[0]*1e6:.0f}", f"{tot[1]*1e6:.0f}", f"{tot[2]*1e6:.0f}",
                           f"{tot[1]/tot[0]:.2f}x", f"{tot[2]/tot[0]:.2f}x", "", "", "", style="bold")
