@@ -112,3 +112,17 @@ def test_unsupported_layers_stay_and_are_reported():
 def test_convert_rejects_non_modules():
     with pytest.raises(TypeError, match="nn.Module"):
         mk.convert(lambda x: x)
+
+
+def test_chain_option_swaps_feature_sequentials():
+    torch.manual_seed(4)
+    model = _randomize_bn(mobilenet_v2(num_classes=3))
+    chained, plain = mk.convert(model), mk.convert(model, chain=False)
+    assert type(chained.model.features) is mk.nn.ChainedSequential
+    assert type(plain.model.features) is nn.Sequential
+    assert type(chained.model.classifier) is nn.Sequential  # nothing of ours to chain there
+    assert list(chained.state_dict()) == list(plain.state_dict())
+    assert "1 chained runs (18 layers)" in chained.summary()
+    x = torch.randn(1, 3, 36, 36)
+    with torch.no_grad():
+        assert torch.equal(chained(x), plain(x))
