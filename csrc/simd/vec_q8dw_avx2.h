@@ -133,14 +133,15 @@ struct Q8DwAvx2 {
     }
   }
 
-  // 3x3, stride 1, dilation 1, BW output pixels of one row, all taps inside the input, 16
-  // channels. Taps are paired vertically (rows 0+1, row 2 + zero) so the unpacked pair of one
+  // 3x3, stride 1, dilation 1, BW output pixels of one row, 16 channels, all columns inside
+  // the input. Taps are paired vertically (rows 0+1, row 2 + zero) so the unpacked pair of one
   // input column serves every output pixel that reads it: (BW + 2) columns are widened and
   // unpacked once instead of 9 taps per pixel, the shuffle port being the bottleneck.
-  // x: input at (row ih0, column ow - PL, channel c); C: channels per pixel; W: input width.
+  // r0, r1, r2: the three input rows at column ow - PL, channel c (a padding row points at a
+  // row of x_zp bytes); C: channels per pixel.
   template <int BW, bool XS>
-  static void block3x3(const uint8_t* x, int64_t C, int64_t W, const int16_t* wv, const int32_t* bias,
-                       const float* scale, const Q8DwconvParams& p, uint8_t* out) {
+  static void block3x3(const uint8_t* r0, const uint8_t* r1, const uint8_t* r2, int64_t C, const int16_t* wv,
+                       const int32_t* bias, const float* scale, const Q8DwconvParams& p, uint8_t* out) {
     const Rq q(p);
     __m256i lo[BW], hi[BW];
 #pragma GCC unroll 8
@@ -148,9 +149,8 @@ struct Q8DwAvx2 {
     const __m256i z = _mm256_setzero_si256();
 #pragma GCC unroll 8
     for (int j = 0; j < BW + 2; ++j) {
-      const uint8_t* col = x + j * C;
-      const __m256i x0 = load_x<false, XS>(col, 16), x1 = load_x<false, XS>(col + W * C, 16);
-      const __m256i x2 = load_x<false, XS>(col + 2 * W * C, 16);
+      const __m256i x0 = load_x<false, XS>(r0 + j * C, 16), x1 = load_x<false, XS>(r1 + j * C, 16);
+      const __m256i x2 = load_x<false, XS>(r2 + j * C, 16);
       const __m256i ulo = _mm256_unpacklo_epi16(x0, x1), uhi = _mm256_unpackhi_epi16(x0, x1);
       const __m256i slo = _mm256_unpacklo_epi16(x2, z), shi = _mm256_unpackhi_epi16(x2, z);
 #pragma GCC unroll 8

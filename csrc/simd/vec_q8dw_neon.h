@@ -17,8 +17,8 @@ struct Q8DwNeon {
   static int64_t vert_offset(int64_t T) { return 16 * ((T + 1) / 2 * 2); }
   static int64_t prep_size(int64_t T) { return vert_offset(T); }
   template <int BW, bool XS>
-  static void block3x3(const uint8_t*, int64_t, int64_t, const int16_t*, const int32_t*, const float*,
-                       const Q8DwconvParams&, uint8_t*) {}
+  static void block3x3(const uint8_t*, const uint8_t*, const uint8_t*, int64_t, const int16_t*, const int32_t*,
+                       const float*, const Q8DwconvParams&, uint8_t*) {}
 
   static void prepare(const int16_t* w, int64_t cpad, int64_t T, int16_t* out) {
     for (int64_t t = 0; t < T; ++t) std::memcpy(out + t * 16, w + t * cpad, 16 * sizeof(int16_t));

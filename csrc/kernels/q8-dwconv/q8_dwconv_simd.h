@@ -49,16 +49,25 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
     if (ow_hi < ow_lo) ow_hi = ow_lo;
   }
   const bool fast3x3 = p.KH == 3 && p.KW == 3 && p.SH == 1 && p.SW == 1 && p.DH == 1 && p.DW == 1;
+  // A row of x_zp bytes that stands in for a padding input row in the 3x3 register blocks.
+  std::vector<uint8_t> zrow;
+  if (TC == 9 && D::kHas3x3s1 && fast3x3) zrow.assign(static_cast<size_t>(p.W * p.C), p.zero[0]);
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / p.OH, oh = r % p.OH;
     const uint8_t* img = p.x + n * p.H * p.W * p.C;
     const int64_t ih0 = oh * p.SH - p.PT;
     const bool rows_inside = ih0 >= 0 && ih0 + (p.KH - 1) * p.DH < p.H;
-    // Columns the 3x3 stride-1 register blocks cover never read the indirection buffer: skip
-    // filling it there (it cost ~20% of a 112x112x32 layer) when every channel block is full.
-    const bool blocked = TC == 9 && D::kHas3x3s1 && fast3x3 && rows_inside &&
-                         (c_end - c_begin) % kQ8DwChannelBlock == 0;
-    const int64_t skip_lo = ow_lo, skip_hi = blocked ? ow_lo + (ow_hi - ow_lo) / 4 * 4 : ow_lo;
+    // Columns the 3x3 stride-1 register blocks cover (every interior column, padding rows
+    // included) never read the indirection buffer: skip filling it there (it cost ~20% of a
+    // 112x112x32 layer) when every channel block is full.
+    const bool blocked = TC == 9 && D::kHas3x3s1 && fast3x3 && (c_end - c_begin) % kQ8DwChannelBlock == 0;
+    const uint8_t* rp[3] = {nullptr, nullptr, nullptr};  // input rows of a 3x3 block (x_zp row if padding)
+    if (TC == 9 && D::kHas3x3s1 && fast3x3)
+      for (int kh = 0; kh < 3; ++kh) {
+        const int64_t ih = ih0 + kh;
+        rp[kh] = ih >= 0 && ih < p.H ? img + ih * p.W * p.C : zrow.data();
+      }
+    const int64_t skip_lo = ow_lo, skip_hi = blocked ? ow_hi : ow_lo;
     for (int64_t ow = 0; ow < p.OW; ++ow) {
       if (ow == skip_lo && skip_hi > skip_lo) {
         ow = skip_hi - 1;
@@ -86,15 +95,27 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
       const int16_t* wb = prep.data() + b * prep_block;
       const int32_t* bb = bias.data() + b * kQ8DwChannelBlock;
       const float* sb = scale.data() + b * kQ8DwChannelBlock;
-      if (TC == 9 && D::kHas3x3s1 && fast3x3 && rows_inside && cn == kQ8DwChannelBlock) {
-        // 3x3 stride 1: interior columns in register blocks of 4 pixels, the rest per pixel.
-        const uint8_t* x0 = img + ih0 * p.W * p.C + c;
+      if (TC == 9 && D::kHas3x3s1 && fast3x3 && cn == kQ8DwChannelBlock) {
+        // 3x3 stride 1: interior columns in register blocks of 4 pixels (the last 1-3 in one
+        // narrower block), the padded edge columns per pixel.
+        const int64_t o = c - p.PL * p.C;  // column ow - PL, channel c, relative to a row start
         int64_t ow = 0;
         for (; ow < ow_lo; ++ow)
           D::template pixel<TC, false, XS>(&ind[ow * T], T, c, cn, wb, bb, sb, p, out_row + ow * p.C + c);
-        for (; ow + 4 <= ow_hi; ow += 4)
-          D::template block3x3<4, XS>(x0 + (ow - p.PL) * p.C, p.C, p.W, wb + D::vert_offset(T), bb, sb, p,
-                                      out_row + ow * p.C + c);
+        const int16_t* wv = wb + D::vert_offset(T);
+        for (; ow + 4 <= ow_hi; ow += 4) {
+          const int64_t q = o + ow * p.C;
+          D::template block3x3<4, XS>(rp[0] + q, rp[1] + q, rp[2] + q, p.C, wv, bb, sb, p, out_row + ow * p.C + c);
+        }
+        const int64_t q = o + ow * p.C;
+        uint8_t* yr = out_row + ow * p.C + c;
+        switch (ow_hi - ow) {  // the last 1-3 interior pixels as a narrower block
+          case 3: D::template block3x3<3, XS>(rp[0] + q, rp[1] + q, rp[2] + q, p.C, wv, bb, sb, p, yr); break;
+          case 2: D::template block3x3<2, XS>(rp[0] + q, rp[1] + q, rp[2] + q, p.C, wv, bb, sb, p, yr); break;
+          case 1: D::template block3x3<1, XS>(rp[0] + q, rp[1] + q, rp[2] + q, p.C, wv, bb, sb, p, yr); break;
+          default: break;
+        }
+        ow = ow_hi;
         for (; ow < p.OW; ++ow)
           D::template pixel<TC, false, XS>(&ind[ow * T], T, c, cn, wb, bb, sb, p, out_row + ow * p.C + c);
       } else if (cn == kQ8DwChannelBlock) {
