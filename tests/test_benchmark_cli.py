@@ -5,12 +5,16 @@ import json
 import subprocess
 import sys
 
+import torch
+
+from mobilekernels.benchmark import _peak_of, memory_supported
+
 
 def test_bench_cli_small(tmp_path):
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
     r = subprocess.run([sys.executable, "-m", "mobilekernels", "bench", "--model", "mobilenet_v2", "--threads", "1",
                         "--samples", "1", "--resolution", "64", "--json", str(out_json), "--png", str(out_png)],
-                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+                       capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = json.loads(out_json.read_text())["results"]
     variants = {row["variant"]: row for row in rows}
@@ -18,7 +22,35 @@ def test_bench_cli_small(tmp_path):
     assert variants["mobilekernels fp32"]["median_ms"] > 0
     assert "rel err vs torch" in variants["mobilekernels fp32"]["note"]
     assert variants["mobilekernels int8"]["median_ms"] > 0
+    assert "vs fake-quant" in variants["mobilekernels int8"]["note"]
+    # ONNX Runtime (installed by tools/setup.sh): fp32 checked against torch, int8 against fp32
+    assert variants["onnxruntime fp32"]["median_ms"] > 0, variants["onnxruntime fp32"]["note"]
+    assert "rel err vs torch" in variants["onnxruntime fp32"]["note"]
+    assert variants["onnxruntime int8"]["median_ms"] > 0, variants["onnxruntime int8"]["note"]
+    assert "QDQ" in variants["onnxruntime int8"]["note"] and "top-1" in variants["onnxruntime int8"]["note"]
+    # peak memory of every timed variant, from its own process
+    for row in rows:
+        assert "memory_error" not in row, row
+        assert row["peak_first_mb"] >= row["peak_mb"] - 1.0 >= -1.0, row
+    # a float forward at 64x64 holds several activations of 16x32x32 floats (64 KB) at once
+    assert variants["torch fp32 NCHW"]["peak_mb"] > 0.1
+    assert "peak MB" in r.stdout
     assert out_png.stat().st_size > 1000
+
+
+def test_peak_memory_counts_reused_allocations():
+    """The warm-allocation trap: glibc keeps freed blocks below its (adaptive) mmap threshold,
+    so a repeated forward would seem to take no memory. Each measurement must see the full
+    20 MB again."""
+    assert memory_supported()
+
+    def fwd():
+        t = torch.empty(5 << 20)  # 20 MB of float32
+        t.fill_(1.0)
+        return float(t[-1])
+
+    peaks = [_peak_of(fwd) for _ in range(4)]
+    assert all(18.0 < p < 40.0 for p in peaks), peaks
 
 
 def test_info_cli():

@@ -17,6 +17,23 @@ fi
 
 PIP="python3 -m pip --disable-pip-version-check -q"
 # torch pinned: 2.13.0 is the CPU build on local disk here (a bare 'torch' pulls a CUDA build).
+# onnx + onnxruntime (pinned, ~20 MB of wheels, seconds to install): the ONNX Runtime fp32/int8
+# rows of `python -m mobilekernels bench` and its CLI test, and the QLinearConv reference tests.
+# The bench exports with torch's TorchScript exporter (dynamo=False), so onnxscript is not needed.
 $PIP install "torch==2.13.0" numpy "scikit-build-core>=0.10" "pybind11>=2.12" \
-  pytest rich tqdm scikit-learn matplotlib onnx
-$PIP install --no-build-isolation .
+  pytest rich tqdm scikit-learn matplotlib "onnx==1.23.2" "onnxruntime==1.32.0"
+# The package itself: kept when it is already installed editable from this checkout (a developer's
+# `pip install -e .`, which rebuilds the C++ on import), else built and installed from here.
+if python3 - "$(pwd -P)" <<'PY'
+import importlib.metadata as md, json, sys
+try:
+    d = json.loads(md.distribution("mobilekernels").read_text("direct_url.json") or "{}")
+except md.PackageNotFoundError:
+    sys.exit(1)
+sys.exit(0 if d.get("dir_info", {}).get("editable") and d.get("url") == "file://" + sys.argv[1] else 1)
+PY
+then
+  echo "setup: mobilekernels is installed editable from $(pwd -P); kept"
+else
+  $PIP install --no-build-isolation .
+fi
