@@ -187,7 +187,7 @@ class InvertedResidual(nn.Module):
                                               self.kernel_size, self.stride, self.padding, self.activations,
                                               self.residual)
         call = ((shape[0], self.out_channels, oh, ow), args)
-        if self._calls is None:
+        if self._calls is None or len(self._calls) >= 64:  # bounded for inputs of ever-new sizes
             self.__dict__["_calls"] = {}
         self._calls[shape] = call
         return call
