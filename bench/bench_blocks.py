@@ -95,7 +95,8 @@ def block_fns_q8(h, w, cin, t, cout, s, band):
     xs, xz = 0.03, 110
     qp = [(0.047, 90), (0.047, 95), (0.05, 128)]
     oq = (0.06, 125)
-    x = torch.randint(0, 256, (1, cin, h, w), generator=g, dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
+    x = torch.randint(0, 256, (1, cin, h, w), generator=g, dtype=torch.uint8)
+    x = x.contiguous(memory_format=torch.channels_last)
     epk = qops.qconv1x1_pack(codes((chid, cin, 1, 1)), *wq(chid, xs, cin)) if t != 1 else None
     dpk = qops.qdwconv2d_pack(codes((chid, 1, 3, 3)), *wq(chid, qp[0][0] if t != 1 else xs, 9))
     ppk = qops.qconv1x1_pack(codes((cout, chid, 1, 1)), *wq(cout, qp[1][0], chid))

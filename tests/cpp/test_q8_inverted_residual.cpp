@@ -174,7 +174,8 @@ std::vector<Path> paths() {
       if (k.isa == gi) g = &k;
     for (const Q8DwconvKernel& k : kQ8DwconvKernels)
       if (k.isa == di) d = &k;
-    if (g && d) out.push_back({std::string(isa_name(isa)) + ": " + g->name + " + " + d->name, g->run, g->signed_x, d->run});
+    if (g && d)
+      out.push_back({std::string(isa_name(isa)) + ": " + g->name + " + " + d->name, g->run, g->signed_x, d->run});
   }
 #if defined(MK_X86)
   if (isa_supported(Isa::avx2))
