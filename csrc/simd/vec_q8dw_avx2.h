@@ -133,13 +133,14 @@ struct Q8DwAvx2 {
     }
   }
 
-  // 3x3, stride 1, dilation 1, BW output pixels of one row, 16 channels, all columns inside
-  // the input. Taps are paired vertically (rows 0+1, row 2 + zero) so the unpacked pair of one
-  // input column serves every output pixel that reads it: (BW + 2) columns are widened and
-  // unpacked once instead of 9 taps per pixel, the shuffle port being the bottleneck.
+  // 3x3, stride SW (1 or 2) across, dilation 1, BW output pixels of one row, 16 channels, all
+  // columns inside the input. Taps are paired vertically (rows 0+1, row 2 + zero) so the
+  // unpacked pair of one input column serves every output pixel that reads it: (BW-1)*SW + 3
+  // columns are widened and unpacked once instead of 9 taps per pixel, the shuffle port being
+  // the bottleneck.
   // r0, r1, r2: the three input rows at column ow - PL, channel c (a padding row points at a
   // row of x_zp bytes); C: channels per pixel.
-  template <int BW, bool XS>
+  template <int BW, int SW, bool XS>
   static void block3x3(const uint8_t* r0, const uint8_t* r1, const uint8_t* r2, int64_t C, const int16_t* wv,
                        const int32_t* bias, const float* scale, const Q8DwconvParams& p, uint8_t* out) {
     const Rq q(p);
@@ -148,14 +149,14 @@ struct Q8DwAvx2 {
     for (int i = 0; i < BW; ++i) lo[i] = bias_lo(bias), hi[i] = bias_hi(bias);
     const __m256i z = _mm256_setzero_si256();
 #pragma GCC unroll 8
-    for (int j = 0; j < BW + 2; ++j) {
+    for (int j = 0; j < (BW - 1) * SW + 3; ++j) {
       const __m256i x0 = load_x<false, XS>(r0 + j * C, 16), x1 = load_x<false, XS>(r1 + j * C, 16);
       const __m256i x2 = load_x<false, XS>(r2 + j * C, 16);
       const __m256i ulo = _mm256_unpacklo_epi16(x0, x1), uhi = _mm256_unpackhi_epi16(x0, x1);
       const __m256i slo = _mm256_unpacklo_epi16(x2, z), shi = _mm256_unpackhi_epi16(x2, z);
 #pragma GCC unroll 8
       for (int i = 0; i < BW; ++i) {
-        const int kw = j - i;
+        const int kw = j - i * SW;
         if (kw < 0 || kw > 2) continue;
         const int16_t* k = wv + kw * 4 * 16;
         lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(ulo, ld16(k)));

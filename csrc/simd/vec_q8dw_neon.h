@@ -16,7 +16,7 @@ struct Q8DwNeon {
   static constexpr bool kHas3x3s1 = false;  // no shuffle bottleneck: SMLAL widens for free
   static int64_t vert_offset(int64_t T) { return 16 * ((T + 1) / 2 * 2); }
   static int64_t prep_size(int64_t T) { return vert_offset(T); }
-  template <int BW, bool XS>
+  template <int BW, int SW, bool XS>
   static void block3x3(const uint8_t*, const uint8_t*, const uint8_t*, int64_t, const int16_t*, const int32_t*,
                        const float*, const Q8DwconvParams&, uint8_t*) {}
 

@@ -143,3 +143,24 @@ TEST(Q8Dwconv, MobileNetLayersThreaded) {
   for (const auto& l : layers)
     check({1, l[0], l[1], l[2], 1, 3, 3, l[3], l[3], 1, 1, 1, 1, 1, 1}, {false, true, false, 3, 0, 7, 0.02, 0.03}, rng, 2);
 }
+
+// The 3x3 register blocks (AVX2): rows wide enough for blocks of 4 plus a narrower remainder,
+// stride 1 and 2 across (stride 2 takes the blocks only on wide rows) and down, padding rows
+// read through the x_zp row, asymmetric padding, a channel tail block, two images, threads.
+TEST(Q8Dwconv, RegisterBlocks3x3) {
+  std::mt19937 rng(4);
+  const int64_t pads[][4] = {{1, 1, 1, 1}, {0, 0, 0, 0}, {0, 2, 1, 0}, {2, 0, 0, 1}};
+  const Quant quants[] = {{false, true, false, 3, 0, 7, 0.02, 0.03}, {true, true, true, -128, -2000, 5, 0.3, 0.05},
+                          {false, false, true, 255, 200, -128, 2.0, 3.0}, {true, false, false, 127, 255, 255, 1.0, 1e-3}};
+  int i = 0;
+  for (int64_t w : {26, 37})
+    for (int64_t h : {4, 7})
+      for (int64_t sh : {1, 2})
+        for (int64_t sw : {1, 2})
+          for (const auto& pd : pads)
+            for (int64_t c : {16, 33}) {
+              const Geo g{2, h, w, c, 1, 3, 3, sh, sw, 1, 1, pd[0], pd[1], pd[2], pd[3]};
+              check(g, quants[i % 4], rng, 1 + i % 2);
+              ++i;
+            }
+}
