@@ -99,7 +99,7 @@ def _rel(got: torch.Tensor, ref: torch.Tensor) -> float:
 
 def _vs_fp32(fn: Callable[[torch.Tensor], torch.Tensor], st: Setup) -> str:
     """Max relative error against the float model and top-1 agreement on the held-out inputs."""
-    with torch.inference_mode():
+    with torch.no_grad():
         refs = torch.cat([st.model(x) for x in st.evals])
         got = torch.cat([torch.as_tensor(fn(x)).reshape(refs.shape[0] // N_EVAL, -1) for x in st.evals])
     top1 = int((got.argmax(1) == refs.argmax(1)).sum())
@@ -204,7 +204,7 @@ def build_variant(label: str, st: Setup, threads: int, check: bool = True) -> tu
                 note = ("QDQ per-channel" + (", 7-bit w" if _ort_reduce_range() else "") + "; "
                         + _vs_fp32(lambda t: torch.from_numpy(run(t)), st))
             elif check:
-                with torch.inference_mode():
+                with torch.no_grad():
                     err = _rel(torch.from_numpy(run(x)), model(x))
                 if err > 1e-3:
                     return None, f"failed: output differs from torch (rel err {err:.1e})"
@@ -216,7 +216,7 @@ def build_variant(label: str, st: Setup, threads: int, check: bool = True) -> tu
         ours = mk.convert(model)
         note = ""
         if check:
-            with torch.inference_mode():
+            with torch.no_grad():
                 err = _rel(ours(x), model(x))
             if err > 1e-3:
                 raise RuntimeError(f"{st.name}: mobilekernels fp32 output differs from PyTorch (rel err {err:.2e})")
@@ -226,7 +226,7 @@ def build_variant(label: str, st: Setup, threads: int, check: bool = True) -> tu
         q = mk.quantize(model, st.calib, progress=False)
         note = ""
         if check:
-            with torch.inference_mode():
+            with torch.no_grad():
                 qerr = _rel(q(x), q.reference(x))
             if not qerr <= 0.1:  # a few output steps at most; nan (all-zero output) fails too
                 raise RuntimeError(f"{st.name}: mobilekernels int8 output differs from its fake-quant reference "
@@ -270,8 +270,9 @@ def memory_probe(name: str, batch: int, res: int, threads: int, label: str, work
     """Runs in a fresh process: build one variant, then the peak RSS growth of its first and of
     its next forward over the loaded-model RSS, in MB."""
     torch.set_num_threads(threads)
-    st = Setup(name, batch, res, Path(workdir))
-    fn, _ = build_variant(label, st, threads, check=False)
+    with torch.no_grad():
+        st = Setup(name, batch, res, Path(workdir))
+        fn, _ = build_variant(label, st, threads, check=False)
     with torch.inference_mode():
         first = _peak_of(fn)
         nxt = _peak_of(fn)
@@ -316,10 +317,13 @@ def run(models: list[str], threads: list[int], batch: int, res: int, samples: in
         for name in models:
             for nt in threads:
                 torch.set_num_threads(nt)
-                with torch.inference_mode():
+                # built under no_grad (packs made under inference_mode would be inference
+                # tensors, which caches keyed on tensor versions cannot use), timed under inference_mode
+                with torch.no_grad():
                     st = Setup(name, batch, res, Path(workdir))
                     variants = [(label, *build_variant(label, st, nt)) for label in VARIANTS]
-                    timed = [v for v in variants if v[1] is not None]
+                timed = [v for v in variants if v[1] is not None]
+                with torch.inference_mode():
                     stats = compare([v[1] for v in timed], samples=samples, sample_s=0.05)
                 by_label = {v[0]: s for v, s in zip(timed, stats)}
                 base = by_label["torch fp32 NCHW"]["median"]
