@@ -112,11 +112,11 @@ void prepare_epi(const Q8GemmParams& p, int64_t c, Epi& e) {
   }
 }
 
-// float(acc) * scale, clamped to the integer bounds (== clamping after rounding; keeps huge
-// values away from the conversion's overflow), rounded half to even (cvtps2dq, default MXCSR).
-inline __m256i requant(__m256i acc, const float* scale, __m256 lo, __m256 hi) {
+// float(acc) * scale, min(hi) in fp32 (the conversion cannot overflow upwards; below the int32
+// range it gives INT_MIN, still below lo), rounded half to even (cvtps2dq, default MXCSR).
+inline __m256i requant(__m256i acc, const float* scale, __m256 hi) {
   const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_load_ps(scale));
-  return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
+  return _mm256_cvtps_epi32(_mm256_min_ps(v, hi));
 }
 
 // Requantize and store the tile's rows (out of line: inlined, its constants would compete with
@@ -125,8 +125,12 @@ template <bool Wide>
 __attribute__((noinline)) void store_rows(const __m256i* acc, int rows, const Epi& e, const Q8GemmParams& p,
                                           int64_t m0, uint8_t* y, int64_t ncols) {
   constexpr int V = Wide ? 2 : 1;
-  const __m256 lo = _mm256_set1_ps(p.y_lo), hi = _mm256_set1_ps(p.y_hi);
-  const __m256i zp16 = _mm256_set1_epi16(static_cast<short>(p.y_zp)), low = _mm256_set1_epi16(0xFF);
+  const __m256 hi = _mm256_set1_ps(p.y_hi);
+  const __m256i lo16 = _mm256_set1_epi16(static_cast<short>(p.y_lo));
+  const __m256i zp16 = _mm256_set1_epi16(static_cast<short>(p.y_zp));
+  // Outputs lie in [y_min, y_max]: with y_min >= 0 unsigned saturation packs them exactly, else
+  // (int8 output) signed saturation does; either way the bytes are the results themselves.
+  const bool nonneg = p.y_lo + static_cast<float>(p.y_zp) >= 0.f;
   const int64_t N = p.N;
   for (int i = 0; i < rows; ++i) {
     __m256i v[V];
@@ -135,18 +139,19 @@ __attribute__((noinline)) void store_rows(const __m256i* acc, int rows, const Ep
       if (p.wzp)
         v[j] = _mm256_sub_epi32(v[j], _mm256_mullo_epi32(_mm256_set1_epi32(p.rowsum[m0 + i]),
                                                          _mm256_load_si256(reinterpret_cast<const __m256i*>(e.wzp + 8 * j))));
-      v[j] = requant(v[j], e.scale + 8 * j, lo, hi);
+      v[j] = requant(v[j], e.scale + 8 * j, hi);
     }
-    // Requantized values lie in [y_min - zp, y_max - zp]: VPACKSSDW and the int16 zero-point add
-    // are exact; the low byte of each int16 is the output byte (uint8 or int8 alike).
+    // VPACKSSDW saturates but keeps the order, so max(lo) after it equals clamping before
+    // rounding; the zero-point add is then exact in int16.
     __m128i bytes;
     if constexpr (Wide) {
-      const __m256i t = _mm256_and_si256(_mm256_add_epi16(_mm256_packs_epi32(v[0], v[1]), zp16), low);
-      bytes = _mm_packus_epi16(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+      const __m256i t = _mm256_add_epi16(_mm256_max_epi16(_mm256_packs_epi32(v[0], v[1]), lo16), zp16);
+      const __m128i a = _mm256_castsi256_si128(t), b = _mm256_extracti128_si256(t, 1);
+      bytes = nonneg ? _mm_packus_epi16(a, b) : _mm_packs_epi16(a, b);
     } else {
       __m128i t = _mm_packs_epi32(_mm256_castsi256_si128(v[0]), _mm256_extracti128_si256(v[0], 1));
-      t = _mm_and_si128(_mm_add_epi16(t, _mm256_castsi256_si128(zp16)), _mm256_castsi256_si128(low));
-      bytes = _mm_packus_epi16(t, t);
+      t = _mm_add_epi16(_mm_max_epi16(t, _mm256_castsi256_si128(lo16)), _mm256_castsi256_si128(zp16));
+      bytes = nonneg ? _mm_packus_epi16(t, t) : _mm_packs_epi16(t, t);
     }
     uint8_t* out = y + i * N;
     if (ncols == 16) {
@@ -165,8 +170,8 @@ __attribute__((noinline)) void store_rows(const __m256i* acc, int rows, const Ep
 // accumulators of row i in ymm(2i), ymm(2i+1) (Wide) or ymm(i), weights ymm12/13, broadcast
 // ymm14, product ymm15. Left to itself GCC hoisted the broadcasts of all rows ahead of the
 // madds or kept the accumulators in memory, depending on the surrounding code (spills inside
-// the k loop: load-add-store per madd), so the loop is pinned down here. acc (2 vectors per
-// row, 32-byte aligned) holds the starting sums and receives the final ones.
+// the k loop: load-add-store per madd), so the loop is pinned down here. The sums start from
+// zero and are stored to acc (2 vectors per row, 32-byte aligned).
 #define MK_Q8_ROW2(addr, a0, a1)                               \
   "vpbroadcastd " addr ", %%ymm14\n\t"                         \
   "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"                     \
@@ -183,7 +188,7 @@ __attribute__((noinline)) void store_rows(const __m256i* acc, int rows, const Ep
 #define MK_Q8_X3 "(%[x3])"
 #define MK_Q8_X4 "(%[x3],%[s],1)"
 #define MK_Q8_X5 "(%[x3],%[s],2)"
-#define MK_Q8_LD(i, r) "vmovdqa " #i "*32(%[a]), %%ymm" #r "\n\t"
+#define MK_Q8_ZERO(i, r) "vpxor %%xmm" #r ", %%xmm" #r ", %%xmm" #r "\n\t"  // zeroes all of ymm r
 #define MK_Q8_ST(i, r) "vmovdqa %%ymm" #r ", " #i "*32(%[a])\n\t"
 #define MK_Q8_LOOP(load, body, store, wstep)                                                     \
   __asm__ volatile(load "1:\n\t"                                                                 \
@@ -198,72 +203,73 @@ __attribute__((noinline)) void store_rows(const __m256i* acc, int rows, const Ep
                      "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15")
 
 #define MK_W1 "vmovdqu 32(%[w]), %%ymm13\n\t"
-#define MK_L2(i) MK_Q8_LD(2 * i, 2 * i) MK_Q8_LD(2 * i + 1, 2 * i + 1)
-#define MK_S2(i) MK_Q8_ST(2 * i, 2 * i) MK_Q8_ST(2 * i + 1, 2 * i + 1)
 
 template <int R, bool Wide>
 inline void k_loop(__m256i* acc, const int16_t* x, int64_t xs, const int16_t* w, int64_t n) {
-  if (n <= 0) return;
+  if (n <= 0) {
+    for (int i = 0; i < 2 * R; ++i) acc[i] = _mm256_setzero_si256();
+    return;
+  }
   const int16_t* x3 = x + 3 * xs;
   const int64_t sb = 2 * xs;  // row stride in bytes
   // Row i's accumulators: Wide ymm(2i), ymm(2i+1) <-> acc[2i], acc[2i+1]; narrow ymm(i) <-> acc[2i].
   if constexpr (Wide) {
     if constexpr (R == 1)
-      MK_Q8_LOOP(MK_Q8_LD(0, 0) MK_Q8_LD(1, 1), MK_W1 MK_Q8_ROW2(MK_Q8_X0, "0", "1"),
+      MK_Q8_LOOP(MK_Q8_ZERO(0, 0) MK_Q8_ZERO(1, 1), MK_W1 MK_Q8_ROW2(MK_Q8_X0, "0", "1"),
                  MK_Q8_ST(0, 0) MK_Q8_ST(1, 1), "64");
     if constexpr (R == 2)
-      MK_Q8_LOOP(MK_Q8_LD(0, 0) MK_Q8_LD(1, 1) MK_Q8_LD(2, 2) MK_Q8_LD(3, 3),
+      MK_Q8_LOOP(MK_Q8_ZERO(0, 0) MK_Q8_ZERO(1, 1) MK_Q8_ZERO(2, 2) MK_Q8_ZERO(3, 3),
                  MK_W1 MK_Q8_ROW2(MK_Q8_X0, "0", "1") MK_Q8_ROW2(MK_Q8_X1, "2", "3"),
                  MK_Q8_ST(0, 0) MK_Q8_ST(1, 1) MK_Q8_ST(2, 2) MK_Q8_ST(3, 3), "64");
     if constexpr (R == 3)
-      MK_Q8_LOOP(MK_Q8_LD(0, 0) MK_Q8_LD(1, 1) MK_Q8_LD(2, 2) MK_Q8_LD(3, 3) MK_Q8_LD(4, 4) MK_Q8_LD(5, 5),
+      MK_Q8_LOOP(MK_Q8_ZERO(0, 0) MK_Q8_ZERO(1, 1) MK_Q8_ZERO(2, 2) MK_Q8_ZERO(3, 3) MK_Q8_ZERO(4, 4) MK_Q8_ZERO(5, 5),
                  MK_W1 MK_Q8_ROW2(MK_Q8_X0, "0", "1") MK_Q8_ROW2(MK_Q8_X1, "2", "3") MK_Q8_ROW2(MK_Q8_X2, "4", "5"),
                  MK_Q8_ST(0, 0) MK_Q8_ST(1, 1) MK_Q8_ST(2, 2) MK_Q8_ST(3, 3) MK_Q8_ST(4, 4) MK_Q8_ST(5, 5), "64");
     if constexpr (R == 4)
-      MK_Q8_LOOP(MK_Q8_LD(0, 0) MK_Q8_LD(1, 1) MK_Q8_LD(2, 2) MK_Q8_LD(3, 3) MK_Q8_LD(4, 4) MK_Q8_LD(5, 5)
-                     MK_Q8_LD(6, 6) MK_Q8_LD(7, 7),
+      MK_Q8_LOOP(MK_Q8_ZERO(0, 0) MK_Q8_ZERO(1, 1) MK_Q8_ZERO(2, 2) MK_Q8_ZERO(3, 3) MK_Q8_ZERO(4, 4) MK_Q8_ZERO(5, 5)
+                     MK_Q8_ZERO(6, 6) MK_Q8_ZERO(7, 7),
                  MK_W1 MK_Q8_ROW2(MK_Q8_X0, "0", "1") MK_Q8_ROW2(MK_Q8_X1, "2", "3") MK_Q8_ROW2(MK_Q8_X2, "4", "5")
                      MK_Q8_ROW2(MK_Q8_X3, "6", "7"),
                  MK_Q8_ST(0, 0) MK_Q8_ST(1, 1) MK_Q8_ST(2, 2) MK_Q8_ST(3, 3) MK_Q8_ST(4, 4) MK_Q8_ST(5, 5)
                      MK_Q8_ST(6, 6) MK_Q8_ST(7, 7),
                  "64");
     if constexpr (R == 5)
-      MK_Q8_LOOP(MK_Q8_LD(0, 0) MK_Q8_LD(1, 1) MK_Q8_LD(2, 2) MK_Q8_LD(3, 3) MK_Q8_LD(4, 4) MK_Q8_LD(5, 5)
-                     MK_Q8_LD(6, 6) MK_Q8_LD(7, 7) MK_Q8_LD(8, 8) MK_Q8_LD(9, 9),
+      MK_Q8_LOOP(MK_Q8_ZERO(0, 0) MK_Q8_ZERO(1, 1) MK_Q8_ZERO(2, 2) MK_Q8_ZERO(3, 3) MK_Q8_ZERO(4, 4) MK_Q8_ZERO(5, 5)
+                     MK_Q8_ZERO(6, 6) MK_Q8_ZERO(7, 7) MK_Q8_ZERO(8, 8) MK_Q8_ZERO(9, 9),
                  MK_W1 MK_Q8_ROW2(MK_Q8_X0, "0", "1") MK_Q8_ROW2(MK_Q8_X1, "2", "3") MK_Q8_ROW2(MK_Q8_X2, "4", "5")
                      MK_Q8_ROW2(MK_Q8_X3, "6", "7") MK_Q8_ROW2(MK_Q8_X4, "8", "9"),
                  MK_Q8_ST(0, 0) MK_Q8_ST(1, 1) MK_Q8_ST(2, 2) MK_Q8_ST(3, 3) MK_Q8_ST(4, 4) MK_Q8_ST(5, 5)
                      MK_Q8_ST(6, 6) MK_Q8_ST(7, 7) MK_Q8_ST(8, 8) MK_Q8_ST(9, 9),
                  "64");
     if constexpr (R == 6)
-      MK_Q8_LOOP(MK_Q8_LD(0, 0) MK_Q8_LD(1, 1) MK_Q8_LD(2, 2) MK_Q8_LD(3, 3) MK_Q8_LD(4, 4) MK_Q8_LD(5, 5)
-                     MK_Q8_LD(6, 6) MK_Q8_LD(7, 7) MK_Q8_LD(8, 8) MK_Q8_LD(9, 9) MK_Q8_LD(10, 10) MK_Q8_LD(11, 11),
+      MK_Q8_LOOP(MK_Q8_ZERO(0, 0) MK_Q8_ZERO(1, 1) MK_Q8_ZERO(2, 2) MK_Q8_ZERO(3, 3) MK_Q8_ZERO(4, 4) MK_Q8_ZERO(5, 5)
+                     MK_Q8_ZERO(6, 6) MK_Q8_ZERO(7, 7) MK_Q8_ZERO(8, 8) MK_Q8_ZERO(9, 9) MK_Q8_ZERO(10, 10) MK_Q8_ZERO(11, 11),
                  MK_W1 MK_Q8_ROW2(MK_Q8_X0, "0", "1") MK_Q8_ROW2(MK_Q8_X1, "2", "3") MK_Q8_ROW2(MK_Q8_X2, "4", "5")
                      MK_Q8_ROW2(MK_Q8_X3, "6", "7") MK_Q8_ROW2(MK_Q8_X4, "8", "9") MK_Q8_ROW2(MK_Q8_X5, "10", "11"),
                  MK_Q8_ST(0, 0) MK_Q8_ST(1, 1) MK_Q8_ST(2, 2) MK_Q8_ST(3, 3) MK_Q8_ST(4, 4) MK_Q8_ST(5, 5)
                      MK_Q8_ST(6, 6) MK_Q8_ST(7, 7) MK_Q8_ST(8, 8) MK_Q8_ST(9, 9) MK_Q8_ST(10, 10) MK_Q8_ST(11, 11),
                  "64");
   } else {
-    if constexpr (R == 1) MK_Q8_LOOP(MK_Q8_LD(0, 0), MK_Q8_ROW1(MK_Q8_X0, "0"), MK_Q8_ST(0, 0), "32");
+    if constexpr (R == 1) MK_Q8_LOOP(MK_Q8_ZERO(0, 0), MK_Q8_ROW1(MK_Q8_X0, "0"), MK_Q8_ST(0, 0), "32");
     if constexpr (R == 2)
-      MK_Q8_LOOP(MK_Q8_LD(0, 0) MK_Q8_LD(2, 1), MK_Q8_ROW1(MK_Q8_X0, "0") MK_Q8_ROW1(MK_Q8_X1, "1"),
+      MK_Q8_LOOP(MK_Q8_ZERO(0, 0) MK_Q8_ZERO(2, 1), MK_Q8_ROW1(MK_Q8_X0, "0") MK_Q8_ROW1(MK_Q8_X1, "1"),
                  MK_Q8_ST(0, 0) MK_Q8_ST(2, 1), "32");
     if constexpr (R == 3)
-      MK_Q8_LOOP(MK_Q8_LD(0, 0) MK_Q8_LD(2, 1) MK_Q8_LD(4, 2),
+      MK_Q8_LOOP(MK_Q8_ZERO(0, 0) MK_Q8_ZERO(2, 1) MK_Q8_ZERO(4, 2),
                  MK_Q8_ROW1(MK_Q8_X0, "0") MK_Q8_ROW1(MK_Q8_X1, "1") MK_Q8_ROW1(MK_Q8_X2, "2"),
                  MK_Q8_ST(0, 0) MK_Q8_ST(2, 1) MK_Q8_ST(4, 2), "32");
     if constexpr (R == 4)
-      MK_Q8_LOOP(MK_Q8_LD(0, 0) MK_Q8_LD(2, 1) MK_Q8_LD(4, 2) MK_Q8_LD(6, 3),
+      MK_Q8_LOOP(MK_Q8_ZERO(0, 0) MK_Q8_ZERO(2, 1) MK_Q8_ZERO(4, 2) MK_Q8_ZERO(6, 3),
                  MK_Q8_ROW1(MK_Q8_X0, "0") MK_Q8_ROW1(MK_Q8_X1, "1") MK_Q8_ROW1(MK_Q8_X2, "2")
                      MK_Q8_ROW1(MK_Q8_X3, "3"),
                  MK_Q8_ST(0, 0) MK_Q8_ST(2, 1) MK_Q8_ST(4, 2) MK_Q8_ST(6, 3), "32");
     if constexpr (R == 5)
-      MK_Q8_LOOP(MK_Q8_LD(0, 0) MK_Q8_LD(2, 1) MK_Q8_LD(4, 2) MK_Q8_LD(6, 3) MK_Q8_LD(8, 4),
+      MK_Q8_LOOP(MK_Q8_ZERO(0, 0) MK_Q8_ZERO(2, 1) MK_Q8_ZERO(4, 2) MK_Q8_ZERO(6, 3) MK_Q8_ZERO(8, 4),
                  MK_Q8_ROW1(MK_Q8_X0, "0") MK_Q8_ROW1(MK_Q8_X1, "1") MK_Q8_ROW1(MK_Q8_X2, "2")
                      MK_Q8_ROW1(MK_Q8_X3, "3") MK_Q8_ROW1(MK_Q8_X4, "4"),
                  MK_Q8_ST(0, 0) MK_Q8_ST(2, 1) MK_Q8_ST(4, 2) MK_Q8_ST(6, 3) MK_Q8_ST(8, 4), "32");
     if constexpr (R == 6)
-      MK_Q8_LOOP(MK_Q8_LD(0, 0) MK_Q8_LD(2, 1) MK_Q8_LD(4, 2) MK_Q8_LD(6, 3) MK_Q8_LD(8, 4) MK_Q8_LD(10, 5),
+      MK_Q8_LOOP(MK_Q8_ZERO(0, 0) MK_Q8_ZERO(2, 1) MK_Q8_ZERO(4, 2) MK_Q8_ZERO(6, 3) MK_Q8_ZERO(8, 4) MK_Q8_ZERO(10, 5),
                  MK_Q8_ROW1(MK_Q8_X0, "0") MK_Q8_ROW1(MK_Q8_X1, "1") MK_Q8_ROW1(MK_Q8_X2, "2")
                      MK_Q8_ROW1(MK_Q8_X3, "3") MK_Q8_ROW1(MK_Q8_X4, "4") MK_Q8_ROW1(MK_Q8_X5, "5"),
                  MK_Q8_ST(0, 0) MK_Q8_ST(2, 1) MK_Q8_ST(4, 2) MK_Q8_ST(6, 3) MK_Q8_ST(8, 4) MK_Q8_ST(10, 5), "32");
@@ -275,7 +281,6 @@ template <int R, bool Wide>
 void tile(const int16_t* xp, int64_t xs, const int16_t* wp, int64_t kpairs, const Epi& e, const Q8GemmParams& p,
           int64_t m0, uint8_t* y, int64_t ncols) {
   alignas(32) __m256i acc[2 * R];
-  for (int i = 0; i < 2 * R; ++i) acc[i] = _mm256_setzero_si256();
   k_loop<R, Wide>(acc, xp, xs, wp, kpairs);
   store_rows<Wide>(acc, R, e, p, m0, y, ncols);
 }
