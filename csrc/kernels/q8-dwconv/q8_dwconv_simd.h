@@ -13,6 +13,8 @@
 //   pixel<TC, Tail, XSigned>(taps_ptrs, ntaps, bias16, scale16, n, prepared, p, out, c)
 #pragma once
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <vector>
 
 #include "kernels/q8-dwconv/q8_dwconv.h"
@@ -75,8 +77,13 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
   const bool fast3x3 = p.KH == 3 && p.KW == 3 && p.DH == 1 && p.DW == 1 &&
                        (p.SW == 1 || (p.SW == 2 && ow_hi - ow_lo >= 12));
   // A row of x_zp bytes that stands in for a padding input row in the 3x3 register blocks.
-  std::vector<uint8_t> zrow;
-  if (TC == 9 && D::kHas3x3s1 && fast3x3) zrow.assign(static_cast<size_t>(p.W * p.C), p.zero[0]);
+  // (A plain buffer: no std::vector<uint8_t> member instantiated in an ISA translation unit,
+  // where the linker could pick it for baseline callers.)
+  std::unique_ptr<uint8_t[]> zrow;
+  if (TC == 9 && D::kHas3x3s1 && fast3x3) {
+    zrow.reset(new uint8_t[static_cast<size_t>(p.W * p.C)]);
+    std::memset(zrow.get(), p.zero[0], static_cast<size_t>(p.W * p.C));
+  }
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / p.OH, oh = r % p.OH;
     const uint8_t* img = p.x + n * p.H * p.W * p.C;
@@ -90,7 +97,7 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
     if (TC == 9 && D::kHas3x3s1 && fast3x3)
       for (int kh = 0; kh < 3; ++kh) {
         const int64_t ih = ih0 + kh;
-        rp[kh] = ih >= 0 && ih < p.H ? img + ih * p.W * p.C : zrow.data();
+        rp[kh] = ih >= 0 && ih < p.H ? img + ih * p.W * p.C : zrow.get();
       }
     const int64_t skip_lo = ow_lo, skip_hi = blocked ? ow_hi : ow_lo;
     for (int64_t ow = 0; ow < p.OW; ++ow) {
