@@ -344,14 +344,47 @@ def qadd(a: torch.Tensor, sa: float, za: int, b: torch.Tensor, sb: float, zb: in
 class QBlock(QStep):
     """Inverted-residual / depthwise-separable block: its body steps, then the residual add
     in int8 (``(a - za) * sa/sy + (b - zb) * sb/sy`` in fp32 on the integer codes, rounded half
-    to even)."""
+    to even).
+
+    When the body is ``[1x1 expand,] depthwise kxk, 1x1 project`` with only ReLU / ReLU6 fused
+    (no lookup-table activation, no attention), the int8 path runs the whole block as one
+    ``qinverted_residual`` call (:class:`mobilekernels.nn.QuantizedInvertedResidual`, built from
+    these steps' packs): bit-exact to running the steps and the add one after another
+    (``_unfused_int``), without materialising the expanded tensor. ``fuse=False`` turns it off."""
 
     where = TORCH_INT
 
-    def __init__(self, name: str, what: str, steps: list, residual: bool) -> None:
+    def __init__(self, name: str, what: str, steps: list, residual: bool, fuse: bool = True) -> None:
         super().__init__(name, what)
         self.steps = nn.ModuleList(steps)
         self.residual = residual
+        self.fuse = fuse
+        self._fused_cache = None  # (key, QuantizedInvertedResidual); not a submodule: shares the packs
+
+    def fusable_convs(self):
+        """``(expand or None, depthwise, project)`` QConv steps when the fused block can run them."""
+        convs = list(self.steps)
+        if len(convs) not in (2, 3) or not all(isinstance(c, QConv) for c in convs):
+            return None
+        e, d, p = ([None] + convs) if len(convs) == 2 else convs
+        ok = (e is None or (e.kind == "pointwise" and e.post is None)) and p.kind == "pointwise" \
+            and p.post is None and d.kind == "depthwise" and d.post is None and d.kernel[0] == d.kernel[1] \
+            and d.stride[0] == d.stride[1] and tuple(d.dilation) == (1, 1) and d.in_channels == d.out_channels
+        return (e, d, p) if ok else None
+
+    def _fused(self, s: float, z: int):
+        convs = self.fusable_convs() if self.fuse else None
+        if convs is None or any(c.packed.numel() == 0 for c in convs if c is not None):
+            return None
+        from ..nn.quantized_block import QuantizedInvertedResidual
+
+        # Rebuilt when a pack is replaced (load_state_dict) or the input qparams change.
+        key = (s, z, self.out_qparams()) + tuple((c.packed.data_ptr(), c.packed._version) for c in convs if c)
+        if self._fused_cache is None or self._fused_cache[0] != key:
+            block = QuantizedInvertedResidual.from_qconvs(*convs, s, z, self.residual,
+                                                          self.out_qparams() if self.residual else None)
+            self._fused_cache = (key, block)
+        return self._fused_cache[1]
 
     def start_observing(self, observer, percentile):
         for st in self.steps:
@@ -376,6 +409,12 @@ class QBlock(QStep):
         return self._freeze_out()
 
     def forward_int(self, q, s, z):
+        fused = self._fused(s, z)
+        if fused is not None:
+            return (fused.forward_codes(q, s, z), *fused.output_qparams())
+        return self._unfused_int(q, s, z)
+
+    def _unfused_int(self, q, s, z):
         y, ys, yz = q, s, z
         for st in self.steps:
             y, ys, yz = st.forward_int(y, ys, yz)
@@ -384,10 +423,18 @@ class QBlock(QStep):
         os_, oz = self.out_qparams()
         return qadd(q, s, z, y, ys, yz, os_, oz), os_, oz
 
+    def is_fused(self) -> bool:
+        return self.fuse and self.fusable_convs() is not None
+
     def rows(self):
         out = [r for st in self.steps for r in st.rows()]
+        if self.is_fused():
+            tag = "fused qinverted_residual: "
+            out = [(n, w, where, tag + note) for n, w, where, note in out]
         if self.residual:
-            out.append((self.name + ".add", "residual add", TORCH_INT, "integer codes, fp32 requantize"))
+            out.append((self.name + ".add", "residual add", KERNEL,
+                        "fused qinverted_residual: int8 add after each band's project conv") if self.is_fused()
+                       else (self.name + ".add", "residual add", TORCH_INT, "integer codes, fp32 requantize"))
         return out
 
 

@@ -13,7 +13,10 @@ between layers activations stay uint8 channels_last; the output is dequantized.
 * our int8 kernels: 1x1 convs and Linear layers (``qconv1x1``), depthwise convs (``qdwconv2d``),
   both with ReLU / ReLU6 fused; other groups=1 convs such as the 3x3 stem as a uint8 im2col
   gathered in torch + ``qconv1x1``; SE's fc1 / fc2, ECA's channel conv (as a banded C x C
-  1x1 conv), CBAM's MLP and 7x7 spatial conv (im2col);
+  1x1 conv), CBAM's MLP and 7x7 spatial conv (im2col); inverted-residual and depthwise-separable
+  blocks whose body is ``[1x1,] depthwise, 1x1`` with only ReLU / ReLU6 (MobileNetV1/V2, the
+  V3 blocks without SE or Hardswish) run as one fused ``qinverted_residual`` call, residual
+  add included, bit-exact to the layers run one by one (``fuse_blocks=False`` turns it off);
 * int8 in torch integer ops: the input quantization, residual adds and the attention blocks'
   ``x * gate`` (integer codes, fp32 requantization, half to even), global average pooling
   (integer sum), CBAM's max pools, logit add and channel max / mean (integer max / sum),
@@ -107,7 +110,9 @@ class QuantizedModel(nn.Module):
         lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
         body = rows[1:]
         n = {k: sum(r[2] == k for r in body) for k in (KERNEL, TORCH_INT, FLOAT)}
-        lines.append(f"{n[KERNEL]} layers int8 on mobilekernels kernels, {n[TORCH_INT]} int8 in torch integer ops, "
+        fused = sum(1 for m in self.modules() if isinstance(m, QBlock) and m.is_fused())
+        lines.append(f"{n[KERNEL]} layers int8 on mobilekernels kernels ({fused} inverted-residual blocks fused into "
+                     f"qinverted_residual), {n[TORCH_INT]} int8 in torch integer ops, "
                      f"{n[FLOAT]} float fallbacks (dequantize -> float -> quantize)")
         return "\n".join(lines)
 
@@ -250,7 +255,8 @@ def _batches(data: Iterable, progress: bool):
 
 
 def quantize(model: nn.Module, calibration_data: Iterable, observer: str = "minmax", *,
-             percentile: float = 99.99, max_batches: Optional[int] = None, progress: bool = True) -> QuantizedModel:
+             percentile: float = 99.99, max_batches: Optional[int] = None, progress: bool = True,
+             fuse_blocks: bool = True) -> QuantizedModel:
     """Post-training static int8 quantization of ``model`` (not modified; BN uses running stats).
 
     Args:
@@ -263,6 +269,8 @@ def quantize(model: nn.Module, calibration_data: Iterable, observer: str = "minm
         percentile: upper quantile in percent for the percentile observer.
         max_batches: stop calibrating after this many batches.
         progress: tqdm progress bar (when tqdm is installed).
+        fuse_blocks: run qualifying inverted-residual blocks as one fused int8 call
+            (``qinverted_residual``; same results, no expanded tensor).
 
     Returns:
         a :class:`QuantizedModel` (float in, float out); ``summary()`` tells what runs where.
@@ -274,6 +282,9 @@ def quantize(model: nn.Module, calibration_data: Iterable, observer: str = "minm
     m = copy.deepcopy(model).eval()
     steps, flatten = _plan(m)
     qm = QuantizedModel(steps, flatten)
+    for st in qm.modules():
+        if isinstance(st, QBlock):
+            st.fuse = bool(fuse_blocks)
     qm.observer = make_observer(observer, percentile)
     for st in qm.steps:
         st.start_observing(observer, percentile)

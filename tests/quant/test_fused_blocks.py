@@ -1,0 +1,66 @@
+"""mk.quantize runs qualifying inverted-residual / depthwise-separable blocks as one fused
+qinverted_residual call: same int8 codes as the layers one by one (fuse_blocks=False), shown in
+summary(), rebuilt after load_state_dict; blocks with attention or LUT activations stay unfused."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import mobilekernels as mk
+from mobilekernels.models import get_model
+from mobilekernels.quant.modules import QBlock
+
+
+def _model(name, attention=None, seed=0):
+    torch.manual_seed(seed)
+    m = get_model(name, num_classes=10, width_mult=0.35, attention=attention)
+    for mod in m.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+    return m.eval()
+
+
+def _calib(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(4, 3, 32, 32, generator=g) for _ in range(2)]
+
+
+def _blocks(q):
+    return [m for m in q.modules() if isinstance(m, QBlock)]
+
+
+@pytest.mark.parametrize("name,fused_blocks", [("mobilenet_v2", 17), ("mobilenet_v1", 13), ("mobilenet_v3_large", 6)])
+def test_fused_equals_unfused(name, fused_blocks):
+    m, calib = _model(name), _calib()
+    q = mk.quantize(m, calib, progress=False)
+    q_ref = mk.quantize(m, calib, progress=False, fuse_blocks=False)
+    assert sum(b.is_fused() for b in _blocks(q)) == fused_blocks
+    assert not any(b.is_fused() for b in _blocks(q_ref))
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(q(x), q_ref(x))
+    # Block by block on the integer codes too (the logits could hide a difference).
+    for b in _blocks(q):
+        if b.is_fused():
+            s, z = float(b.steps[0].in_scale), int(b.steps[0].in_zp)
+            codes = torch.randint(0, 256, (2, b.steps[0].in_channels, 9, 7), dtype=torch.uint8)
+            got, want = b.forward_int(codes, s, z), b._unfused_int(codes, s, z)
+            assert torch.equal(got[0], want[0]) and got[1:] == want[1:]
+    text = q.summary()
+    assert f"({fused_blocks} inverted-residual blocks fused into qinverted_residual)" in text.splitlines()[-1]
+    assert "fused qinverted_residual: qdwconv2d" in text
+    assert "(0 inverted-residual blocks fused" in q_ref.summary()
+
+
+def test_attention_blocks_stay_unfused_and_state_dict_reload():
+    q = mk.quantize(_model("mobilenet_v2", "eca"), _calib(), progress=False)
+    assert not any(b.is_fused() for b in _blocks(q))  # ECA sits inside the body
+    m, calib = _model("mobilenet_v2"), _calib()
+    q = mk.quantize(m, calib, progress=False)
+    x = torch.randn(2, 3, 32, 32)
+    y = q(x)
+    q2 = mk.quantize(_model("mobilenet_v2", seed=5), _calib(seed=7), progress=False)
+    assert not torch.equal(q2(x), y)
+    q2.load_state_dict(q.state_dict())  # new packs: the fused blocks must be rebuilt from them
+    assert torch.equal(q2(x), y)
