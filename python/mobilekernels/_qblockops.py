@@ -97,7 +97,11 @@ def _args(x, epk, dpk, ppk, chid, cout, kernel, stride, padding, x_scale, x_zp, 
     cin = int(x.shape[1]) if x.dim() == 4 else -1
     if expand:  # the expand pack's header says which input width it was made for
         _check_packed(epk, epk.numel() if isinstance(epk, torch.Tensor) else 0, "qconv1x1")
-        cin = int.from_bytes(bytes(epk[8:12].tolist()), "little", signed=True)
+        head = bytes(epk[:16].tolist())
+        if head[:4] != b"MKQ8":
+            raise ValueError("expand_packed is not a mobilekernels int8 pack (bad magic): make it with "
+                             "qops.qconv1x1_pack")
+        cin = int.from_bytes(head[8:12], "little", signed=True)
     n, h, w, oh, ow = _geometry(x.shape, cin, chid, cout, kernel, stride, list(padding), residual)
     if not expand and chid != cin:
         raise ValueError(f"without an expand pack the hidden width ({chid}) must equal the input channels ({cin})")

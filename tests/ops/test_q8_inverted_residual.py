@@ -266,6 +266,9 @@ def test_bad_packs(blk):
         run(p._replace(expand=p.project))  # same byte size? different shape: refused either way
     with pytest.raises(ValueError, match="hidden"):
         run(p._replace(expand=None))  # t == 1 needs hidden == Cin
+    garbage = torch.zeros_like(p.expand)
+    with pytest.raises(ValueError, match="magic"):
+        run(p._replace(expand=garbage))  # Python refuses it before reading its header's sizes
     corrupt = p.dw.clone()
     corrupt[0] ^= 0xFF  # bad magic: refused by the C++ header check
     with pytest.raises(ValueError, match="magic"):

@@ -31,8 +31,9 @@ class QuantizedInvertedResidual(nn.Module):
     float64 ``qparams`` buffer ``[x_scale, x_zp, e_scale, e_zp, d_scale, d_zp, p_scale, p_zp,
     out_scale, out_zp]``.
 
-    ``forward(x)`` takes and returns ``torch.quint8`` tensors (channels_last in and out, no
-    copies); :meth:`forward_codes` takes plain uint8 codes with their scale and zero point.
+    ``forward(x)`` takes and returns ``torch.quint8`` tensors (channels_last out; the input's
+    codes are read through ``int_repr()``); :meth:`forward_codes` takes plain uint8 codes with
+    their scale and zero point (no copy when channels_last).
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, kernel_size: int = 3,
