@@ -64,3 +64,17 @@ def test_attention_blocks_stay_unfused_and_state_dict_reload():
     assert not torch.equal(q2(x), y)
     q2.load_state_dict(q.state_dict())  # new packs: the fused blocks must be rebuilt from them
     assert torch.equal(q2(x), y)
+
+
+def test_quantize_and_convert_under_inference_mode():
+    # Packs made under inference_mode are inference tensors (no version counter): the fused
+    # block's cache key must not read one (it raised on the first forward).
+    m, calib = _model("mobilenet_v2"), _calib()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    want = mk.quantize(m, calib, progress=False)(x)
+    with torch.inference_mode():
+        q = mk.quantize(m, calib, progress=False)
+        assert sum(b.is_fused() for b in _blocks(q)) == 17
+        assert torch.equal(q(x), want)
+        f = mk.convert(m)
+        assert torch.allclose(f(x), m(x), rtol=1e-4, atol=1e-4)

@@ -23,6 +23,7 @@ from torch import nn
 
 from .. import qops
 from .._checks import conv_padding
+from ..nn._pack_cache import tensor_key
 from .observers import (dequantize_tensor, fake_quantize, make_observer, quantize_tensor,
                         quantize_weight_per_channel)
 
@@ -379,7 +380,7 @@ class QBlock(QStep):
         from ..nn.quantized_block import QuantizedInvertedResidual
 
         # Rebuilt when a pack is replaced (load_state_dict) or the input qparams change.
-        key = (s, z, self.out_qparams()) + tuple((c.packed.data_ptr(), c.packed._version) for c in convs if c)
+        key = (s, z, self.out_qparams()) + tuple(tensor_key(c.packed) for c in convs if c)
         if self._fused_cache is None or self._fused_cache[0] != key:
             block = QuantizedInvertedResidual.from_qconvs(*convs, s, z, self.residual,
                                                           self.out_qparams() if self.residual else None)
