@@ -176,6 +176,11 @@ def _ort_session(path: Path, threads: int):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    # ORT's pool threads spin after each run by default; interleaved with torch's and our
+    # OpenMP regions in one process they hold the second core and every other variant's
+    # 2-thread barrier waits on a descheduled thread (measured: ours 10 -> 62 ms at 2 threads).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     return lambda x: sess.run(None, {"x": x.numpy()})[0]
 
