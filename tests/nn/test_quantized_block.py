@@ -149,3 +149,32 @@ def test_from_quantize_steps():
             q, s, z = want, ws, wz
         else:
             q, s, z = st.forward_int(q, s, z)
+
+
+def test_eager_call_cache_matches_op_and_follows_weight_changes():
+    """The eager path (cached validated C++ call) equals the registered op's path on every
+    shape it sees, and a state_dict load / pack change after the first call is picked up."""
+    a = QuantizedInvertedResidual.from_torch(TorchQBlock(16, 6, 16, 1, torch.Generator().manual_seed(7)), 0.04, 100)
+    b = QuantizedInvertedResidual.from_torch(TorchQBlock(16, 6, 16, 1, torch.Generator().manual_seed(8)), 0.04, 100)
+    for shape in [(1, 16, 9, 9), (2, 16, 5, 11), (1, 16, 9, 9)]:
+        codes = qin(*shape, 4).int_repr()
+        got = a.forward_codes(codes, 0.04, 100)
+        assert torch.equal(got, a._forward_codes_op(codes, 0.04, 100))
+    x = qin(1, 16, 9, 9, 5)
+    before, other = a(x).int_repr(), b(x).int_repr()
+    assert not torch.equal(before, other)
+    a.load_state_dict(b.state_dict())
+    assert torch.equal(a(x).int_repr(), other)
+    with torch.no_grad():
+        a.project_packed.copy_(QuantizedInvertedResidual.from_torch(
+            TorchQBlock(16, 6, 16, 1, torch.Generator().manual_seed(7)), 0.04, 100).project_packed)
+    assert not torch.equal(a(x).int_repr(), other)  # in-place pack change seen (version bump)
+    assert torch.equal(torch.load(_saved(a), weights_only=False)(x).int_repr(), a(x).int_repr())
+
+
+def _saved(m):
+    import io
+    buf = io.BytesIO()
+    torch.save(m, buf)
+    buf.seek(0)
+    return buf
