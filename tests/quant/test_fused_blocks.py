@@ -78,3 +78,30 @@ def test_quantize_and_convert_under_inference_mode():
         assert torch.equal(q(x), want)
         f = mk.convert(m)
         assert torch.allclose(f(x), m(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name,attention", [("mobilenet_v2", None), ("mobilenet_v3_large", None),
+                                            ("mobilenet_v1", "cbam"), ("mobilenet_v2", "eca")])
+def test_cached_int8_calls_equal_the_registered_ops(name, attention, monkeypatch):
+    """QConv steps and fused blocks reuse validated C++ arguments after their first call: the
+    results equal the registered ops' path, and a state_dict from another quantized model (new
+    packs and qparams) is picked up after the cache was filled."""
+    from mobilekernels.nn import QuantizedInvertedResidual
+    from mobilekernels.quant.modules import QConv
+
+    m, calib = _model(name, attention), _calib()
+    q = mk.quantize(m, calib, progress=False)
+    other = mk.quantize(_model(name, attention, seed=5), _calib(seed=6), progress=False)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        first, cached, want_other = q(x), q(x), other(x)
+    assert any(c._calls for c in q.modules() if isinstance(c, QConv))
+    monkeypatch.setattr(QConv, "_run_int8", lambda self, x_, s, z, ys, yz: self._run_op(x_, s, z, ys, yz))
+    monkeypatch.setattr(QuantizedInvertedResidual, "forward_codes", QuantizedInvertedResidual._forward_codes_op)
+    with torch.inference_mode():
+        via_ops = q(x)
+    monkeypatch.undo()
+    assert torch.equal(first, cached) and torch.equal(cached, via_ops)
+    q.load_state_dict(other.state_dict())
+    with torch.inference_mode():
+        assert torch.equal(q(x), want_other)
