@@ -181,17 +181,21 @@ class QuantizedInvertedResidual(nn.Module):
             return out
         return self._forward_codes_op(q, scale, zero_point, band_rows)
 
-    def _prepare_call(self, q, scale, zero_point, band_rows):
-        """Validate once (the registered op's own checks) and return what the C++ call needs."""
-        packs = self._packs()
+    def _op_qparams(self, scale):
+        """(input scale, stage (scale, zp) pairs, residual (scale, zp)) for a call at ``scale``."""
         xs = float(self.qparams[0])
         if float(scale) != xs:
             raise ValueError(f"this block was packed for input scale {xs!r}, got {scale!r} (the int32 biases "
                              "depend on it): rebuild it with from_qconvs for the new scale")
         qp = self.qparams.tolist()
-        stages = [(qp[2], int(qp[3])), (qp[4], int(qp[5])), (qp[6], int(qp[7]))]
+        return xs, [(qp[2], int(qp[3])), (qp[4], int(qp[5])), (qp[6], int(qp[7]))], (qp[8], int(qp[9]))
+
+    def _prepare_call(self, q, scale, zero_point, band_rows):
+        """Validate once (the registered op's own checks) and return what the C++ call needs."""
+        packs = self._packs()
+        xs, stages, out_qp = self._op_qparams(scale)
         op_args = qops._block_call_args(q, packs, xs, int(zero_point), stages, self.stride, self.pads,
-                                        self.activations, self.residual, (qp[8], int(qp[9])), torch.uint8)
+                                        self.activations, self.residual, out_qp, torch.uint8)
         (n, oh, ow), args = _qblockops._args(*op_args, band_rows)
         e = packs.expand
         ptrs = (0 if e is None else e.data_ptr(), 0 if e is None else e.numel(), packs.dw.data_ptr(),
@@ -199,15 +203,11 @@ class QuantizedInvertedResidual(nn.Module):
         return (n, self.out_channels, oh, ow), ptrs, args
 
     def _forward_codes_op(self, q, scale, zero_point, band_rows=0):
+        """The same through the registered op (traceable; validates every call)."""
         packs = self._packs()
-        xs = float(self.qparams[0])
-        if float(scale) != xs:
-            raise ValueError(f"this block was packed for input scale {xs!r}, got {scale!r} (the int32 biases "
-                             "depend on it): rebuild it with from_qconvs for the new scale")
-        qp = self.qparams.tolist()
-        stages = [(qp[2], int(qp[3])), (qp[4], int(qp[5])), (qp[6], int(qp[7]))]
+        xs, stages, out_qp = self._op_qparams(scale)
         return qops.qinverted_residual(q, packs, xs, int(zero_point), stages, self.stride, self.pads,
-                                       self.activations, self.residual, (qp[8], int(qp[9])), torch.uint8, band_rows)
+                                       self.activations, self.residual, out_qp, torch.uint8, band_rows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dtype != torch.quint8:
