@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 #include <stdexcept>
 #include <vector>
 
@@ -12,15 +11,10 @@
 #include "kernels/f32-gemm/f32_gemm_kernels.h"
 #include "ops/f32_conv1x1_op.h"
 #include "ops/f32_dwconv_op.h"
+#include "ops/ir_bands.h"
 
 namespace mk {
 namespace {
-
-// Per-thread scratch target. Zen 3 has 512 KB of L2 per core, Intel client 1.25-2 MB; the
-// GEMM weights and the input rows need the rest. See the band choice below.
-constexpr int64_t kScratchBudgetBytes = 256 * 1024;
-constexpr int64_t kMaxScratchBytes = 512 * 1024;
-constexpr int64_t kMaxBandRows = 16;
 
 void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("inverted_residual: " + what);
@@ -35,22 +29,11 @@ const F32DwconvKernel& dw_kernel(Isa level) {
   return kF32DwconvKernels[0];
 }
 
-// Expanded input rows a band of `band` output rows reads, and the scratch floats it needs.
-int64_t in_rows(const F32InvertedResidualParams& p, int64_t band) {
-  return std::min(p.H, (band - 1) * p.S + p.K);
-}
-int64_t scratch_floats(const F32InvertedResidualParams& p, int64_t band) {
-  const int64_t expanded = p.expand ? in_rows(p, band) * p.W * p.Chid : 0;
-  return expanded + band * p.OW() * p.Chid;
-}
+using irbands::in_rows;
+using irbands::pieces_per_image;
 
-// Rows of one image each work item covers: one run per thread when the batch alone cannot
-// spread evenly (N = 1 or 3 on 2 threads), so N * pieces is a multiple of the thread count.
-int64_t pieces_per_image(const F32InvertedResidualParams& p, int nt) {
-  if (nt <= 1) return 1;
-  const int64_t g = std::gcd<int64_t>(std::max<int64_t>(p.N, 1), nt);
-  return std::max<int64_t>(1, std::min<int64_t>(p.OH(), nt / g));
-}
+// Scratch floats a band of `band` output rows needs.
+int64_t scratch_floats(const F32InvertedResidualParams& p, int64_t band) { return irbands::act_elems(p, band); }
 
 float* thread_scratch(int64_t floats) {
   // Reused across calls: the fused block's whole point is a small buffer that stays hot.
@@ -79,29 +62,7 @@ void f32_inverted_residual_validate(const F32InvertedResidualParams& p) {
 }
 
 int64_t f32_inverted_residual_band_rows(const F32InvertedResidualParams& p) {
-  if (p.band_rows > 0) return std::min(p.band_rows, p.OH());
-  // The largest band whose scratch fits the budget (at least one row). Larger bands give the
-  // GEMMs more rows per pass over their weights and copy the halo rows less often; smaller
-  // ones stay in L2. Every band re-reads both 1x1 weights, so when those outweigh the budget
-  // (late blocks: 7x7 spatial, 160 -> 960 -> 160 is 1.2 MB of weights) the scratch may grow
-  // up to the weight size, capped at kMaxScratchBytes. For H >= 28 the scratch also stays within
-  // 1/8 of the expanded tensor where any band can. Measured (thread CPU time, Zen 3):
-  // 7x7x960 takes 640 us with 1-row bands, 517 us with one 7-row band; 28x28 and 56x56 vary
-  // by < 5% between 1 and 8 rows.
-  const int64_t expanded_floats = p.H * p.W * p.Chid;
-  const int64_t weight_bytes =
-      ((p.expand ? p.Cin * p.Chid : 0) + p.Chid * p.Cout) * int64_t(sizeof(float));
-  const int64_t budget = std::max(kScratchBudgetBytes, std::min(weight_bytes, kMaxScratchBytes));
-  // At 28x28 stride 1 even one-row bands (3 expanded + 1 depthwise row = 1/7) miss 1/8: they
-  // still take the smallest band, 1-5% slower than 5-row bands but 3x less scratch.
-  const bool eighth = p.H >= 28;
-  auto fits = [&](int64_t band) {
-    const int64_t f = scratch_floats(p, band);
-    return f * int64_t(sizeof(float)) <= budget && (!eighth || f * 8 <= expanded_floats);
-  };
-  int64_t band = 1;
-  while (band < std::min(p.OH(), kMaxBandRows) && fits(band + 1)) ++band;
-  return band;
+  return irbands::band_rows(p, int64_t(sizeof(float)));
 }
 
 int64_t f32_inverted_residual_scratch_bytes(const F32InvertedResidualParams& p) {

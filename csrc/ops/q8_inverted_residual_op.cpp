@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <numeric>
 #include <stdexcept>
 #include <vector>
 
@@ -18,17 +17,12 @@
 #include "kernels/q8-dwconv/q8_dwconv_kernels.h"
 #include "kernels/q8-gemm/q8_gemm_kernels.h"
 #include "ops/q8_dwconv_op.h"
+#include "ops/ir_bands.h"
 #include "ops/q8_gemm_op.h"
 #include "ops/q8_quant_op.h"
 
 namespace mk {
 namespace {
-
-// Same budget rules as the fp32 block (ops/f32_inverted_residual_op.cpp), in bytes: int8 rows
-// are 4x smaller, so the same budget holds 4x taller bands.
-constexpr int64_t kScratchBudgetBytes = 256 * 1024;
-constexpr int64_t kMaxScratchBytes = 512 * 1024;
-constexpr int64_t kMaxBandRows = 16;
 
 void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("qinverted_residual: " + what);
@@ -48,22 +42,14 @@ const Q8DwconvKernel& dw_kernel(Isa level) {
   return kQ8DwconvKernels[0];
 }
 
-int64_t in_rows(const Q8InvertedResidualParams& p, int64_t band) {
-  return std::min(p.H, (band - 1) * p.S + p.K);
-}
+using irbands::in_rows;
+using irbands::pieces_per_image;
+
 // Activation bytes of one thread's scratch: expanded input rows + the depthwise band.
-int64_t act_bytes(const Q8InvertedResidualParams& p, int64_t band) {
-  return (p.expand ? in_rows(p, band) * p.W * p.Chid : 0) + band * p.OW() * p.Chid;
-}
+int64_t act_bytes(const Q8InvertedResidualParams& p, int64_t band) { return irbands::act_elems(p, band); }
 // int32 row sums of the two GEMM inputs (only when a pack keeps weight zero points).
 int64_t rowsum_ints(const Q8InvertedResidualParams& p, int64_t band) {
   return (p.expand ? in_rows(p, band) * p.W : 0) + band * p.OW();
-}
-
-int64_t pieces_per_image(const Q8InvertedResidualParams& p, int nt) {
-  if (nt <= 1) return 1;
-  const int64_t g = std::gcd<int64_t>(std::max<int64_t>(p.N, 1), nt);
-  return std::max<int64_t>(1, std::min<int64_t>(p.OH(), nt / g));
 }
 
 uint8_t* thread_scratch(int64_t bytes) {
@@ -279,21 +265,7 @@ void q8_inverted_residual_validate(const Q8InvertedResidualParams& p) {
 }
 
 int64_t q8_inverted_residual_band_rows(const Q8InvertedResidualParams& p) {
-  if (p.band_rows > 0) return std::min(p.band_rows, p.OH());
-  // As the fp32 block: the tallest band (<= 16 rows) whose scratch fits the budget, which grows
-  // up to the weight bytes (both 1x1 weights are re-read by every band) capped at 512 KB; for
-  // H >= 28 the scratch also stays within 1/8 of the expanded tensor where any band can.
-  const int64_t expanded = p.H * p.W * p.Chid;
-  const int64_t weight_bytes = (p.expand ? p.Cin * p.Chid : 0) + p.Chid * p.Cout;
-  const int64_t budget = std::max(kScratchBudgetBytes, std::min(weight_bytes, kMaxScratchBytes));
-  const bool eighth = p.H >= 28;
-  auto fits = [&](int64_t band) {
-    const int64_t b = act_bytes(p, band);
-    return b <= budget && (!eighth || b * 8 <= expanded);
-  };
-  int64_t band = 1;
-  while (band < std::min(p.OH(), kMaxBandRows) && fits(band + 1)) ++band;
-  return band;
+  return irbands::band_rows(p, 1);  // the fp32 block's rules, in bytes of int8 activations
 }
 
 int64_t q8_inverted_residual_scratch_bytes(const Q8InvertedResidualParams& p, bool row_sums) {

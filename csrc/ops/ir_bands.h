@@ -1,0 +1,67 @@
+// Band geometry shared by the fused inverted-residual ops (fp32: f32_inverted_residual_op.cpp,
+// int8: q8_inverted_residual_op.cpp). Templated on their params structs, which both carry
+// N, H, W, Cin, Chid, Cout, K, S, expand, band_rows, OH() and OW(); `elem` is the bytes of one
+// activation element (4 for fp32, 1 for int8), so the same byte budget holds 4x taller int8
+// bands.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+
+namespace mk {
+namespace irbands {
+
+// Per-thread scratch target. Zen 3 has 512 KB of L2 per core, Intel client 1.25-2 MB; the
+// GEMM weights and the input rows need the rest.
+constexpr int64_t kScratchBudgetBytes = 256 * 1024;
+constexpr int64_t kMaxScratchBytes = 512 * 1024;
+constexpr int64_t kMaxBandRows = 16;
+
+// Expanded input rows a band of `band` output rows reads.
+template <class P>
+int64_t in_rows(const P& p, int64_t band) {
+  return std::min(p.H, (band - 1) * p.S + p.K);
+}
+
+// Activation elements of one thread's scratch: expanded input rows + the depthwise band.
+template <class P>
+int64_t act_elems(const P& p, int64_t band) {
+  return (p.expand ? in_rows(p, band) * p.W * p.Chid : 0) + band * p.OW() * p.Chid;
+}
+
+// p.band_rows, or the largest band (<= kMaxBandRows, at least one row) whose scratch fits the
+// budget. Larger bands give the GEMMs more rows per pass over their weights and copy the halo
+// rows less often; smaller ones stay in L2. Every band re-reads both 1x1 weights, so when those
+// outweigh the budget (late blocks: 7x7 spatial, 160 -> 960 -> 160 is 1.2 MB in fp32) the
+// scratch may grow up to the weight size, capped at kMaxScratchBytes. For H >= 28 the scratch
+// also stays within 1/8 of the expanded tensor where any band can; at 28x28 stride 1 even
+// one-row bands (3 expanded + 1 depthwise row = 1/7) miss it and take the smallest band.
+// Measured (fp32, thread CPU time, Zen 3): 7x7x960 takes 640 us with 1-row bands, 517 us with
+// one 7-row band; 28x28 and 56x56 vary by < 5% between 1 and 8 rows.
+template <class P>
+int64_t band_rows(const P& p, int64_t elem) {
+  if (p.band_rows > 0) return std::min(p.band_rows, p.OH());
+  const int64_t expanded = p.H * p.W * p.Chid;
+  const int64_t weight_bytes = ((p.expand ? p.Cin * p.Chid : 0) + p.Chid * p.Cout) * elem;
+  const int64_t budget = std::max(kScratchBudgetBytes, std::min(weight_bytes, kMaxScratchBytes));
+  const bool eighth = p.H >= 28;
+  auto fits = [&](int64_t band) {
+    const int64_t e = act_elems(p, band);
+    return e * elem <= budget && (!eighth || e * 8 <= expanded);
+  };
+  int64_t band = 1;
+  while (band < std::min(p.OH(), kMaxBandRows) && fits(band + 1)) ++band;
+  return band;
+}
+
+// Rows of one image each work item covers: one run per thread when the batch alone cannot
+// spread evenly (N = 1 or 3 on 2 threads), so N * pieces is a multiple of the thread count.
+template <class P>
+int64_t pieces_per_image(const P& p, int nt) {
+  if (nt <= 1) return 1;
+  const int64_t g = std::gcd<int64_t>(std::max<int64_t>(p.N, 1), nt);
+  return std::max<int64_t>(1, std::min<int64_t>(p.OH(), nt / g));
+}
+
+}  // namespace irbands
+}  // namespace mk
