@@ -44,3 +44,23 @@ class CachedPackMixin:
         state = super().__getstate__().copy()
         state["_packed"], state["_pack_key"] = None, None  # derived: rebuilt on first use
         return state
+
+
+# Eager fast paths cache the validated arguments of their C++ call per key (input shape, plus
+# whatever else the call depends on) in ``module.__dict__["_calls"]``: written through __dict__
+# so modules whose __setattr__ invalidates caches do not see it as a setting change. Bounded,
+# since a module fed ever-new input sizes would otherwise grow it without end.
+MAX_CACHED_CALLS = 64
+
+
+def cached_call(module, key):
+    calls = module.__dict__.get("_calls")
+    return calls.get(key) if calls is not None else None
+
+
+def remember_call(module, key, call):
+    calls = module.__dict__.get("_calls")
+    if calls is None or len(calls) >= MAX_CACHED_CALLS:
+        calls = module.__dict__["_calls"] = {}
+    calls[key] = call
+    return call

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ._pack_cache import tensor_key
+from ._pack_cache import cached_call, remember_call, tensor_key
 from .. import _C, _chain, _ops, _pwops
 from .._checks import conv_padding
 
@@ -186,19 +186,14 @@ class InvertedResidual(nn.Module):
         _, _, _, oh, ow = _pwops._ir_geometry(shape, self.in_channels, self.hidden_channels, self.out_channels,
                                               self.kernel_size, self.stride, self.padding, self.activations,
                                               self.residual)
-        call = ((shape[0], self.out_channels, oh, ow), args)
-        if self._calls is None or len(self._calls) >= 64:  # bounded for inputs of ever-new sizes
-            self.__dict__["_calls"] = {}
-        self._calls[shape] = call
-        return call
+        return remember_call(self, shape, ((shape[0], self.out_channels, oh, ow), args))
 
     def _eager(self, x: torch.Tensor) -> torch.Tensor:
         """The fused op without the dispatcher (same C++ call as ``inverted_residual_packed``)."""
         if x.dtype is not torch.float32 or x.device.type != "cpu" or x.dim() != 4:
             _pwops._check_x(x)  # raises the precise error
         shape = x.shape
-        calls = self._calls
-        call = calls.get(shape) if calls is not None else None
+        call = cached_call(self, shape)
         if call is None:
             _pwops._check_x(x)
             call = self._plan_call(shape)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._pack_cache import CachedPackMixin
+from ._pack_cache import CachedPackMixin, cached_call, remember_call
 from .. import _C, _chain, _ops, _pwops
 
 
@@ -68,15 +68,11 @@ class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
         if x.dtype is not torch.float32 or x.device.type != "cpu" or x.dim() != 4:
             _pwops._check_x(x)  # raises the precise error
         shape = x.shape
-        calls = self._calls
-        call = calls.get(shape) if calls is not None else None
+        call = cached_call(self, shape)
         if call is None:
             _pwops._check_x(x, self.in_channels)
             n, _, h, w = shape
-            call = ((n, self.out_channels, h, w), n * h * w, _pwops._act(self.activation))
-            if calls is None or len(calls) >= 64:  # bounded for inputs of ever-new sizes
-                self.__dict__["_calls"] = calls = {}
-            calls[shape] = call
+            call = remember_call(self, shape, ((n, self.out_channels, h, w), n * h * w, _pwops._act(self.activation)))
         packed = self._pack()
         out_shape, m, act = call
         out = torch.empty(out_shape, dtype=torch.float32, memory_format=torch.channels_last)

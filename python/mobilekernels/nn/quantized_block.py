@@ -21,7 +21,7 @@ from torch import nn
 from .. import _qblockops, qops
 from .._checks import conv_padding
 from .._C import q8_inverted_residual as _run_q8_block
-from ._pack_cache import tensor_key
+from ._pack_cache import cached_call, remember_call, tensor_key
 
 _FUSABLE_ACTS = ("none", "relu", "relu6")
 
@@ -155,7 +155,6 @@ class QuantizedInvertedResidual(nn.Module):
     # arguments of the C++ call are cached per (input shape, dtype, qparams, packs, settings)
     # (measured ~60 us of Python per block and call before, on MobileNetV2's 17 blocks).
     _calls: Optional[dict] = None
-    _MAX_CALLS = 64
 
     def forward_codes(self, q: torch.Tensor, scale: float, zero_point: int, band_rows: int = 0) -> torch.Tensor:
         """uint8 / int8 codes ``[N, Cin, H, W]`` with their qparams -> uint8 codes (channels_last)
@@ -164,14 +163,9 @@ class QuantizedInvertedResidual(nn.Module):
             key = (q.shape, q.dtype, scale, zero_point, band_rows, tensor_key(self.expand_packed),
                    tensor_key(self.dw_packed), tensor_key(self.project_packed), tensor_key(self.qparams),
                    self.stride, tuple(self.pads), tuple(self.activations), self.residual)
-            calls = self._calls if self._calls is not None else {}
-            call = calls.get(key)
+            call = cached_call(self, key)
             if call is None:
-                call = self._prepare_call(q, scale, zero_point, band_rows)
-                if len(calls) >= self._MAX_CALLS:
-                    calls.clear()
-                calls[key] = call
-                self._calls = calls
+                call = remember_call(self, key, self._prepare_call(q, scale, zero_point, band_rows))
             out_shape, ptrs, args = call
             out = torch.empty(out_shape, dtype=torch.uint8, memory_format=torch.channels_last)
             if out_shape[0] == 0:

@@ -23,7 +23,7 @@ from torch import nn
 
 from .. import _C, qops
 from .._checks import conv_padding, dw_geometry
-from ..nn._pack_cache import tensor_key
+from ..nn._pack_cache import cached_call, remember_call, tensor_key
 from .observers import (dequantize_tensor, fake_quantize, make_observer, quantize_tensor,
                         quantize_weight_per_channel)
 
@@ -243,12 +243,10 @@ class QConv(QStep):
         if type(x) is not torch.Tensor or torch.compiler.is_compiling():
             return self._run_op(x, s, z, ys, yz)
         key = (x.shape, x.dtype, s, z, ys, yz, tensor_key(self.packed), self.act, self.kind)
-        call = self._calls.get(key) if self._calls is not None else None
+        call = cached_call(self, key)
         if call is None:
             y = self._run_op(x, s, z, ys, yz)  # validates every argument
-            calls = self._calls if self._calls is not None and len(self._calls) < 64 else {}
-            calls[key] = self._call_template(x, s, z, ys, yz)
-            self._calls = calls
+            remember_call(self, key, self._call_template(x, s, z, ys, yz))
             return y
         fn, shape, mid = call
         out = torch.empty(shape, dtype=torch.uint8, memory_format=torch.channels_last)
@@ -444,7 +442,6 @@ class QBlock(QStep):
         return self._act(x + y, mode) if self.residual else y
 
     def freeze(self, s, z):
-        s0, z0 = s, z
         for st in self.steps:
             s, z = st.freeze(s, z)
         if not self.residual:
