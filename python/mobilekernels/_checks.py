@@ -94,3 +94,30 @@ def dw_geometry(x_shape: Sequence[int], cout: int, kernel: Sequence[int], stride
     oh = out_size(h, kh, stride[0], dilation[0], padding[0], padding[1])
     ow = out_size(w, kw, stride[1], dilation[1], padding[2], padding[3])
     return n, c, h, w, cout // c, oh, ow
+
+
+def ir_geometry(x_shape, cin, chid, cout, kernel, stride, padding, residual):
+    """Validate a fused inverted-residual call's shapes (fp32 or int8; depthwise padding
+    (top, bottom, left, right), each in [0, kernel - 1]); return (N, H, W, OH, OW)."""
+    if len(x_shape) != 4:
+        raise ValueError(f"x must be 4-D [N, Cin, H, W], got shape {tuple(x_shape)}")
+    n, c, h, w = (int(v) for v in x_shape)
+    if min(c, h, w) == 0:
+        raise ValueError(f"x has a zero-size dimension (shape {tuple(x_shape)}); only an empty batch is allowed")
+    if c != cin:
+        raise ValueError(f"x has {c} channels, the block expects {cin}")
+    if chid < 1 or cout < 1:
+        raise ValueError(f"hidden_channels and out_channels must be >= 1, got {chid}, {cout}")
+    if kernel < 1 or stride < 1:
+        raise ValueError(f"kernel and stride must be >= 1, got {kernel}, {stride}")
+    if len(padding) != 4 or min(padding) < 0 or max(padding) > kernel - 1:
+        raise ValueError(f"padding must be four ints in [0, kernel - 1] (top, bottom, left, right), "
+                         f"got {tuple(padding)}")
+    if h + padding[0] + padding[1] < kernel or w + padding[2] + padding[3] < kernel:
+        raise ValueError(f"depthwise kernel {kernel} is larger than the padded input")
+    oh = out_size(h, kernel, stride, 1, padding[0], padding[1])
+    ow = out_size(w, kernel, stride, 1, padding[2], padding[3])
+    if residual and (stride != 1 or cin != cout or (oh, ow) != (h, w)):
+        raise ValueError(f"a residual needs stride 1, in == out channels and same-size output "
+                         f"(stride {stride}, {cin} -> {cout} channels, {h}x{w} -> {oh}x{ow})")
+    return n, h, w, oh, ow

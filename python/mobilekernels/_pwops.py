@@ -22,7 +22,7 @@ import torch
 
 from . import _C
 from ._checks import check_tensor
-from ._checks import out_size
+from ._checks import ir_geometry, out_size
 from ._ops import ACTIVATIONS, NS, _nhwc, pack_dw
 
 _lib = torch.library.Library(NS, "FRAGMENT")
@@ -172,24 +172,11 @@ _lib.impl("conv1x1_packed", _conv1x1_packed_cpu, "CPU")
 
 
 def _ir_geometry(x_shape, cin, chid, cout, kernel, stride, padding, acts, residual):
-    """Validate a fused block call; return (N, H, W, OH, OW)."""
-    n, c, h, w = (int(v) for v in x_shape)
-    if c != cin:
-        raise ValueError(f"x has {c} channels, the block expects {cin}")
-    if kernel < 1 or stride < 1:
-        raise ValueError(f"kernel and stride must be >= 1, got {kernel}, {stride}")
-    if len(padding) != 4 or min(padding) < 0 or max(padding) > kernel - 1:
-        raise ValueError(f"padding must be four ints in [0, kernel - 1] (top, bottom, left, right), got {tuple(padding)}")
-    if h + padding[0] + padding[1] < kernel or w + padding[2] + padding[3] < kernel:
-        raise ValueError(f"depthwise kernel {kernel} is larger than the padded input")
+    """Validate a fused block call (shapes as the int8 block, plus the activations); return
+    (N, H, W, OH, OW)."""
     for a in acts:
         _act(a)
-    oh = out_size(h, kernel, stride, 1, padding[0], padding[1])
-    ow = out_size(w, kernel, stride, 1, padding[2], padding[3])
-    if residual and (stride != 1 or cin != cout or (oh, ow) != (h, w)):
-        raise ValueError(f"a residual needs stride 1, in == out channels and same-size output "
-                         f"(stride {stride}, {cin} -> {cout} channels, {h}x{w} -> {oh}x{ow})")
-    return n, h, w, oh, ow
+    return ir_geometry(x_shape, cin, chid, cout, kernel, stride, padding, residual)
 
 
 def _ir_args(x_shape, cin, chid, cout, kernel, stride, padding, acts, residual, band_rows, expand):

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from . import _C
-from ._checks import out_size
+from ._checks import ir_geometry, out_size
 from ._qops import (NS, _DTYPE_RANGE, _check_packed, _check_qtensor, _packed_bytes_dw, _packed_bytes_pw,
                     check_scale, check_zero_point)
 
@@ -39,32 +39,6 @@ _lib.define("qinverted_residual(Tensor x, Tensor? expand_packed, Tensor dw_packe
             "int hidden_channels, int out_channels, int kernel, int stride, int[4] padding, float x_scale, "
             "int x_zero_point, float[] scales, int[] zero_points, int[] clamps, ScalarType out_dtype, "
             "bool residual, float out_scale, int out_zero_point, int band_rows) -> Tensor")
-
-
-def _geometry(x_shape, cin, chid, cout, kernel, stride, padding, residual):
-    """Validate the block's shape arguments; return (N, H, W, OH, OW)."""
-    if len(x_shape) != 4:
-        raise ValueError(f"x must be 4-D [N, Cin, H, W], got shape {tuple(x_shape)}")
-    n, c, h, w = (int(v) for v in x_shape)
-    if min(c, h, w) == 0:
-        raise ValueError(f"x has a zero-size dimension (shape {tuple(x_shape)}); only an empty batch is allowed")
-    if c != cin:
-        raise ValueError(f"x has {c} channels, the block expects {cin}")
-    if chid < 1 or cout < 1:
-        raise ValueError(f"hidden_channels and out_channels must be >= 1, got {chid}, {cout}")
-    if kernel < 1 or stride < 1:
-        raise ValueError(f"kernel and stride must be >= 1, got {kernel}, {stride}")
-    if len(padding) != 4 or min(padding) < 0 or max(padding) > kernel - 1:
-        raise ValueError(f"padding must be four ints in [0, kernel - 1] (top, bottom, left, right), "
-                         f"got {tuple(padding)}")
-    if h + padding[0] + padding[1] < kernel or w + padding[2] + padding[3] < kernel:
-        raise ValueError(f"depthwise kernel {kernel} is larger than the padded input")
-    oh = out_size(h, kernel, stride, 1, padding[0], padding[1])
-    ow = out_size(w, kernel, stride, 1, padding[2], padding[3])
-    if residual and (stride != 1 or cin != cout or (oh, ow) != (h, w)):
-        raise ValueError(f"a residual needs stride 1, in == out channels and same-size output "
-                         f"(stride {stride}, {cin} -> {cout} channels, {h}x{w} -> {oh}x{ow})")
-    return n, h, w, oh, ow
 
 
 def _quant(x_dtype, x_scale, x_zp, scales, zps, clamps, out_dtype, residual, out_scale, out_zp, expand):
@@ -102,7 +76,7 @@ def _args(x, epk, dpk, ppk, chid, cout, kernel, stride, padding, x_scale, x_zp, 
             raise ValueError("expand_packed is not a mobilekernels int8 pack (bad magic): make it with "
                              "qops.qconv1x1_pack")
         cin = int.from_bytes(head[8:12], "little", signed=True)
-    n, h, w, oh, ow = _geometry(x.shape, cin, chid, cout, kernel, stride, list(padding), residual)
+    n, h, w, oh, ow = ir_geometry(x.shape, cin, chid, cout, kernel, stride, list(padding), residual)
     if not expand and chid != cin:
         raise ValueError(f"without an expand pack the hidden width ({chid}) must equal the input channels ({cin})")
     if expand:
