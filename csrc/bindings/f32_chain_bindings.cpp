@@ -52,6 +52,32 @@ void register_f32_chain(py::module_& m) {
           py::arg("dw_pack"), py::arg("dw_numel"), py::arg("project_pack"),
           py::arg("project_numel"))
       .def(
+          "add_se_inverted_residual",
+          [](F32Chain& ch, int64_t cin, int64_t chid, int64_t cout, int64_t csq, int64_t k,
+             int64_t s, int64_t pt, int64_t pb, int64_t pl, int64_t pr, bool expand, int act_e,
+             int act_d, int act_p, int act_se, int gate, bool residual, int64_t band_rows,
+             std::uintptr_t expand_pack, int64_t expand_numel, std::uintptr_t dw_pack,
+             int64_t dw_numel, std::uintptr_t project_pack, int64_t project_numel,
+             std::uintptr_t fc1_pack, int64_t fc1_numel, std::uintptr_t fc2_pack,
+             int64_t fc2_numel) {
+            const F32SEInvertedResidualParams p{
+                {0, 0, 0, cin, chid, cout, k, s, pt, pb, pl, pr, expand, act_of(act_e),
+                 act_of(act_d), act_of(act_p), residual, band_rows},
+                csq, act_of(act_se), static_cast<SeGate>(gate)};
+            ch.add_se_inverted_residual(p, ptr<const float>(expand_pack), expand_numel,
+                                        ptr<const float>(dw_pack), dw_numel,
+                                        ptr<const float>(project_pack), project_numel,
+                                        ptr<const float>(fc1_pack), fc1_numel,
+                                        ptr<const float>(fc2_pack), fc2_numel);
+          },
+          py::arg("cin"), py::arg("chid"), py::arg("cout"), py::arg("csq"), py::arg("k"),
+          py::arg("s"), py::arg("pt"), py::arg("pb"), py::arg("pl"), py::arg("pr"),
+          py::arg("expand"), py::arg("act_expand"), py::arg("act_dw"), py::arg("act_project"),
+          py::arg("act_se"), py::arg("gate"), py::arg("residual"), py::arg("band_rows"),
+          py::arg("expand_pack"), py::arg("expand_numel"), py::arg("dw_pack"),
+          py::arg("dw_numel"), py::arg("project_pack"), py::arg("project_numel"),
+          py::arg("fc1_pack"), py::arg("fc1_numel"), py::arg("fc2_pack"), py::arg("fc2_numel"))
+      .def(
           "add_conv1x1",
           [](F32Chain& ch, int64_t cout, int act, std::uintptr_t pack, int64_t numel) {
             ch.add_conv1x1(cout, act_of(act), ptr<const float>(pack), numel);

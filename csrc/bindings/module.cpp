@@ -40,4 +40,6 @@ PYBIND11_MODULE(_C, m) {
   mk::bindings::register_q8(m);
   mk::bindings::register_q8_block(m);
   mk::bindings::register_f32_chain(m);
+  mk::bindings::register_f32_se_block(m);
+  mk::bindings::register_q8_codec(m);
 }

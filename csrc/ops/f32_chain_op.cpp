@@ -16,7 +16,7 @@ constexpr size_t kBufferAlign = 64;  // a cache line, and a whole zmm
 bool valid_act(Activation a) { return static_cast<int>(a) >= 0 && static_cast<int>(a) <= 3; }
 
 const char* kind_name(int kind) {
-  static const char* names[] = {"inverted_residual", "conv1x1", "dwconv"};
+  static const char* names[] = {"inverted_residual", "conv1x1", "dwconv", "se_inverted_residual"};
   return names[kind];
 }
 
@@ -67,6 +67,48 @@ void F32Chain::add_inverted_residual(F32InvertedResidualParams p, const float* e
   s.pack[2] = project_pack;
   s.numel[2] = project_numel;
   s.out = {p.N, p.OH(), p.OW(), p.Cout};
+  push(s);
+}
+
+void F32Chain::add_se_inverted_residual(F32SEInvertedResidualParams p, const float* expand_pack,
+                                        int64_t expand_numel, const float* dw_pack,
+                                        int64_t dw_numel, const float* project_pack,
+                                        int64_t project_numel, const float* fc1_pack,
+                                        int64_t fc1_numel, const float* fc2_pack,
+                                        int64_t fc2_numel) {
+  const char* kind = kind_name(3);
+  F32InvertedResidualParams& q = p.ir;
+  if (q.Cin != shape_.C)
+    fail(kind, "expects " + std::to_string(q.Cin) + " input channels, the previous step gives " +
+                   std::to_string(shape_.C));
+  if ((q.expand && expand_pack == nullptr) || dw_pack == nullptr || project_pack == nullptr ||
+      fc1_pack == nullptr || fc2_pack == nullptr)
+    fail(kind, "missing weight pack");
+  q.N = shape_.N;
+  q.H = shape_.H;
+  q.W = shape_.W;
+  try {
+    f32_se_inverted_residual_validate(p);
+    if (q.expand) f32_gemm_check_pack(expand_pack, expand_numel, q.Cin, q.Chid);
+    f32_dwconv_check_pack(dw_pack, dw_numel, q.Chid, q.K, q.K);
+    f32_gemm_check_pack(project_pack, project_numel, q.Chid, q.Cout);
+    f32_gemm_check_pack(fc1_pack, fc1_numel, q.Chid, p.Csq);
+    f32_gemm_check_pack(fc2_pack, fc2_numel, p.Csq, q.Chid);
+  } catch (const std::invalid_argument& e) {
+    fail(kind, e.what());
+  }
+  Step s{};
+  s.kind = Kind::se_inverted_residual;
+  s.se = p;
+  const float* packs[5] = {q.expand ? expand_pack : nullptr, dw_pack, project_pack, fc1_pack,
+                           fc2_pack};
+  const int64_t numels[5] = {q.expand ? expand_numel : 0, dw_numel, project_numel, fc1_numel,
+                             fc2_numel};
+  for (int i = 0; i < 5; ++i) {
+    s.pack[i] = packs[i];
+    s.numel[i] = numels[i];
+  }
+  s.out = {q.N, q.OH(), q.OW(), q.Cout};
   push(s);
 }
 
@@ -162,6 +204,11 @@ void F32Chain::run(const float* x, float* out, int num_threads) {
         f32_inverted_residual_run(s.ir, src, s.pack[0], s.numel[0], s.pack[1], s.numel[1],
                                   s.pack[2], s.numel[2], dst, num_threads);
         break;
+      case Kind::se_inverted_residual:
+        f32_se_inverted_residual_run(s.se, src, s.pack[0], s.numel[0], s.pack[1], s.numel[1],
+                                     s.pack[2], s.numel[2], s.pack[3], s.numel[3], s.pack[4],
+                                     s.numel[4], dst, num_threads);
+        break;
       case Kind::conv1x1:
         f32_conv1x1_run(s.gemm, src, s.pack[0], s.numel[0], dst, num_threads);
         break;
@@ -184,6 +231,7 @@ std::string F32Chain::describe() const {
                        std::to_string(s.out.W) + "x" + std::to_string(s.out.C) + ": ";
     switch (s.kind) {
       case Kind::inverted_residual: line += f32_inverted_residual_kernel_name(s.ir); break;
+      case Kind::se_inverted_residual: line += f32_se_inverted_residual_kernel_name(s.se); break;
       case Kind::conv1x1: line += "gemm " + f32_conv1x1_kernel_name(); break;
       case Kind::dwconv: line += "dwconv " + f32_dwconv_kernel_name(s.dw); break;
     }

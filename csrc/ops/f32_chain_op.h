@@ -1,5 +1,5 @@
-// A chain of fp32 layers run in one call: fused inverted residuals, 1x1 convolutions and
-// depthwise convolutions, NHWC, for one input shape fixed when the chain is built.
+// A chain of fp32 layers run in one call: fused inverted residuals (with or without SE),
+// 1x1 convolutions and depthwise convolutions, NHWC, for one input shape fixed when the chain is built.
 //
 // Built once (per input shape and set of weight packs), run many times:
 //   * every step is validated when it is added, against the shape the previous step produces,
@@ -8,7 +8,8 @@
 //     intermediate, allocated (64-byte aligned) and touched once at plan time, so no call
 //     allocates or page-faults; the last step writes straight into the caller's output;
 //   * each step calls the same op-level run function a single layer calls
-//     (f32_inverted_residual_run, f32_conv1x1_run, f32_dwconv_run), so a chained network is
+//     (f32_inverted_residual_run, f32_se_inverted_residual_run, f32_conv1x1_run,
+//     f32_dwconv_run), so a chained network is
 //     bit-identical to the same layers run one by one, and each step keeps its own OpenMP
 //     parallel region (num_threads per call, like every op).
 // The chain holds raw pointers to the packs: the caller keeps them alive and unchanged, and
@@ -26,6 +27,7 @@
 #include "kernels/f32-dwconv/f32_dwconv.h"
 #include "kernels/f32-gemm/f32_gemm.h"
 #include "ops/f32_inverted_residual_op.h"
+#include "ops/f32_se_inverted_residual_op.h"
 
 namespace mk {
 
@@ -46,6 +48,12 @@ class F32Chain {
   void add_inverted_residual(F32InvertedResidualParams p, const float* expand_pack,
                              int64_t expand_numel, const float* dw_pack, int64_t dw_numel,
                              const float* project_pack, int64_t project_numel);
+  // Fused block with squeeze-excitation: as add_inverted_residual, p.ir.N/H/W from the chain.
+  void add_se_inverted_residual(F32SEInvertedResidualParams p, const float* expand_pack,
+                                int64_t expand_numel, const float* dw_pack, int64_t dw_numel,
+                                const float* project_pack, int64_t project_numel,
+                                const float* fc1_pack, int64_t fc1_numel, const float* fc2_pack,
+                                int64_t fc2_numel);
   // 1x1 convolution current C -> cout (+bias, act).
   void add_conv1x1(int64_t cout, Activation act, const float* pack, int64_t numel);
   // Depthwise convolution, cout a multiple of the current C (depth multiplier), zero padding
@@ -67,14 +75,15 @@ class F32Chain {
   std::string describe() const;
 
  private:
-  enum class Kind { inverted_residual, conv1x1, dwconv };
+  enum class Kind { inverted_residual, conv1x1, dwconv, se_inverted_residual };
   struct Step {
     Kind kind;
     F32InvertedResidualParams ir;
+    F32SEInvertedResidualParams se;
     F32GemmParams gemm;
     F32DwconvParams dw;
-    const float* pack[3];
-    int64_t numel[3];
+    const float* pack[5];
+    int64_t numel[5];
     F32ChainShape out;
   };
   struct FreeDeleter {

@@ -1,0 +1,222 @@
+#include "ops/f32_se_inverted_residual_op.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "kernels/f32-dwconv/f32_dwconv_kernels.h"
+#include "kernels/f32-gemm/f32_gemm_kernels.h"
+#include "ops/f32_conv1x1_op.h"
+#include "ops/f32_dwconv_op.h"
+#include "ops/ir_bands.h"
+
+namespace mk {
+namespace {
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument("se_inverted_residual: " + what);
+}
+
+bool valid_act(Activation a) { return static_cast<int>(a) >= 0 && static_cast<int>(a) <= 3; }
+bool valid_gate(SeGate g) { return g == SeGate::hardsigmoid || g == SeGate::sigmoid; }
+
+const F32DwconvKernel& dw_kernel(Isa level) {
+  const Isa isa = f32_dwconv_resolve(level);
+  for (const F32DwconvKernel& k : kF32DwconvKernels)
+    if (k.isa == isa) return k;
+  return kF32DwconvKernels[0];
+}
+
+// Floats of A per project GEMM call in pass 3: the scaled rows are still in L2 when the GEMM
+// reads them (the GEMM's own A block is 128 KB).
+constexpr int64_t kScaleChunkFloats = 32 * 1024;
+
+// Grown once, reused across calls (no allocation per call after the first at a shape).
+float* grow(std::vector<float>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+float gate_of(float v, SeGate g) {
+  if (g == SeGate::sigmoid) return 1.f / (1.f + std::exp(-v));
+  return std::min(std::max(v + 3.f, 0.f), 6.f) / 6.f;  // torch's hardsigmoid, division included
+}
+
+}  // namespace
+
+void f32_se_inverted_residual_validate(const F32SEInvertedResidualParams& p) {
+  try {
+    f32_inverted_residual_validate(p.ir);
+  } catch (const std::invalid_argument& e) {
+    // Same checks as the plain block, under this op's name.
+    const std::string what = e.what();
+    const std::string prefix = "inverted_residual: ";
+    throw std::invalid_argument("se_inverted_residual: " +
+                                (what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what));
+  }
+  require(p.Csq > 0, "squeeze channels must be positive");
+  require(valid_act(p.act_se), "unknown SE activation");
+  require(valid_gate(p.gate), "unknown SE gate (0 = hardsigmoid, 1 = sigmoid)");
+}
+
+int64_t f32_se_inverted_residual_buffer_bytes(const F32SEInvertedResidualParams& p) {
+  return p.ir.N * p.ir.OH() * p.ir.OW() * p.ir.Chid * int64_t(sizeof(float));
+}
+
+std::string f32_se_inverted_residual_kernel_name(const F32SEInvertedResidualParams& p) {
+  f32_se_inverted_residual_validate(p);
+  const F32InvertedResidualParams& q = p.ir;
+  const F32DwconvParams d{1, q.H, q.W, q.Chid, 1, q.K, q.K, q.S, q.S, 1, 1, q.PT, q.PL,
+                          q.OH(), q.OW(), q.act_dw};
+  return std::string("gemm ") + f32_gemm_kernel(active_isa()).name + " + dwconv " +
+         dw_kernel(active_isa()).variant(d) + " + se " +
+         (p.gate == SeGate::sigmoid ? "sigmoid" : "hardsigmoid") + ", band " +
+         std::to_string(irbands::band_rows(q, int64_t(sizeof(float))));
+}
+
+void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const float* x,
+                                  const float* expand_pack, int64_t expand_numel,
+                                  const float* dw_pack, int64_t dw_numel,
+                                  const float* project_pack, int64_t project_numel,
+                                  const float* fc1_pack, int64_t fc1_numel,
+                                  const float* fc2_pack, int64_t fc2_numel, float* out,
+                                  int num_threads) {
+  f32_se_inverted_residual_validate(sp);
+  const F32InvertedResidualParams& p = sp.ir;
+  if (p.expand) f32_gemm_check_pack(expand_pack, expand_numel, p.Cin, p.Chid);
+  f32_dwconv_check_pack(dw_pack, dw_numel, p.Chid, p.K, p.K);
+  f32_gemm_check_pack(project_pack, project_numel, p.Chid, p.Cout);
+  f32_gemm_check_pack(fc1_pack, fc1_numel, p.Chid, sp.Csq);
+  f32_gemm_check_pack(fc2_pack, fc2_numel, sp.Csq, p.Chid);
+  if (p.N == 0) return;
+
+  const F32GemmKernel& gk = f32_gemm_kernel(active_isa());
+  const F32DwconvKernel& dk = dw_kernel(active_isa());
+  const float* epk = p.expand ? f32_gemm_pack_data(expand_pack) : nullptr;
+  const float* dpk = f32_dwconv_pack_data(dw_pack);
+  const float* ppk = f32_gemm_pack_data(project_pack);
+  const int64_t OH = p.OH(), OW = p.OW(), C = p.Chid, row_hid = p.W * C;
+  const int64_t img = OH * OW * C;  // floats of one image's depthwise output
+  const int nt = std::max(1, num_threads);
+  const int64_t pieces = irbands::pieces_per_image(p, nt), items = p.N * pieces;
+  const int64_t piece_rows = ceil_div(OH, pieces);
+  const int64_t band = std::min(irbands::band_rows(p, int64_t(sizeof(float))), piece_rows);
+  const int64_t scratch = p.expand ? irbands::in_rows(p, band) * row_hid : 0;
+
+  // Owned by the calling thread; the workers write disjoint rows of it.
+  static thread_local std::vector<float> dbuf_v, se_v;
+  static thread_local std::vector<double> sums_v;
+  float* dbuf = grow(dbuf_v, p.N * img);
+  if (static_cast<int64_t>(sums_v.size()) < items * C) sums_v.resize(static_cast<size_t>(items * C));
+  double* sums = sums_v.data();
+  // pooled [N][C], squeezed [N][Csq], scale [N][C]
+  float* pooled = grow(se_v, p.N * (2 * C + sp.Csq));
+  float* squeezed = pooled + p.N * C;
+  float* scale = squeezed + p.N * sp.Csq;
+
+  // Pass 1: expand + depthwise into dbuf, per-item channel sums.
+  auto pass1 = [&](int64_t item) {
+    const int64_t n = item / pieces, o_begin = (item % pieces) * piece_rows;
+    const int64_t o_end = std::min(OH, o_begin + piece_rows);
+    double* acc = sums + item * C;
+    std::fill(acc, acc + C, 0.0);
+    if (o_begin >= o_end) return;
+    static thread_local std::vector<float> buf_v;
+    static thread_local std::vector<float> racc_v;
+    float* buf = grow(buf_v, scratch);  // expanded rows [have_lo, have_hi)
+    float* racc = grow(racc_v, C);      // one output row's channel sums
+    const float* x_n = x + n * p.H * p.W * p.Cin;
+    float* d_n = dbuf + n * img;
+    int64_t have_lo = 0, have_hi = 0;
+    for (int64_t b0 = o_begin; b0 < o_end; b0 += band) {
+      const int64_t b1 = std::min(o_end, b0 + band);
+      const int64_t ih_lo = std::max<int64_t>(0, b0 * p.S - p.PT);
+      const int64_t ih_hi = std::min(p.H, (b1 - 1) * p.S - p.PT + p.K);
+      const float* src = x_n + ih_lo * p.W * p.Cin;  // t == 1: the depthwise reads x itself
+      if (p.expand) {
+        // The plain block's band walk: keep the halo rows already expanded, expand the rest.
+        int64_t first_new = ih_lo;
+        if (ih_lo >= have_lo && ih_lo < have_hi) {
+          if (ih_lo > have_lo)
+            std::memmove(buf, buf + (ih_lo - have_lo) * row_hid,
+                         sizeof(float) * (have_hi - ih_lo) * row_hid);
+          first_new = have_hi;
+        }
+        if (first_new < ih_hi) {
+          const F32GemmParams g{(ih_hi - first_new) * p.W, p.Cin, C, p.Cin, C, p.act_expand,
+                                nullptr, 0};
+          gk.run(g, x_n + first_new * p.W * p.Cin, epk, buf + (first_new - ih_lo) * row_hid, 0,
+                 g.M, 0, C);
+        }
+        have_lo = ih_lo;
+        have_hi = ih_hi;
+        src = buf;
+      }
+      const F32DwconvParams q{1, ih_hi - ih_lo, p.W, C, 1, p.K, p.K, p.S, p.S, 1, 1,
+                              p.PT + ih_lo - b0 * p.S, p.PL, b1 - b0, OW, p.act_dw};
+      float* dst = d_n + b0 * OW * C;
+      dk.run(q, src, dpk, dst, 0, b1 - b0, 0, C);
+      // Channel sums of the band while it is in L1: float per row, double across rows.
+      for (int64_t r = 0; r < b1 - b0; ++r) {
+        const float* row = dst + r * OW * C;
+        std::fill(racc, racc + C, 0.f);
+        for (int64_t w = 0; w < OW; ++w)
+          for (int64_t c = 0; c < C; ++c) racc[c] += row[w * C + c];
+        for (int64_t c = 0; c < C; ++c) acc[c] += racc[c];
+      }
+    }
+  };
+
+  // Pass 3: scale rows by the SE gate, project (+ residual).
+  const int64_t chunk_rows = std::max<int64_t>(1, kScaleChunkFloats / (OW * C));
+  auto pass3 = [&](int64_t item) {
+    const int64_t n = item / pieces, o_begin = (item % pieces) * piece_rows;
+    const int64_t o_end = std::min(OH, o_begin + piece_rows);
+    const float* s = scale + n * C;
+    const float* x_n = x + n * p.H * p.W * p.Cin;
+    float* d_n = dbuf + n * img;
+    float* out_n = out + n * OH * OW * p.Cout;
+    for (int64_t r0 = o_begin; r0 < o_end; r0 += chunk_rows) {
+      const int64_t r1 = std::min(o_end, r0 + chunk_rows);
+      float* d = d_n + r0 * OW * C;
+      for (int64_t px = 0; px < (r1 - r0) * OW; ++px)
+        for (int64_t c = 0; c < C; ++c) d[px * C + c] *= s[c];
+      const F32GemmParams g{(r1 - r0) * OW, C, p.Cout, C, p.Cout, p.act_project,
+                            p.residual ? x_n + r0 * p.W * p.Cin : nullptr, p.Cin};
+      gk.run(g, d, ppk, out_n + r0 * OW * p.Cout, 0, g.M, 0, p.Cout);
+    }
+  };
+
+  auto parallel = [&](auto& work) {
+    if (nt == 1 || items == 1) {
+      for (int64_t i = 0; i < items; ++i) work(i);
+      return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < items; ++i) work(i);
+  };
+
+  parallel(pass1);
+
+  // Pass 2: SE on the means (tiny: N x Chid x Csq twice), in the calling thread.
+  const double inv = 1.0 / double(OH * OW);
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      double t = 0.0;
+      for (int64_t k = 0; k < pieces; ++k) t += sums[(n * pieces + k) * C + c];
+      pooled[n * C + c] = static_cast<float>(t * inv);
+    }
+  const F32GemmParams g1{p.N, C, sp.Csq, C, sp.Csq, sp.act_se, nullptr, 0};
+  gk.run(g1, pooled, f32_gemm_pack_data(fc1_pack), squeezed, 0, p.N, 0, sp.Csq);
+  const F32GemmParams g2{p.N, sp.Csq, C, sp.Csq, C, Activation::none, nullptr, 0};
+  gk.run(g2, squeezed, f32_gemm_pack_data(fc2_pack), scale, 0, p.N, 0, C);
+  for (int64_t i = 0; i < p.N * C; ++i) scale[i] = gate_of(scale[i], sp.gate);
+
+  parallel(pass3);
+}
+
+}  // namespace mk
