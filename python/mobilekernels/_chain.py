@@ -1,7 +1,7 @@
 """Runs of fp32 layers executed by one C++ call (``_C.F32Chain``), and what invalidates them.
 
 A chain is built for one input shape from *steps*, each a module of ours (fused
-``InvertedResidual``, ``PointwiseConv2d``, ``DepthwiseConv2d``) with its current weight packs.
+``InvertedResidual`` / ``SEInvertedResidual``, ``PointwiseConv2d``, ``DepthwiseConv2d``) with its current weight packs.
 The C++ side validates every step at build time and plans two ping-pong activation buffers,
 so a run is one call with the GIL released; the last step writes the output tensor allocated
 here. The packs are referenced by raw pointer in C++, so :class:`Chain` keeps the pack tensors
@@ -43,7 +43,8 @@ def invalidates(name: str) -> bool:
 class Chain:
     """One built ``_C.F32Chain`` plus the pack tensors it points into.
 
-    ``steps`` are ``(kind, module)`` pairs, kind in ``inverted_residual | conv1x1 | dwconv``;
+    ``steps`` are ``(kind, module)`` pairs, kind in ``inverted_residual | se_inverted_residual |
+    conv1x1 | dwconv``;
     ``x_shape`` is the NCHW shape the chain will be run on. Raises ``ValueError`` (from C++)
     naming the step when the modules do not fit together or the input shape.
     """
@@ -65,6 +66,18 @@ class Chain:
                     epk is not None, ae, ad, ap, bool(m.residual), int(m.band_rows),
                     epk.data_ptr() if epk is not None else 0, epk.numel() if epk is not None else 0,
                     dpk.data_ptr(), dpk.numel(), ppk.data_ptr(), ppk.numel())
+            elif kind == "se_inverted_residual":
+                epk, dpk, ppk, f1pk, f2pk = m._pack()
+                packs += [p for p in (epk, dpk, ppk, f1pk, f2pk) if p is not None]
+                ae, ad, ap = (_act(a) for a in m.activations)
+                pt, pb, pl, pr = m.padding
+                chain.add_se_inverted_residual(
+                    m.in_channels, m.hidden_channels, m.out_channels, m.squeeze_channels, m.kernel_size, m.stride,
+                    pt, pb, pl, pr, epk is not None, ae, ad, ap, _act(m.se_activation), _gate(m.gate),
+                    bool(m.residual), int(m.band_rows),
+                    epk.data_ptr() if epk is not None else 0, epk.numel() if epk is not None else 0,
+                    dpk.data_ptr(), dpk.numel(), ppk.data_ptr(), ppk.numel(), f1pk.data_ptr(), f1pk.numel(),
+                    f2pk.data_ptr(), f2pk.numel())
             elif kind == "conv1x1":
                 pk = m._pack()
                 packs.append(pk)
@@ -99,3 +112,11 @@ def _act(name: str) -> int:
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]
+
+
+def _gate(name: str) -> int:
+    from ._seops import GATES
+
+    if name not in GATES:
+        raise ValueError(f"gate must be one of {sorted(GATES)}, got {name!r}")
+    return GATES[name]

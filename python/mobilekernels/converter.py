@@ -5,11 +5,14 @@ What it does, walking the module tree:
 * whole inverted-residual blocks (torchvision-style ``.conv`` / ``.block`` Sequentials, and
   mobilekernels' own V1/V2/V3 blocks) without attention become one fused
   :class:`~mobilekernels.nn.InvertedResidual` (BatchNorm folded, wide tensor never materialised);
+  those with a SqueezeExcitation after the depthwise conv (MobileNetV3) one fused
+  :class:`~mobilekernels.nn.SEInvertedResidual` (SE computed inside the C++ call);
 * inside everything else, ``Conv2d [-> BatchNorm2d] [-> ReLU | ReLU6 | Hardswish]`` runs in a
   Sequential are folded: depthwise convs become :class:`~mobilekernels.nn.DepthwiseConv2d`, 1x1
   convs :class:`~mobilekernels.nn.PointwiseConv2d` (activation fused in both); other convs stay
   PyTorch ``nn.Conv2d`` with the BatchNorm folded in;
-* everything else (stem conv, SE/ECA/CBAM, pooling, classifier) stays in PyTorch, reported;
+* everything else (stem conv, ECA/CBAM, SE outside a fused block, pooling, classifier) stays
+  in PyTorch, reported;
 * with ``chain=True`` (default), every plain ``nn.Sequential`` holding a run of two or more of
   our layers (e.g. ``features``) becomes a :class:`~mobilekernels.nn.ChainedSequential`: same
   children and state_dict, but in eager inference each such run is one C++ call on
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .nn import ChainedSequential, DepthwiseConv2d, InvertedResidual, PointwiseConv2d
+from .nn import ChainedSequential, DepthwiseConv2d, InvertedResidual, PointwiseConv2d, SEInvertedResidual
 from .nn.block import _fold_bn
 
 _ACTS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardswish: "hardswish"}
@@ -58,7 +61,7 @@ class ConvertedModel(nn.Module):
         rows = [("layer", "was", "now", "note")] + [(c.name, c.original, c.result, c.note) for c in self.report]
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-        fused = sum(c.result.startswith("InvertedResidual") for c in self.report)
+        fused = sum(c.result.startswith(("InvertedResidual", "SEInvertedResidual")) for c in self.report)
         ours = sum(c.result in ("DepthwiseConv2d", "PointwiseConv2d") for c in self.report)
         kept = sum(c.result.startswith("kept") for c in self.report)
         lines.append(f"{fused} fused blocks, {ours} single layers on mobilekernels, {kept} kept in PyTorch")
@@ -118,10 +121,12 @@ def _convert_tree(parent: nn.Module, prefix: str, report: list[Change], fuse: bo
         full = prefix + name
         if fuse and _is_block(child):
             try:
-                setattr(parent, name, InvertedResidual.from_torch(child))
-                report.append(Change(full, type(child).__name__, "InvertedResidual (fused)"))
+                new = InvertedResidual.from_torch(child)
+                setattr(parent, name, new)
+                report.append(Change(full, type(child).__name__, f"{type(new).__name__} (fused)",
+                                     "with squeeze-excitation" if isinstance(new, SEInvertedResidual) else ""))
                 continue
-            except ValueError as e:  # e.g. SE inside: convert its layers one by one instead
+            except ValueError as e:  # e.g. ECA/CBAM inside: convert its layers one by one instead
                 report.append(Change(full, type(child).__name__, "kept (layers converted)", f"not fused: {e}"))
         if isinstance(child, nn.Sequential):
             _convert_sequential(child, full, report)

@@ -74,9 +74,12 @@ def test_from_mobilenet_v3_block_hardswish_and_relu():
 
 
 def test_attention_blocks_are_refused():
-    block = mobilenet_v2(attention="se").features[3]
-    with pytest.raises(ValueError, match="not fused"):
-        mk.nn.InvertedResidual.from_torch(block)
+    # SE fuses (SEInvertedResidual, tests/nn/test_se_block.py); ECA and CBAM do not.
+    for attention in ("eca", "cbam"):
+        block = mobilenet_v2(attention=attention).features[3]
+        with pytest.raises(ValueError, match="not fused"):
+            mk.nn.InvertedResidual.from_torch(block)
+    assert type(mk.nn.InvertedResidual.from_torch(mobilenet_v2(attention="se").features[3])) is mk.nn.SEInvertedResidual
     with pytest.raises(ValueError, match="Sequential"):
         mk.nn.InvertedResidual.from_torch(nn.Conv2d(3, 3, 1))
 

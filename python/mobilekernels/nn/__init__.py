@@ -2,9 +2,10 @@
 from .depthwise import DepthwiseConv2d
 from .pointwise import Conv1x1, PointwiseConv2d
 from .block import InvertedResidual
+from .se_block import SEInvertedResidual  # fused block with squeeze-excitation (MobileNetV3)
 
 __all__ = ["DepthwiseConv2d"]
-__all__ += ["PointwiseConv2d", "Conv1x1", "InvertedResidual"]
+__all__ += ["PointwiseConv2d", "Conv1x1", "InvertedResidual", "SEInvertedResidual"]
 from .quantized import QuantizedConv2d  # int8 (quint8 in/out)
 __all__ += ["QuantizedConv2d"]
 from .quantized_block import QuantizedInvertedResidual  # fused int8 block

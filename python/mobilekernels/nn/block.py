@@ -1,9 +1,12 @@
-"""``InvertedResidual``: the fused fp32 MobileNetV2/V3 (no SE) block, built from a torch block.
+"""``InvertedResidual``: the fused fp32 MobileNetV2/V3 block, built from a torch block.
 
 ``InvertedResidual.from_torch(block)`` accepts a torchvision-style block (``.conv`` Sequential
 of [Conv-BN-act expand], dw Conv-BN-act, project Conv, BN; ``use_res_connect``), mobilekernels'
-own ``models.blocks.InvertedResidual`` and a MobileNetV3-style ``.block`` without attention.
-BatchNorm is folded into the convs (running statistics: convert a model in eval mode).
+own ``models.blocks.InvertedResidual`` and a MobileNetV3-style ``.block``. A block with a
+``SqueezeExcitation`` between the depthwise and the project conv becomes the sibling
+:class:`~mobilekernels.nn.SEInvertedResidual` (``nn/se_block.py``); other attention (ECA,
+CBAM) is refused. BatchNorm is folded into the convs (running statistics: convert a model in
+eval mode).
 """
 from __future__ import annotations
 
@@ -34,20 +37,45 @@ def _fold_bn(conv: nn.Conv2d, bn: Optional[nn.BatchNorm2d]):
     return w.float(), b.float()
 
 
+_GATE_NAMES = {nn.Hardsigmoid: "hardsigmoid", nn.Sigmoid: "sigmoid"}
+
+
+def _is_se(m: nn.Module) -> bool:
+    """A torchvision / mobilekernels ``SqueezeExcitation`` (avgpool -> fc1 -> act -> fc2 -> gate,
+    times the input) whose parts the fused SE block computes."""
+    if type(m).__name__ != "SqueezeExcitation":
+        return False
+    fc1, fc2 = getattr(m, "fc1", None), getattr(m, "fc2", None)
+    pool = getattr(m, "avgpool", None)
+    return (isinstance(fc1, nn.Conv2d) and isinstance(fc2, nn.Conv2d) and isinstance(pool, nn.AdaptiveAvgPool2d)
+            and pool.output_size in (1, (1, 1)) and type(getattr(m, "activation", None)) in _ACT_NAMES
+            and type(getattr(m, "scale_activation", None)) in _GATE_NAMES
+            and all(c.kernel_size == (1, 1) and c.groups == 1 and c.stride == (1, 1) and c.padding == (0, 0)
+                    and c.dilation == (1, 1) for c in (fc1, fc2)))
+
+
 def _leaves(m: nn.Module) -> list[nn.Module]:
+    if _is_se(m):
+        return [m]
     kids = list(m.children())
     if not kids:
         return [m]
     if isinstance(m, nn.Sequential):
         return [leaf for k in kids for leaf in _leaves(k)]
-    raise ValueError(f"unsupported module {type(m).__name__} in the block (attention / SE blocks are not fused)")
+    raise ValueError(f"unsupported module {type(m).__name__} in the block (attention other than SqueezeExcitation is not fused)")
 
 
-def _stages(body: nn.Module) -> list[tuple[nn.Conv2d, Optional[nn.BatchNorm2d], str]]:
-    """Group the flattened body into (conv, bn or None, activation name) stages."""
+def _stages(body: nn.Module):
+    """Group the flattened body into (conv, bn or None, activation name) stages; also return the
+    SqueezeExcitation, if any, and the number of stages before it."""
     stages: list[list] = []
+    se = None
     for leaf in _leaves(body):
-        if isinstance(leaf, nn.Conv2d):
+        if _is_se(leaf):
+            if se is not None:
+                raise ValueError("more than one SqueezeExcitation in the block")
+            se = (leaf, len(stages))
+        elif isinstance(leaf, nn.Conv2d):
             stages.append([leaf, None, "none"])
         elif not stages:
             raise ValueError(f"block body starts with {type(leaf).__name__}, expected a Conv2d")
@@ -60,7 +88,7 @@ def _stages(body: nn.Module) -> list[tuple[nn.Conv2d, Optional[nn.BatchNorm2d], 
         else:
             raise ValueError(f"unsupported module {type(leaf).__name__} in the block (only Conv2d, BatchNorm2d, "
                              "ReLU, ReLU6, Hardswish are fused)")
-    return [tuple(s) for s in stages]  # type: ignore[misc]
+    return [tuple(s) for s in stages], se  # type: ignore[misc]
 
 
 class InvertedResidual(nn.Module):
@@ -115,15 +143,28 @@ class InvertedResidual(nn.Module):
 
     @classmethod
     def from_torch(cls, block: nn.Module, band_rows: int = 0) -> "InvertedResidual":
-        """Fold and fuse a torch inverted-residual block (see the module docstring)."""
+        """Fold and fuse a torch inverted-residual block (see the module docstring); a block with
+        a SqueezeExcitation after its depthwise conv gives an ``SEInvertedResidual``."""
         body = getattr(block, "conv", None)
         if not isinstance(body, nn.Sequential):
             body = getattr(block, "block", None)
         if not isinstance(body, nn.Sequential):
             raise ValueError(f"{type(block).__name__} has no .conv / .block Sequential to fuse")
-        stages = _stages(body)
+        stages, se = _stages(body)
         if len(stages) not in (2, 3):
             raise ValueError(f"expected [expand,] depthwise, project convs, found {len(stages)} convs")
+        if se is not None:
+            if se[1] != len(stages) - 1:
+                raise ValueError("the SqueezeExcitation must sit between the depthwise and the project conv")
+            from .se_block import SEInvertedResidual
+
+            if not issubclass(cls, SEInvertedResidual):
+                cls = SEInvertedResidual
+        else:
+            from .se_block import SEInvertedResidual
+
+            if issubclass(cls, SEInvertedResidual):
+                raise ValueError(f"{type(block).__name__} has no SqueezeExcitation to fuse")
         ex = stages[0] if len(stages) == 3 else None
         dw, pr = stages[-2], stages[-1]
         dconv, pconv = dw[0], pr[0]
@@ -138,9 +179,17 @@ class InvertedResidual(nn.Module):
         cin = ex[0].in_channels if ex is not None else dconv.in_channels
         residual = bool(getattr(block, "use_res_connect", False))
         pad = dconv.padding if isinstance(dconv.padding, str) else tuple(dconv.padding)
-        m = cls(cin, dconv.in_channels, pconv.out_channels, dconv.kernel_size[0], dconv.stride[0],
-                pad, expand=ex is not None, activations=(ex[2] if ex else "none", dw[2], pr[2]),
-                residual=residual, band_rows=band_rows)
+        se_kw = {}
+        if se is not None:
+            mod = se[0]
+            se_kw = dict(squeeze_channels=mod.fc1.out_channels, se_activation=_ACT_NAMES[type(mod.activation)],
+                         gate=_GATE_NAMES[type(mod.scale_activation)])
+            if mod.fc1.in_channels != dconv.in_channels or mod.fc2.out_channels != dconv.in_channels:
+                raise ValueError(f"SqueezeExcitation on {mod.fc1.in_channels} channels after a depthwise conv of "
+                                 f"{dconv.in_channels}")
+        m = cls(cin, dconv.in_channels, pconv.out_channels, kernel_size=dconv.kernel_size[0], stride=dconv.stride[0],
+                padding=pad, expand=ex is not None, activations=(ex[2] if ex else "none", dw[2], pr[2]),
+                residual=residual, band_rows=band_rows, **se_kw)
         with torch.no_grad():
             if ex is not None:
                 w, b = _fold_bn(ex[0], ex[1])
@@ -150,6 +199,11 @@ class InvertedResidual(nn.Module):
                 w, b = _fold_bn(conv, bn)
                 wp.copy_(w)
                 bp.copy_(b)
+            if se is not None:
+                for conv, wp, bp in ((se[0].fc1, m.fc1_weight, m.fc1_bias), (se[0].fc2, m.fc2_weight, m.fc2_bias)):
+                    w, b = _fold_bn(conv, None)
+                    wp.copy_(w)
+                    bp.copy_(b)
         return m
 
     def extra_repr(self) -> str:

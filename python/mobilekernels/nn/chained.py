@@ -2,8 +2,8 @@
 
 Same children, same ``state_dict`` keys, same results (bit for bit) as the ``nn.Sequential`` it
 replaces. In eager inference (grad off, not compiling, float32 CPU 4-D input) each maximal run
-of at least two chainable layers, ``InvertedResidual``, ``PointwiseConv2d`` and
-``DepthwiseConv2d`` (exactly these types, so a subclass with its own forward is never
+of at least two chainable layers, ``InvertedResidual``, ``SEInvertedResidual``,
+``PointwiseConv2d`` and ``DepthwiseConv2d`` (exactly these types, so a subclass with its own forward is never
 bypassed) goes through one cached :class:`mobilekernels._chain.Chain`: validated once per
 input shape, intermediate activations in preallocated buffers, no Python between the layers.
 Nested plain Sequentials holding only such layers and ``nn.Identity`` (e.g. a converted
@@ -29,9 +29,11 @@ from . import _pack_cache
 from .block import InvertedResidual
 from .depthwise import DepthwiseConv2d
 from .pointwise import PointwiseConv2d
+from .se_block import SEInvertedResidual
 from .. import _chain
 
-_KINDS = {InvertedResidual: "inverted_residual", PointwiseConv2d: "conv1x1", DepthwiseConv2d: "dwconv"}
+_KINDS = {InvertedResidual: "inverted_residual", SEInvertedResidual: "se_inverted_residual",
+          PointwiseConv2d: "conv1x1", DepthwiseConv2d: "dwconv"}
 # Global hooks fire on every module call; chained layers are not called, so any of them
 # switches chaining off.
 _GLOBAL_HOOKS = tuple(getattr(_module, n) for n in (
@@ -59,7 +61,7 @@ def _chainable_only(seq: nn.Sequential) -> bool:
 
 
 def _weights(m) -> list:
-    ts = m._weights() if type(m) is InvertedResidual else (m.weight, m.bias)
+    ts = m._weights() if type(m) in (InvertedResidual, SEInvertedResidual) else (m.weight, m.bias)
     return [t for t in ts if t is not None]
 
 

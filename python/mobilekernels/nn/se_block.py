@@ -1,0 +1,138 @@
+"""``SEInvertedResidual``: the fused fp32 MobileNetV3 block with squeeze-excitation.
+
+Built by ``InvertedResidual.from_torch`` (or ``SEInvertedResidual.from_torch``) from a block
+whose body holds a ``SqueezeExcitation`` (torchvision's or ``models.attention``'s) between the
+depthwise and the project conv. Same settings and eager / compile / autograd paths as
+:class:`~mobilekernels.nn.InvertedResidual`, plus the SE's ``fc1``/``fc2`` 1x1 weights, its
+activation (``se_activation``, ReLU in V3) and its gate (``hardsigmoid`` in V3, or ``sigmoid``).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._pack_cache import cached_call, remember_call, tensor_key
+from .block import InvertedResidual
+from .. import _C, _ops, _pwops, _seops
+
+
+class SEInvertedResidual(InvertedResidual):
+    """Fused 1x1 expand (+act) -> kxk depthwise (+act) -> SE (mean, fc1 + act, fc2 + gate, scale)
+    -> 1x1 project (+ x). Extra parameters: ``fc1_weight [Csq, Chid, 1, 1]``, ``fc1_bias``,
+    ``fc2_weight [Chid, Csq, 1, 1]``, ``fc2_bias``. The C++ op keeps the whole depthwise output
+    of a call in one buffer (SE needs its mean before projecting): see
+    ``csrc/ops/f32_se_inverted_residual_op.h``."""
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, squeeze_channels: int,
+                 kernel_size: int = 3, stride: int = 1, padding=None, expand: Optional[bool] = None,
+                 activations=("hardswish", "hardswish", "none"), se_activation: str = "relu",
+                 gate: str = "hardsigmoid", residual: Optional[bool] = None, band_rows: int = 0):
+        if se_activation not in _ops.ACTIVATIONS:
+            raise ValueError(f"se_activation must be one of {sorted(_ops.ACTIVATIONS)}, got {se_activation!r}")
+        if gate not in _seops.GATES:
+            raise ValueError(f"gate must be one of {sorted(_seops.GATES)}, got {gate!r}")
+        if squeeze_channels < 1:
+            raise ValueError(f"squeeze_channels must be >= 1, got {squeeze_channels}")
+        super().__init__(in_channels, hidden_channels, out_channels, kernel_size, stride, padding, expand,
+                         activations, residual, band_rows)
+        self.squeeze_channels, self.se_activation, self.gate = squeeze_channels, se_activation, gate
+        f32 = dict(dtype=torch.float32)
+        self.fc1_weight = nn.Parameter(torch.empty(squeeze_channels, hidden_channels, 1, 1, **f32))
+        self.fc1_bias = nn.Parameter(torch.zeros(squeeze_channels, **f32))
+        self.fc2_weight = nn.Parameter(torch.empty(hidden_channels, squeeze_channels, 1, 1, **f32))
+        self.fc2_bias = nn.Parameter(torch.zeros(hidden_channels, **f32))
+        for w in (self.fc1_weight, self.fc2_weight):
+            nn.init.kaiming_uniform_(w, a=5 ** 0.5)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", se={self.squeeze_channels} {self.se_activation}/{self.gate}")
+
+    def _weights(self):
+        return super()._weights() + (self.fc1_weight, self.fc1_bias, self.fc2_weight, self.fc2_bias)
+
+    def _pack(self):
+        key = tuple(tensor_key(t) for t in self._weights())
+        if self._pack_key != key:
+            ew, eb, dw, db, pw, pb, f1w, f1b, f2w, f2b = self._weights()
+            epk = _pwops.pack_pw(ew, eb) if ew is not None else None
+            self._packs = (epk, _ops.pack_dw(dw, db), _pwops.pack_pw(pw, pb), _pwops.pack_pw(f1w, f1b),
+                           _pwops.pack_pw(f2w, f2b))
+            self._pack_ptrs = ((epk.data_ptr(), epk.numel()) if epk is not None else (0, 0)) + tuple(
+                v for p in self._packs[1:] for v in (p.data_ptr(), p.numel()))
+            self._pack_key = key
+        return self._packs
+
+    def _plan_call(self, shape):
+        args = _seops.se_args(shape, self.in_channels, self.hidden_channels, self.out_channels,
+                              self.squeeze_channels, self.kernel_size, self.stride, list(self.padding),
+                              self.activations, self.se_activation, self.gate, self.residual, self.band_rows,
+                              self.expand_weight is not None)
+        _, _, _, oh, ow = _pwops._ir_geometry(shape, self.in_channels, self.hidden_channels, self.out_channels,
+                                              self.kernel_size, self.stride, self.padding, self.activations,
+                                              self.residual)
+        return remember_call(self, shape, ((shape[0], self.out_channels, oh, ow), args))
+
+    def _eager(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused op without the dispatcher (same C++ call as ``se_inverted_residual_packed``)."""
+        if x.dtype is not torch.float32 or x.device.type != "cpu" or x.dim() != 4:
+            _pwops._check_x(x)  # raises the precise error
+        shape = x.shape
+        call = cached_call(self, shape)
+        if call is None:
+            _pwops._check_x(x)
+            call = self._plan_call(shape)
+        self._pack()
+        out_shape, args = call
+        out = torch.empty(out_shape, dtype=torch.float32, memory_format=torch.channels_last)
+        if out_shape[0] == 0:
+            return out
+        x = x.contiguous(memory_format=torch.channels_last)
+        _C.f32_se_inverted_residual(x.data_ptr(), *self._pack_ptrs, out.data_ptr(), *args, torch.get_num_threads())
+        return out
+
+    def _se_scale(self, d: torch.Tensor) -> torch.Tensor:
+        s = d.mean((2, 3), keepdim=True)
+        s = F.conv2d(s, self.fc1_weight, self.fc1_bias)
+        s = {"none": lambda v: v, "relu": F.relu, "relu6": F.relu6, "hardswish": F.hardswish}[self.se_activation](s)
+        s = F.conv2d(s, self.fc2_weight, self.fc2_bias)
+        return F.hardsigmoid(s) if self.gate == "hardsigmoid" else torch.sigmoid(s)
+
+    def _unfused(self, x: torch.Tensor) -> torch.Tensor:
+        ae, ad, ap = self.activations
+        y = x
+        if self.expand_weight is not None:
+            y = torch.ops.mobilekernels.conv1x1(y, self.expand_weight, self.expand_bias, ae)
+        y = torch.ops.mobilekernels.dwconv2d(y, self.dw_weight, self.dw_bias, [self.stride] * 2, self.padding,
+                                            [1, 1], ad)
+        y = y * self._se_scale(y)
+        y = torch.ops.mobilekernels.conv1x1(y, self.project_weight, self.project_bias, ap)
+        return y + x if self.residual else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled() and type(x) is torch.Tensor and not torch.compiler.is_compiling():
+            return self._eager(x)
+        if torch.is_grad_enabled() and (x.requires_grad or any(
+                t is not None and t.requires_grad for t in self._weights())) and not torch.compiler.is_compiling():
+            return self._unfused(x)  # the fused op is inference-only
+        if torch.compiler.is_compiling():
+            return torch.ops.mobilekernels.se_inverted_residual(x, *self._weights(), self.stride, self.padding,
+                                                                *self.activations, self.se_activation, self.gate,
+                                                                self.residual)
+        if type(x) is torch.Tensor:  # grad on, but nothing requires it
+            return self._eager(x)
+        epk, dpk, ppk, f1pk, f2pk = self._pack()
+        return torch.ops.mobilekernels.se_inverted_residual_packed(
+            x, epk, dpk, ppk, f1pk, f2pk, self.hidden_channels, self.out_channels, self.squeeze_channels,
+            self.kernel_size, self.stride, self.padding, *self.activations, self.se_activation, self.gate,
+            self.residual, self.band_rows)
+
+    def scratch_info(self, x_shape, num_threads: Optional[int] = None) -> dict:
+        """Kernels and the depthwise-output buffer bytes for input ``x_shape`` (the expand rows'
+        per-thread scratch is the plain block's, see ``InvertedResidual.scratch_info``)."""
+        return _seops.se_inverted_residual_info(x_shape, self.in_channels, self.hidden_channels, self.out_channels,
+                                                self.squeeze_channels, self.kernel_size, self.stride, self.padding,
+                                                self.activations, self.se_activation, self.gate, self.residual,
+                                                self.band_rows, expand=self.expand_weight is not None)
