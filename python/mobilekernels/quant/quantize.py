@@ -40,6 +40,7 @@ from ..nn.block import _fold_bn
 from ..models.attention import CBAM, ECA
 from .modules import FLOAT, KERNEL, TORCH_INT, QAvgPool, QBlock, QCBAM, QConv, QECA, QFlatten, QFloat, QLut, QSE
 from .observers import OBSERVERS, dequantize_tensor, fake_quantize, make_observer, quantize_tensor
+from .replay import build_plan, plan_key
 
 __all__ = ["quantize", "QuantizedModel"]
 
@@ -59,6 +60,9 @@ class QuantizedModel(nn.Module):
         self.register_buffer("in_scale", torch.tensor(1.0, dtype=torch.float64))
         self.register_buffer("in_zp", torch.tensor(0, dtype=torch.int64))
         self.observer = None
+        # Eager batch >= 1 CPU calls replay the network as a flat list of C++ calls built on the
+        # first call of an input shape (quant/replay.py); False runs every step's forward_int.
+        self.replay = True
 
     def in_qparams(self) -> tuple[float, int]:
         return float(self.in_scale), int(self.in_zp)
@@ -72,11 +76,27 @@ class QuantizedModel(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
             raise TypeError(f"expected a float [N, C, H, W] tensor, got "
                             f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}")
+        replay = (getattr(self, "replay", True) and type(x) is torch.Tensor and x.device.type == "cpu"
+                  and x.shape[0] > 0 and not torch.compiler.is_compiling())
+        if replay:
+            key = plan_key(self, x)
+            plan = self.__dict__.get("_replay_plan")
+            if plan is not None and plan.current(key):
+                return self._finish(plan.run(x))
         s, z = self.in_qparams()
         q = quantize_tensor(x.float().contiguous(memory_format=torch.channels_last), s, z)
+        record = []  # what each step produced: the plan is built from (and checked against) it
         for st in self.steps:
             q, s, z = st.forward_int(q, s, z)
+            record.append((tuple(q.shape), s, z))
+        if replay:
+            self.__dict__["_replay_plan"] = build_plan(self, x, record)
         return self._finish(dequantize_tensor(q, s, z))
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state.pop("_replay_plan", None)  # raw pointers and a lock: rebuilt on the next call
+        return state
 
     @torch.no_grad()
     def reference(self, x: torch.Tensor, mode: str = "fake") -> torch.Tensor:

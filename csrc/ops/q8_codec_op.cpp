@@ -1,0 +1,108 @@
+#include "ops/q8_codec_op.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace mk {
+namespace {
+
+// round half to even of a float, as torch.round (nearbyint in the default rounding mode).
+// Adding and subtracting 1.5 * 2^23 leaves no fraction bits, so the FPU's round-to-nearest-even
+// does the rounding; exact for |v| < 2^22, and callers clamp to a far smaller range first.
+// Written out (not nearbyintf) so the loops vectorize at the baseline ISA.
+inline float round_half_even(float v) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  return (v + kMagic) - kMagic;
+}
+
+// clamp(v, lo, hi) that maps NaN to lo (torch would give an unspecified byte for NaN).
+inline float clamp_f(float v, float lo, float hi) {
+  return v > lo ? (v < hi ? v : hi) : lo;
+}
+
+}  // namespace
+
+void q8_quantize_f32(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t sN, int64_t sC,
+                     int64_t sH, int64_t sW, double scale, int32_t zp, uint8_t* y) {
+  const float s = static_cast<float>(scale);
+  const float z = static_cast<float>(zp);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t w = 0; w < W; ++w) {
+        const float* px = x + n * sN + h * sH + w * sW;
+        uint8_t* py = y + ((n * H + h) * W + w) * C;
+        for (int64_t c = 0; c < C; ++c) {
+          // x / s in fp32 as torch divides; pre-clamp keeps round_half_even in its exact range
+          // without changing the clamped result (|q| >= 512 saturates either way).
+          const float q = clamp_f(px[c * sC] / s, -512.f, 512.f);
+          py[c] = static_cast<uint8_t>(clamp_f(round_half_even(q) + z, 0.f, 255.f));
+        }
+      }
+}
+
+void q8_dequantize_f32(const uint8_t* q, int64_t n, double scale, int32_t zp, float* y) {
+  const float s = static_cast<float>(scale);
+  const float z = static_cast<float>(zp);
+  for (int64_t i = 0; i < n; ++i) y[i] = (static_cast<float>(q[i]) - z) * s;
+}
+
+void q8_lut(const uint8_t* x, int64_t n, const uint8_t* lut, uint8_t* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = lut[x[i]];
+}
+
+void q8_global_avgpool(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double scale, int32_t zp,
+                       double y_scale, int32_t y_zp, uint8_t* y) {
+  if (HW > (int64_t{1} << 23)) throw std::invalid_argument("q8_global_avgpool: H*W too large for int32 sums");
+  const float mult = static_cast<float>(scale / (static_cast<double>(HW) * y_scale));
+  const float yz = static_cast<float>(y_zp);
+  for (int64_t n = 0; n < N; ++n) {
+    const uint8_t* px = x + n * HW * C;
+    uint8_t* py = y + n * C;
+    for (int64_t c = 0; c < C; ++c) {
+      int32_t acc = 0;
+      for (int64_t i = 0; i < HW; ++i) acc += px[i * C + c];
+      acc -= zp * static_cast<int32_t>(HW);
+      // float(acc) is exact (|acc| < 2^31 needs no more than float's rounding torch also does).
+      const float v = clamp_f(static_cast<float>(acc) * mult, -512.f, 512.f);
+      py[c] = static_cast<uint8_t>(clamp_f(round_half_even(v) + yz, 0.f, 255.f));
+    }
+  }
+}
+
+int64_t q8_im2col_out_size(int64_t in, int64_t k, int64_t s, int64_t d, int64_t p0, int64_t p1) {
+  if (in <= 0 || k <= 0 || s <= 0 || d <= 0 || p0 < 0 || p1 < 0)
+    throw std::invalid_argument("q8_im2col: sizes, stride and dilation must be positive, padding >= 0");
+  const int64_t span = d * (k - 1) + 1;
+  if (in + p0 + p1 < span)
+    throw std::invalid_argument("q8_im2col: kernel (" + std::to_string(span) + " with dilation) larger than the "
+                                "padded input (" + std::to_string(in + p0 + p1) + ")");
+  return (in + p0 + p1 - span) / s + 1;
+}
+
+void q8_im2col(const uint8_t* x, int64_t N, int64_t H, int64_t W, int64_t C, int64_t kh, int64_t kw,
+               int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t pt, int64_t pb, int64_t pl, int64_t pr,
+               uint8_t pad_value, uint8_t* y) {
+  const int64_t OH = q8_im2col_out_size(H, kh, sh, dh, pt, pb);
+  const int64_t OW = q8_im2col_out_size(W, kw, sw, dw, pl, pr);
+  const int64_t K = C * kh * kw;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        uint8_t* py = y + ((n * OH + oh) * OW + ow) * K;
+        for (int64_t i = 0; i < kh; ++i) {
+          const int64_t ih = oh * sh - pt + i * dh;
+          for (int64_t j = 0; j < kw; ++j) {
+            const int64_t iw = ow * sw - pl + j * dw;
+            const int64_t k = i * kw + j;
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+              for (int64_t c = 0; c < C; ++c) py[c * kh * kw + k] = pad_value;
+            } else {
+              const uint8_t* px = x + ((n * H + ih) * W + iw) * C;
+              for (int64_t c = 0; c < C; ++c) py[c * kh * kw + k] = px[c];
+            }
+          }
+        }
+      }
+}
+
+}  // namespace mk

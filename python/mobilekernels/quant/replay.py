@@ -1,0 +1,232 @@
+"""A quantized network replayed as a flat list of C++ calls.
+
+The step-by-step int8 path (``QuantizedModel.steps``, each ``forward_int``) spends a third of a
+MobileNetV2 forward in Python and torch glue at batch 1: per-step argument checks, cache-key
+building, ``torch.empty`` of every output, torch ops for the input quantization, pooling and
+lookup tables, and the garbage collector those objects wake. A :class:`Plan` is built once per
+(input shape, thread count, settings) from a validated step-by-step run: each step becomes one or
+two calls of the same C++ functions the steps call (``_C.q8_gemm``, ``_C.q8_dwconv``,
+``_C.q8_inverted_residual``) plus the uint8 glue of ``ops/q8_codec_op.h`` (quantize, dequantize,
+lookup table, global average pool, im2col), with every argument, pointers included, fixed. The
+intermediate activations live in two ping-pong byte buffers owned by the plan; a run is the
+quantization of the input, ``fn(*args)`` for each call, and the dequantization into a new float
+tensor. Steps with no C++ form (float fallbacks, attention gates, unfused residual adds) run
+through their own ``forward_int`` between plan segments.
+
+Bit-exact with the step-by-step path: the calls are the same kernels with the same arguments and
+the glue functions reproduce the torch expressions they replace (tests/quant/test_replay.py).
+A plan is rebuilt when the input shape or dtype, the thread count, a setting (``set_isa``, a
+block's ``fuse``) or any buffer it reads (replaced or modified in place) changes.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+import torch
+
+from .. import _C, _chain
+from .modules import QAvgPool, QBlock, QConv, QFlatten, QLut
+
+__all__ = ["Plan", "build_plan"]
+
+
+class _Unplannable(Exception):
+    """A step with no C++ form: it runs through its own forward_int."""
+
+
+def _nhwc_view(buf: torch.Tensor, shape) -> torch.Tensor:
+    """[N, C, H, W] channels_last uint8 view of the start of a flat byte buffer."""
+    n, c, h, w = shape
+    return buf[: n * c * h * w].view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+class _Builder:
+    """Collects the C++ calls of one segment. Activation buffers are placeholders (``("buf", i)``)
+    until the segment is closed and its two ping-pong buffers exist."""
+
+    def __init__(self, nt: int, in_bytes: int):
+        self.nt = nt
+        self.calls: list = []                # (fn, args)
+        self.sizes: list[int] = [in_bytes]   # bytes of every activation a buffer must hold
+        self.refs: list = []                 # tensors whose pointers the calls hold
+        self.cur = 0                         # buffer holding the current activation
+
+    def src(self):
+        return ("buf", self.cur)
+
+    def dst(self):
+        return ("buf", 1 - self.cur)
+
+    def emit(self, fn, *args, out_bytes: int, swap: bool = True):
+        self.calls.append((fn, args))
+        self.sizes.append(out_bytes)
+        if swap:
+            self.cur = 1 - self.cur
+
+    def keep(self, *tensors):
+        self.refs.extend(t for t in tensors if t is not None)
+
+    def close(self, in_shape, out_shape):
+        size = max(self.sizes)
+        bufs = [torch.zeros(size, dtype=torch.uint8) for _ in range(2)]  # touched now, not in a run
+        ptrs = [t.data_ptr() for t in bufs]
+        calls = [(fn, tuple(ptrs[a[1]] if type(a) is tuple else a for a in args)) for fn, args in self.calls]
+        return _Segment(calls, bufs, self.cur, tuple(in_shape), tuple(out_shape), self.refs)
+
+
+class _Segment:
+    """C++ calls from buffer 0 to buffer ``last``."""
+
+    def __init__(self, calls, bufs, last, in_shape, out_shape, refs):
+        self.calls, self.bufs, self.last = calls, bufs, last
+        self.in_shape, self.out_shape, self.refs = in_shape, out_shape, refs
+
+    def run(self):
+        for fn, args in self.calls:
+            fn(*args)
+        return _nhwc_view(self.bufs[self.last], self.out_shape)
+
+
+def _numel(shape) -> int:
+    n, c, h, w = shape
+    return n * c * h * w
+
+
+def _emit_step(b: _Builder, st, shape, s, z):
+    """Append the calls of one step; returns (shape, s, z) after it or raises _Unplannable."""
+    n = shape[0]
+    if isinstance(st, QFlatten):
+        return shape, s, z
+    if isinstance(st, QLut):
+        b.keep(st.lut)
+        b.emit(_C.q8_lut, b.src(), _numel(shape), st.lut.data_ptr(), b.dst(), out_bytes=_numel(shape))
+        return shape, *st.out_qparams()
+    if isinstance(st, QAvgPool):
+        _, c, h, w = shape
+        ys, yz = st.out_qparams()
+        b.emit(_C.q8_global_avgpool, b.src(), n, h * w, c, s, z, ys, yz, b.dst(), out_bytes=n * c)
+        return (n, c, 1, 1), ys, yz
+    if isinstance(st, QBlock):
+        fused = st._fused(s, z)
+        if fused is None:
+            if st.residual:
+                raise _Unplannable  # the int8 add needs the block input beside its output
+            for sub in st.steps:
+                shape, s, z = _emit_step(b, sub, shape, s, z)
+            return shape, s, z
+        like = torch.empty(shape, dtype=torch.uint8, memory_format=torch.channels_last)
+        out_shape, ptrs, args = fused._prepare_call(like, s, z, 0)
+        b.keep(fused.expand_packed, fused.dw_packed, fused.project_packed)
+        b.emit(_C.q8_inverted_residual, b.src(), *ptrs, b.dst(), *args, b.nt, out_bytes=_numel(out_shape))
+        return tuple(out_shape), *fused.output_qparams()
+    if isinstance(st, QConv) and st.kind in ("pointwise", "depthwise", "im2col"):
+        ys, yz = (float(st.mid_scale), int(st.mid_zp)) if st.post is not None else st.out_qparams()
+        b.keep(st.packed)
+        if st.kind == "im2col":
+            (kh, kw), (sh, sw), (dh, dw) = st.kernel, st.stride, st.dilation
+            t, bt, l, r = st.pads
+            _, c, h, w = shape
+            oh = _C.q8_im2col_out_size(h, kh, sh, dh, t, bt)
+            ow = _C.q8_im2col_out_size(w, kw, sw, dw, l, r)
+            shape = (n, c * kh * kw, oh, ow)
+            b.emit(_C.q8_im2col, b.src(), n, h, w, c, kh, kw, sh, sw, dh, dw, t, bt, l, r, int(z), b.dst(),
+                   out_bytes=_numel(shape))
+        like = torch.empty(shape, dtype=torch.uint8, memory_format=torch.channels_last)
+        fn, out_shape, mid = st._call_template(like, s, z, ys, yz)
+        b.emit(fn, st.packed.data_ptr(), st.packed.numel(), b.src(), *mid, b.dst(), b.nt,
+               out_bytes=_numel(out_shape))
+        if st.post is not None:  # in place on the conv output
+            b.keep(st.lut)
+            b.emit(_C.q8_lut, b.src(), _numel(out_shape), st.lut.data_ptr(), b.src(), out_bytes=0, swap=False)
+        return tuple(out_shape), *st.out_qparams()
+    raise _Unplannable
+
+
+def _state_tensors(model) -> list:
+    """Every buffer the int8 path reads (packs, tables, qparams); the float and unpacked weights
+    are not read by it."""
+    skip = {"weight_f", "weight", "w_scale", "bias"}
+    return [t for name, t in model.named_buffers() if name.rsplit(".", 1)[-1] not in skip]
+
+
+def _tensor_state(ts) -> tuple:
+    return tuple(t.data_ptr() for t in ts), tuple(0 if t.is_inference() else t._version for t in ts)
+
+
+def plan_key(model, x: torch.Tensor) -> tuple:
+    """What a plan depends on besides the buffers (checked separately, see Plan.current)."""
+    fuse = tuple(m.fuse for m in model.modules() if isinstance(m, QBlock))
+    return (tuple(x.shape), torch.get_num_threads(), _chain.config_epoch(), fuse)
+
+
+class Plan:
+    """Segments of replayed C++ calls and Python steps, built from a validated step-by-step run:
+    ``record[i]`` is ``(shape, scale, zero_point)`` after step ``i``."""
+
+    def __init__(self, model, key, record):
+        self.key = key
+        self.lock = threading.Lock()
+        self.tensors = _state_tensors(model)
+        self.state = _tensor_state(self.tensors)
+        self.in_shape = key[0]
+        self.in_qparams = model.in_qparams()
+        self.out_qparams = record[-1][1:]
+        nt = key[1]
+        self.parts: list = []  # _Segment | (step, in_scale, in_zp)
+        shape, (s, z) = self.in_shape, self.in_qparams
+        b, b_in = _Builder(nt, _numel(shape)), shape
+        for st, after in zip(model.steps, record):
+            mark = (len(b.calls), len(b.sizes), len(b.refs), b.cur)
+            try:
+                got = _emit_step(b, st, shape, s, z)
+            except _Unplannable:
+                del b.calls[mark[0]:], b.sizes[mark[1]:], b.refs[mark[2]:]
+                b.cur = mark[3]
+                if b.calls or not self.parts:
+                    self.parts.append(b.close(b_in, shape))
+                self.parts.append((st, s, z))
+                shape, s, z = after
+                b, b_in = _Builder(nt, _numel(shape)), shape
+                continue
+            if (tuple(got[0]), *got[1:]) != (tuple(after[0]), *after[1:]):
+                raise RuntimeError(f"plan of step {st.name} disagrees with its run: {got} vs {after}")
+            shape, s, z = got
+        if b.calls or not self.parts:
+            self.parts.append(b.close(b_in, shape))
+        self.out_shape = tuple(shape)
+        self.calls = sum(len(p.calls) for p in self.parts if isinstance(p, _Segment))
+        self.python_steps = [p[0].name for p in self.parts if not isinstance(p, _Segment)]
+
+    def current(self, key) -> bool:
+        return key == self.key and _tensor_state(self.tensors) == self.state
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """float input [N, C, H, W] (any strides) -> float output, channels_last."""
+        if x.dtype != torch.float32:
+            x = x.float()
+        with self.lock:
+            q = None
+            for i, part in enumerate(self.parts):
+                if isinstance(part, _Segment):
+                    if i == 0:
+                        n, c, h, w = part.in_shape
+                        _C.q8_quantize_f32(x.data_ptr(), n, c, h, w, *x.stride(), *self.in_qparams,
+                                           part.bufs[0].data_ptr())
+                    else:
+                        _nhwc_view(part.bufs[0], part.in_shape).copy_(q)
+                    q = part.run()
+                else:
+                    st, s, z = part
+                    q, _, _ = st.forward_int(q, s, z)
+            y = torch.empty(q.shape, dtype=torch.float32, memory_format=torch.channels_last)
+            q = q.contiguous(memory_format=torch.channels_last)
+            _C.q8_dequantize_f32(q.data_ptr(), q.numel(), *self.out_qparams, y.data_ptr())
+        return y
+
+
+def build_plan(model, x: torch.Tensor, record) -> Optional[Plan]:
+    """A plan for inputs shaped like ``x``, or None when it would not save anything (every step
+    runs in Python)."""
+    plan = Plan(model, plan_key(model, x), record)
+    return plan if plan.calls else None
