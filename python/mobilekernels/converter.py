@@ -64,7 +64,9 @@ class ConvertedModel(nn.Module):
         fused = sum(c.result.startswith(("InvertedResidual", "SEInvertedResidual")) for c in self.report)
         ours = sum(c.result in ("DepthwiseConv2d", "PointwiseConv2d") for c in self.report)
         kept = sum(c.result.startswith("kept") for c in self.report)
-        lines.append(f"{fused} fused blocks, {ours} single layers on mobilekernels, {kept} kept in PyTorch")
+        se = sum(c.result.startswith("SEInvertedResidual") for c in self.report)
+        with_se = f" ({se} with squeeze-excitation)" if se else ""
+        lines.append(f"{fused} fused blocks{with_se}, {ours} single layers on mobilekernels, {kept} kept in PyTorch")
         runs = [r for m in self.model.modules() if isinstance(m, ChainedSequential) for r in m.chained_runs()]
         if runs:
             lines.append(f"{len(runs)} chained runs ({sum(map(len, runs))} layers) run as one C++ call each "

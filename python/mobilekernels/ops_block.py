@@ -1,5 +1,5 @@
-"""Typed functional wrappers for the fp32 pointwise conv and the fused inverted-residual block
-(``torch.ops.mobilekernels.conv1x1*`` / ``inverted_residual*``).
+"""Typed functional wrappers for the fp32 pointwise conv and the fused inverted-residual blocks
+(``torch.ops.mobilekernels.conv1x1*`` / ``inverted_residual*`` / ``se_inverted_residual``).
 
 Tensors are NCHW-shaped as in torch; a ``channels_last`` input is read in place (it is NHWC in
 memory) and results come back ``channels_last``. Activations: ``none | relu | relu6 | hardswish``.
@@ -10,7 +10,7 @@ from typing import NamedTuple, Optional, Sequence
 
 import torch
 
-from . import _pwops
+from . import _pwops, _seops
 from ._checks import check_tensor, conv_padding
 
 ACTS_V2 = ("relu6", "relu6", "none")
@@ -96,6 +96,32 @@ def inverted_residual_packed(x: torch.Tensor, packs: InvertedResidualPacks, stri
         stride, _pads(packs.kernel, padding), *_acts(activations), residual, band_rows)
 
 
+def se_inverted_residual(x: torch.Tensor, expand_weight: Optional[torch.Tensor], expand_bias: Optional[torch.Tensor],
+                         dw_weight: torch.Tensor, dw_bias: Optional[torch.Tensor], project_weight: torch.Tensor,
+                         project_bias: Optional[torch.Tensor], fc1_weight: torch.Tensor, fc1_bias: Optional[torch.Tensor],
+                         fc2_weight: torch.Tensor, fc2_bias: Optional[torch.Tensor], stride: int = 1, padding=None,
+                         activations: Sequence[str] = ("hardswish", "hardswish", "none"), se_activation: str = "relu",
+                         gate: str = "hardsigmoid", residual: Optional[bool] = None) -> torch.Tensor:
+    """The fused MobileNetV3 block with squeeze-excitation on raw (BN-folded) weights, packing
+    every call (inference only):
+
+    ``d = act_d(dw(act_e(expand(x))))``,
+    ``y = act_p(project(d * gate(fc2(se_activation(fc1(mean_hw(d))))))) (+ x)``
+
+    ``fc1_weight [Csq, Chid, 1, 1]``, ``fc2_weight [Chid, Csq, 1, 1]``; ``gate`` is
+    ``hardsigmoid`` (relu6(v + 3) / 6) or ``sigmoid``; the rest as :func:`inverted_residual`.
+    """
+    check_tensor("x", x, torch.float32, 4)
+    check_tensor("dw_weight", dw_weight, torch.float32, 4)
+    check_tensor("project_weight", project_weight, torch.float32, 4)
+    k = int(dw_weight.shape[2])
+    if residual is None:
+        residual = stride == 1 and x.shape[1] == project_weight.shape[0]
+    return torch.ops.mobilekernels.se_inverted_residual(
+        x, expand_weight, expand_bias, dw_weight, dw_bias, project_weight, project_bias, fc1_weight, fc1_bias,
+        fc2_weight, fc2_bias, stride, _pads(k, padding), *_acts(activations), se_activation, gate, residual)
+
+
 def _acts(activations: Sequence[str]) -> tuple[str, str, str]:
     if isinstance(activations, str) or len(activations) != 3:
         raise ValueError(f"activations must be three names (expand, depthwise, project), got {activations!r}")
@@ -103,4 +129,5 @@ def _acts(activations: Sequence[str]) -> tuple[str, str, str]:
 
 
 inverted_residual_info = _pwops.inverted_residual_info
+se_inverted_residual_info = _seops.se_inverted_residual_info
 conv1x1_kernel_name = _pwops.conv1x1_kernel_name
