@@ -87,12 +87,13 @@ void register_f32_pw(py::module_& m) {
         py::dict d;
         d["kernel"] = f32_inverted_residual_kernel_name(p);
         d["band_rows"] = f32_inverted_residual_band_rows(p);
+        d["channel_tile"] = f32_inverted_residual_channel_tile(p);
         d["scratch_bytes_per_thread"] = f32_inverted_residual_scratch_bytes(p);
         d["threads"] = f32_inverted_residual_threads(p, num_threads);
         return d;
       },
       MK_IR_ARGS, py::arg("num_threads"),
-      "Kernel names, band height, per-thread scratch bytes and busy threads of a fused call");
+      "Kernel names, band height, channel tile, per-thread scratch bytes and busy threads of a fused call");
 }
 
 }  // namespace mk::bindings

@@ -36,6 +36,7 @@ void f32_gemm_validate(const F32GemmParams& p) {
   require(p.ldc >= p.N, "output row stride must be >= output channels");
   require(static_cast<int>(p.act) >= 0 && static_cast<int>(p.act) <= 3, "unknown activation");
   require(!p.residual || p.ldr >= p.N, "residual row stride must be >= output channels");
+  require(p.pack_k == 0 && !p.accumulate, "K-slices are for the fused block, not a conv1x1 call");
 }
 
 std::string f32_conv1x1_kernel_name() { return f32_gemm_kernel(active_isa()).name; }

@@ -32,8 +32,37 @@ const F32DwconvKernel& dw_kernel(Isa level) {
 using irbands::in_rows;
 using irbands::pieces_per_image;
 
-// Scratch floats a band of `band` output rows needs.
-int64_t scratch_floats(const F32InvertedResidualParams& p, int64_t band) { return irbands::act_elems(p, band); }
+// Scratch floats of a band of `band` output rows in channel tiles of `ct`: the expanded rows
+// (whole hidden width) and one tile of the depthwise band.
+int64_t scratch_floats(const F32InvertedResidualParams& p, int64_t band, int64_t ct) {
+  return (p.expand ? in_rows(p, band) * p.W * p.Chid : 0) + band * p.OW() * ct;
+}
+
+// The channel tile for bands of `band` rows. Automatic: the whole width unless the scratch
+// would exceed 1/8 of the expanded tensor on an H >= 28 input (irbands::band_rows then gave
+// the smallest band); then the widest tile (a multiple of the GEMM panel) that meets 1/8, if
+// any does (a forced taller band may not get there with any tile: then none). Tiles cost a
+// pass over the output band per extra tile, so no narrower than needed.
+int64_t channel_tile_for(const F32InvertedResidualParams& p, int64_t band) {
+  if (!p.expand) return p.Chid;
+  if (p.channel_tile > 0) return std::min(p.channel_tile, p.Chid);
+  const int64_t expanded = p.H * p.W * p.Chid;
+  if (p.H < 28 || scratch_floats(p, band, p.Chid) * 8 <= expanded ||
+      scratch_floats(p, band, kF32GemmPanel) * 8 > expanded)  // tiles would not reach 1/8
+    return p.Chid;
+  int64_t ct = round_up(p.Chid, kF32GemmPanel) - kF32GemmPanel;
+  while (ct > kF32GemmPanel && scratch_floats(p, band, ct) * 8 > expanded) ct -= kF32GemmPanel;
+  return std::max(ct, kF32GemmPanel);
+}
+
+// The depthwise pack of hidden channels [c0, c0 + ct) (c0 a multiple of 16): the kernels find
+// the bias after the weights of p.C channels, so a tile needs its own copy.
+void dw_tile_pack(const float* dpk, int64_t chid, int64_t taps, int64_t c0, int64_t ct, float* dst) {
+  const int64_t tpad = round_up(ct, kF32DwconvChannelAlign);
+  std::memcpy(dst, dpk + c0 * taps, sizeof(float) * tpad * taps);
+  std::memcpy(dst + tpad * taps, dpk + taps * round_up(chid, kF32DwconvChannelAlign) + c0,
+              sizeof(float) * tpad);
+}
 
 float* thread_scratch(int64_t floats) {
   // Reused across calls: the fused block's whole point is a small buffer that stays hot.
@@ -59,14 +88,21 @@ void f32_inverted_residual_validate(const F32InvertedResidualParams& p) {
   require(!p.residual || (p.S == 1 && p.Cin == p.Cout && p.OH() == p.H && p.OW() == p.W),
           "a residual needs stride 1, Cin == Cout and an output as large as the input");
   require(p.band_rows >= 0, "band_rows must be >= 0 (0 = automatic)");
+  require(p.channel_tile >= 0 && p.channel_tile % kF32GemmPanel == 0,
+          "channel_tile must be a multiple of 16 (0 = automatic)");
 }
 
 int64_t f32_inverted_residual_band_rows(const F32InvertedResidualParams& p) {
   return irbands::band_rows(p, int64_t(sizeof(float)));
 }
 
+int64_t f32_inverted_residual_channel_tile(const F32InvertedResidualParams& p) {
+  return channel_tile_for(p, f32_inverted_residual_band_rows(p));
+}
+
 int64_t f32_inverted_residual_scratch_bytes(const F32InvertedResidualParams& p) {
-  return scratch_floats(p, f32_inverted_residual_band_rows(p)) * int64_t(sizeof(float));
+  const int64_t band = f32_inverted_residual_band_rows(p);
+  return scratch_floats(p, band, channel_tile_for(p, band)) * int64_t(sizeof(float));
 }
 
 int f32_inverted_residual_threads(const F32InvertedResidualParams& p, int num_threads) {
@@ -76,11 +112,12 @@ int f32_inverted_residual_threads(const F32InvertedResidualParams& p, int num_th
 
 std::string f32_inverted_residual_kernel_name(const F32InvertedResidualParams& p) {
   f32_inverted_residual_validate(p);
-  const int64_t band = f32_inverted_residual_band_rows(p);
+  const int64_t band = f32_inverted_residual_band_rows(p), ct = channel_tile_for(p, band);
   const F32DwconvParams q{1, p.H, p.W, p.Chid, 1, p.K, p.K, p.S, p.S, 1, 1, p.PT, p.PL,
                           p.OH(), p.OW(), p.act_dw};
   return std::string("gemm ") + f32_gemm_kernel(active_isa()).name + " + dwconv " +
-         dw_kernel(active_isa()).variant(q) + ", band " + std::to_string(band);
+         dw_kernel(active_isa()).variant(q) + ", band " + std::to_string(band) +
+         (ct < p.Chid ? ", channel tile " + std::to_string(ct) : "");
 }
 
 void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* x,
@@ -99,20 +136,34 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
   const float* epk = p.expand ? f32_gemm_pack_data(expand_pack) : nullptr;
   const float* dpk = f32_dwconv_pack_data(dw_pack);
   const float* ppk = f32_gemm_pack_data(project_pack);
-  const int64_t OH = p.OH(), OW = p.OW(), row_hid = p.W * p.Chid;
+  const int64_t OH = p.OH(), OW = p.OW();
   const int nt = std::max(1, num_threads);
   const int64_t pieces = pieces_per_image(p, nt), items = p.N * pieces;
   const int64_t piece_rows = ceil_div(OH, pieces);
-  const int64_t band = std::min(f32_inverted_residual_band_rows(p), piece_rows);
-  const int64_t buf_floats = p.expand ? in_rows(p, band) * row_hid : 0;
-  const int64_t need = scratch_floats(p, band);
+  const int64_t band_auto = f32_inverted_residual_band_rows(p);
+  const int64_t band = std::min(band_auto, piece_rows);
+  const int64_t ct = channel_tile_for(p, band_auto), tiles = ceil_div(p.Chid, ct);
+  const int64_t rows_in = p.expand ? in_rows(p, band) : 0;  // expanded rows held per tile
+  const int64_t need = scratch_floats(p, band, ct);
+
+  // One depthwise pack per channel tile, made once per call and read by every thread.
+  const int64_t taps = p.K * p.K, tpad = round_up(ct, kF32DwconvChannelAlign);
+  static thread_local std::vector<float> tile_packs;
+  if (tiles > 1) {
+    tile_packs.resize(static_cast<size_t>(tiles * tpad * (taps + 1)));
+    for (int64_t j = 0; j < tiles; ++j)
+      dw_tile_pack(dpk, p.Chid, taps, j * ct, std::min(ct, p.Chid - j * ct),
+                   tile_packs.data() + j * tpad * (taps + 1));
+  }
+  const float* tile_pack_data = tile_packs.data();
+  const int64_t epk_panel = (p.Cin + 1) * kF32GemmPanel;
 
   auto work = [&](int64_t item) {
     const int64_t n = item / pieces, o_begin = (item % pieces) * piece_rows;
     const int64_t o_end = std::min(OH, o_begin + piece_rows);
     if (o_begin >= o_end) return;
-    float* buf = thread_scratch(need);  // expanded rows [have_lo, have_hi)
-    float* dwo = buf + buf_floats;      // depthwise output of the band
+    float* buf = thread_scratch(need);                   // expanded rows [have_lo, have_hi)
+    float* dwo = buf + rows_in * p.W * p.Chid;           // depthwise output of a band's tile
     const float* x_n = x + n * p.H * p.W * p.Cin;
     float* out_n = out + n * OH * OW * p.Cout;
     int64_t have_lo = 0, have_hi = 0;
@@ -120,35 +171,45 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
       const int64_t b1 = std::min(o_end, b0 + band);
       const int64_t ih_lo = std::max<int64_t>(0, b0 * p.S - p.PT);
       const int64_t ih_hi = std::min(p.H, (b1 - 1) * p.S - p.PT + p.K);
-      const float* src = x_n + ih_lo * p.W * p.Cin;  // t == 1: the depthwise reads x itself
-      if (p.expand) {
-        // Keep the halo rows the previous band already expanded (moved to the front), expand
-        // only the new ones.
-        int64_t first_new = ih_lo;
-        if (ih_lo >= have_lo && ih_lo < have_hi) {
-          if (ih_lo > have_lo)
-            std::memmove(buf, buf + (ih_lo - have_lo) * row_hid,
-                         sizeof(float) * (have_hi - ih_lo) * row_hid);
-          first_new = have_hi;
+      // Keep the halo rows the previous band already expanded (moved to the front of each
+      // tile's rows), expand only the new ones.
+      const bool keep = ih_lo >= have_lo && ih_lo < have_hi;
+      const int64_t first_new = keep ? have_hi : ih_lo;
+      for (int64_t j = 0; j < tiles; ++j) {
+        const int64_t c0 = j * ct, cw = std::min(ct, p.Chid - c0);
+        const bool last = j == tiles - 1;
+        const float* src = x_n + ih_lo * p.W * p.Cin;  // t == 1: the depthwise reads x itself
+        if (p.expand) {
+          float* rows = buf + rows_in * p.W * c0;  // this tile's rows, [rows_in][W][cw]
+          const int64_t row_floats = p.W * cw;
+          if (keep && ih_lo > have_lo)
+            std::memmove(rows, rows + (ih_lo - have_lo) * row_floats,
+                         sizeof(float) * (have_hi - ih_lo) * row_floats);
+          if (first_new < ih_hi) {
+            const F32GemmParams g{(ih_hi - first_new) * p.W, p.Cin, cw, p.Cin, cw,
+                                  p.act_expand, nullptr, 0};
+            gk.run(g, x_n + first_new * p.W * p.Cin, epk + (c0 / kF32GemmPanel) * epk_panel,
+                   rows + (first_new - ih_lo) * row_floats, 0, g.M, 0, cw);
+          }
+          src = rows;
         }
-        if (first_new < ih_hi) {
-          const F32GemmParams g{(ih_hi - first_new) * p.W, p.Cin, p.Chid, p.Cin, p.Chid,
-                                p.act_expand, nullptr, 0};
-          gk.run(g, x_n + first_new * p.W * p.Cin, epk, buf + (first_new - ih_lo) * row_hid, 0,
-                 g.M, 0, p.Chid);
-        }
-        have_lo = ih_lo;
-        have_hi = ih_hi;
-        src = buf;
+        // The band as a small image of its input rows: top padding shifts by the rows skipped,
+        // rows past ih_hi are either outside the image or not needed by this band.
+        const F32DwconvParams q{1, ih_hi - ih_lo, p.W, cw, 1, p.K, p.K, p.S, p.S, 1, 1,
+                                p.PT + ih_lo - b0 * p.S, p.PL, b1 - b0, OW, p.act_dw};
+        dk.run(q, src, tiles > 1 ? tile_pack_data + j * tpad * (taps + 1) : dpk, dwo, 0, b1 - b0,
+               0, cw);
+        // Project over this tile's K rows, summed in the output band; the last tile applies
+        // the activation and the residual.
+        F32GemmParams g{(b1 - b0) * OW, cw, p.Cout, cw, p.Cout,
+                        last ? p.act_project : Activation::none,
+                        last && p.residual ? x_n + b0 * p.W * p.Cin : nullptr, p.Cin};
+        g.pack_k = p.Chid;
+        g.accumulate = j > 0;
+        gk.run(g, dwo, ppk + c0 * kF32GemmPanel, out_n + b0 * OW * p.Cout, 0, g.M, 0, p.Cout);
       }
-      // The band as a small image of its input rows: top padding shifts by the rows skipped,
-      // rows past ih_hi are either outside the image or not needed by this band.
-      const F32DwconvParams q{1, ih_hi - ih_lo, p.W, p.Chid, 1, p.K, p.K, p.S, p.S, 1, 1,
-                              p.PT + ih_lo - b0 * p.S, p.PL, b1 - b0, OW, p.act_dw};
-      dk.run(q, src, dpk, dwo, 0, b1 - b0, 0, p.Chid);
-      const F32GemmParams g{(b1 - b0) * OW, p.Chid, p.Cout, p.Chid, p.Cout, p.act_project,
-                            p.residual ? x_n + b0 * p.W * p.Cin : nullptr, p.Cin};
-      gk.run(g, dwo, ppk, out_n + b0 * OW * p.Cout, 0, g.M, 0, p.Cout);
+      have_lo = ih_lo;
+      have_hi = ih_hi;
     }
   };
   if (nt == 1 || items == 1) {

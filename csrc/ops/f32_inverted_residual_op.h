@@ -10,7 +10,9 @@
 // a per-thread scratch with just the expanded input rows the band needs (the rows shared with
 // the previous band are kept, not recomputed), the depthwise kernel runs on that scratch into
 // a second small scratch, and the project GEMM writes the output band with the residual added
-// in its epilogue. The three stages call the GEMM and depthwise kernels of the active ISA.
+// in its epilogue. Where even one-row bands would need more than 1/8 of the expanded tensor
+// (28x28, stride 1), the depthwise band and the project GEMM's K run in channel tiles (see
+// channel_tile). The three stages call the GEMM and depthwise kernels of the active ISA.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -27,6 +29,11 @@ struct F32InvertedResidualParams {
   Activation act_expand, act_dw, act_project;
   bool residual;             // requires S == 1 and Cin == Cout
   int64_t band_rows;         // output rows per band; 0 = chosen from the cache budget
+  // Hidden channels per channel tile (a multiple of 16), 0 = automatic. With tiles, each band
+  // expands, depthwises and projects one column slice of the hidden width at a time, the
+  // project GEMM summing over the slices in the output; only the expanded rows are kept for
+  // the whole width (their halo rows carry over to the next band). Ignored without expand.
+  int64_t channel_tile = 0;
   int64_t OH() const { return (H + PT + PB - K) / S + 1; }
   int64_t OW() const { return (W + PL + PR - K) / S + 1; }
 };
@@ -35,6 +42,8 @@ struct F32InvertedResidualParams {
 void f32_inverted_residual_validate(const F32InvertedResidualParams& p);
 // The band height a call uses (p.band_rows, or the cache-budget choice when 0).
 int64_t f32_inverted_residual_band_rows(const F32InvertedResidualParams& p);
+// The channel tile a call uses (p.channel_tile, or the automatic choice; Chid = one tile).
+int64_t f32_inverted_residual_channel_tile(const F32InvertedResidualParams& p);
 // Scratch bytes one thread uses (expanded rows + depthwise band), and the number of threads a
 // call with num_threads would keep busy: total scratch = the product.
 int64_t f32_inverted_residual_scratch_bytes(const F32InvertedResidualParams& p);

@@ -122,6 +122,55 @@ TEST(F32Gemm, MobileNetShapes) {
   }
 }
 
+// The fused block's channel tiles: C = sum over K-slices [k0, k1) of A[:, k0:k1] * B[k0:k1, :],
+// one call per slice on `packed + k0 * 16` with pack_k = K, the first from the bias, the rest
+// accumulating from C, the last with the activation and residual. Slices of 16 and ragged ones.
+TEST(F32Gemm, KSlicesAccumulateInC) {
+  std::mt19937 rng(14);
+  std::uniform_real_distribution<float> dist(-2.f, 2.f);
+  const int64_t shapes[][4] = {{13, 40, 24, 16}, {7, 33, 17, 16}, {25, 96, 67, 32}, {6, 17, 40, 16}, {11, 64, 33, 48}};
+  for (const auto& s : shapes) {
+    const int64_t m = s[0], k = s[1], n = s[2], slice = s[3], ldc = n + 5, ldr = n + 3;
+    std::vector<float> a(m * k), w(n * k), b(n), r(m * ldr);
+    for (auto* v : {&a, &w, &b, &r})
+      for (float& x : *v) x = dist(rng);
+    std::vector<float> packed(f32_gemm_packed_size(k, n));
+    f32_gemm_pack(w.data(), b.data(), k, n, packed.data());
+    for (const F32GemmKernel& kern : kF32GemmKernels) {
+      if (!isa_supported(kern.isa)) continue;
+      std::vector<float> out(m * ldc + 2 * kCanary, kCanaryValue);
+      float* o = out.data() + kCanary;
+      for (int64_t k0 = 0; k0 < k; k0 += slice) {
+        const int64_t kw = std::min(slice, k - k0);
+        const bool last = k0 + slice >= k;
+        F32GemmParams p{m, kw, n, k, ldc, last ? Activation::relu6 : Activation::none,
+                        last ? r.data() : nullptr, ldr};
+        p.pack_k = k;
+        p.accumulate = k0 > 0;
+        const float* pk = f32_gemm_pack_data(packed.data()) + k0 * kF32GemmPanel;
+        kern.run(p, a.data() + k0, pk, o, 0, m / 2, 0, n);
+        kern.run(p, a.data() + k0, pk, o, m / 2, m, 0, n);
+      }
+      const std::string where = std::string(kern.name) + " M" + std::to_string(m) + " K" + std::to_string(k) +
+                                " N" + std::to_string(n) + " slice " + std::to_string(slice);
+      for (int64_t i = 0; i < kCanary; ++i) {
+        ASSERT_EQ(out[i], kCanaryValue) << "wrote before C, " << where;
+        ASSERT_EQ(out[kCanary + m * ldc + i], kCanaryValue) << "wrote past C, " << where;
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = n; j < ldc; ++j) ASSERT_EQ(o[i * ldc + j], kCanaryValue) << "row padding, " << where;
+        for (int64_t j = 0; j < n; ++j) {
+          double acc = b[j];
+          for (int64_t q = 0; q < k; ++q) acc += double(a[i * k + q]) * w[j * k + q];
+          const double e = act_ref(acc, Activation::relu6) + r[i * ldr + j];
+          ASSERT_NEAR(o[i * ldc + j], e, 3e-6 * (1.0 + std::fabs(e)) * (4.0 + std::sqrt(double(k)) * 4.0))
+              << "at row " << i << " col " << j << ", " << where;
+        }
+      }
+    }
+  }
+}
+
 TEST(F32Gemm, ThreadedOpMatchesSingleThread) {
   std::mt19937 rng(13);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
@@ -154,6 +203,8 @@ TEST(F32Gemm, ValidationRejectsBadParams) {
   p = good; p.M = -1; bad(p);
   p = good; p.act = static_cast<Activation>(9); bad(p);
   p = good; p.residual = &dummy; p.ldr = 2; bad(p);
+  p = good; p.pack_k = 16; bad(p);  // K-slices are the fused block's, not the op's
+  p = good; p.accumulate = true; bad(p);
   // A pack of another shape, a truncated pack, and something that is no pack at all.
   p = good; p.K = 7; p.lda = 7; bad(p);
   EXPECT_THROW(f32_conv1x1_run(good, &dummy, packed.data(), packed.size() - 1, &dummy, 1), std::invalid_argument);

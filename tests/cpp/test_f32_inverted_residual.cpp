@@ -1,10 +1,11 @@
 // The fused inverted-residual op at every supported ISA level against an fp64 evaluation of
 // the unfused block (expand -> depthwise -> project -> + x) written here from the torch weight
 // layouts. Covers odd sizes, stride 1 and 2, t == 1 (no expand), residuals, every activation,
-// batch > 1, forced band heights (1 row, 2 rows, automatic) and 1-3 threads. The output sits
-// between canary zones.
+// batch > 1, forced band heights (1 row, 2 rows, automatic), forced channel tiles (ragged last
+// tiles included) and 1-3 threads. The output sits between canary zones.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <random>
 #include <stdexcept>
@@ -93,28 +94,32 @@ std::vector<double> reference(const Block& b) {
 }
 
 std::string describe(const F32InvertedResidualParams& p) {
-  char buf[220];
-  std::snprintf(buf, sizeof buf, "N%ld %ldx%ld %ld->%ld->%ld k%ld s%ld pad(%ld,%ld,%ld,%ld) exp%d res%d act(%d,%d,%d) band%ld",
+  char buf[240];
+  std::snprintf(buf, sizeof buf, "N%ld %ldx%ld %ld->%ld->%ld k%ld s%ld pad(%ld,%ld,%ld,%ld) exp%d res%d act(%d,%d,%d) band%ld tile%ld",
                 (long)p.N, (long)p.H, (long)p.W, (long)p.Cin, (long)p.Chid, (long)p.Cout, (long)p.K, (long)p.S,
                 (long)p.PT, (long)p.PB, (long)p.PL, (long)p.PR, (int)p.expand, (int)p.residual,
-                (int)p.act_expand, (int)p.act_dw, (int)p.act_project, (long)p.band_rows);
+                (int)p.act_expand, (int)p.act_dw, (int)p.act_project, (long)p.band_rows,
+                (long)p.channel_tile);
   return buf;
 }
 
 constexpr int64_t kCanary = 64;
 constexpr float kCanaryValue = -12345.f;
 
-// Runs `b` at every supported level with each band height and thread count given.
-void check(const Block& b, std::initializer_list<int64_t> bands, std::initializer_list<int> threads) {
+// Runs `b` at every supported level with each band height, channel tile and thread count given.
+void check(const Block& b, std::initializer_list<int64_t> bands, std::initializer_list<int> threads,
+           std::initializer_list<int64_t> tiles = {0}) {
   const std::vector<double> ref = reference(b);
   const int64_t total = static_cast<int64_t>(ref.size());
   const Isa saved = active_isa();
   for (Isa isa : supported_isas()) {
     set_isa(isa_name(isa));
     for (int64_t band : bands)
+      for (int64_t tile : tiles)
       for (int nt : threads) {
         F32InvertedResidualParams p = b.p;
         p.band_rows = band;
+        p.channel_tile = tile;
         std::vector<float> out(total + 2 * kCanary, kCanaryValue);
         float* o = out.data() + kCanary;
         f32_inverted_residual_run(p, b.x.data(), b.pe.data(), b.pe.size(), b.pd.data(), b.pd.size(),
@@ -187,11 +192,32 @@ TEST(F32InvertedResidual, KernelSizesPaddingAndActivations) {
     }
 }
 
+TEST(F32InvertedResidual, ChannelTiles) {
+  std::mt19937 rng(25);
+  // Tiles of 16..48 over hidden widths that are and are not multiples of them (ragged last
+  // tiles, a last tile narrower than a vector), with halo rows kept across bands (stride 1 and
+  // 2, bands of 1, 2, 3 rows), residual and not, every activation in the project stage.
+  int i = 0;
+  for (const auto& s : {std::array<int64_t, 6>{9, 7, 8, 6, 8, 1}, {10, 5, 5, 7, 9, 2}, {6, 11, 13, 4, 13, 1},
+                        {5, 4, 3, 6, 7, 2}, {8, 8, 16, 6, 16, 1}, {4, 9, 17, 3, 5, 1}}) {
+    F32InvertedResidualParams p = block(1 + i % 3, s[0], s[1], s[2], s[3], s[4], s[5], static_cast<Activation>(i % 4));
+    p.act_project = static_cast<Activation>((i + 1) % 4);
+    ++i;
+    check(make_block(p, rng), {1, 2, 3}, {1, 2}, {16, 32, 48});
+    if (HasFatalFailure()) return;
+  }
+  // A MobileNetV2 28x28 stride-1 block, where the automatic choice tiles (192 = 2 x 96).
+  const F32InvertedResidualParams b5 = block(1, 28, 28, 32, 6, 32, 1);
+  EXPECT_LT(f32_inverted_residual_channel_tile(b5), b5.Chid);
+  check(make_block(b5, rng), {0}, {1, 2}, {0, 64});
+}
+
 TEST(F32InvertedResidual, ScratchIsSmallerThanTheExpandedTensor) {
-  // MobileNetV2 at 224: block 2 (112x112, 16 -> 96) and block 4 (56x56, 24 -> 144).
+  // MobileNetV2 at 224: every block with H >= 28 (blocks 1-7) stays within 1/8.
   const F32InvertedResidualParams b2 = block(1, 112, 112, 16, 6, 24, 2);
   const F32InvertedResidualParams b4 = block(1, 56, 56, 24, 6, 24, 1);
-  for (const auto& p : {b2, b4}) {
+  for (const auto& p : {block(1, 112, 112, 32, 1, 16, 1), b2, b4, block(1, 56, 56, 24, 6, 32, 2),
+                        block(1, 28, 28, 32, 6, 32, 1), block(1, 28, 28, 32, 6, 64, 2)}) {
     const int64_t expanded = p.H * p.W * p.Chid * int64_t(sizeof(float));
     EXPECT_LE(f32_inverted_residual_scratch_bytes(p) * 8, expanded) << describe(p);
     EXPECT_GE(f32_inverted_residual_band_rows(p), 1);
@@ -222,6 +248,8 @@ TEST(F32InvertedResidual, ValidationRejectsBadParams) {
   bad([](auto& p) { p.Chid = 16; });          // expand / dw packs are for 32
   bad([](auto& p) { p.act_dw = static_cast<Activation>(7); });
   bad([](auto& p) { p.band_rows = -1; });
+  bad([](auto& p) { p.channel_tile = -16; });
+  bad([](auto& p) { p.channel_tile = 24; });  // not a multiple of 16
   bad([](auto& p) { p.H = 0; });
   EXPECT_THROW(f32_inverted_residual_run(b.p, b.x.data(), b.pd.data(), b.pd.size(), b.pd.data(), b.pd.size(),
                                          b.pp.data(), b.pp.size(), out, 1),

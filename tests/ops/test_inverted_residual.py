@@ -135,6 +135,28 @@ def test_scratch_is_a_fraction_of_the_expanded_tensor():
     assert info["band_rows"] >= 1 and "gemm" in info["kernel"] and "dwconv" in info["kernel"]
 
 
+# MobileNetV2 at 224, (H, W, Cin, t, Cout, stride) of the blocks with H >= 28.
+V2_224_LARGE = [(112, 112, 32, 1, 16, 1), (112, 112, 16, 6, 24, 2), (56, 56, 24, 6, 24, 1), (56, 56, 24, 6, 32, 2),
+                (28, 28, 32, 6, 32, 1), (28, 28, 32, 6, 64, 2)]
+
+
+def test_scratch_at_most_an_eighth_on_large_blocks():
+    for h, w, cin, t, cout, s in V2_224_LARGE:  # per thread (each thread holds its own)
+        info = ops_block.inverted_residual_info((1, cin, h, w), cin, cin * t, cout, stride=s, num_threads=1)
+        assert info["scratch_bytes_per_thread"] * 8 <= h * w * cin * t * 4, (h, cin, t, info)
+    # 28x28 stride 1: one-row bands alone need 1/7, so the depthwise/project run in channel tiles.
+    info = ops_block.inverted_residual_info((1, 32, 28, 28), 32, 192, 32)
+    assert info["channel_tile"] < 192 and "channel tile" in info["kernel"]
+
+
+@pytest.mark.parametrize("blk", [(32, 32, 1, 6), (32, 64, 2, 6), (24, 24, 1, 6)], ids=lambda b: "{}-{}s{}t{}".format(*b))
+def test_mobilenet_v2_28x28_blocks_full_size(f32_isa, blk):
+    # The channel-tiled path the automatic choice takes at 28x28 stride 1 (and its neighbours),
+    # batch 1 and 3, a forced one-row band and a band too tall for any tile.
+    cin, cout, s, t = blk
+    check_block(cin, cout, s, t, 3 if s == 1 else 1, 28, 28, seed=cin + s, band_rows=(0, 1, 5))
+
+
 def _args():
     g = torch.Generator().manual_seed(7)
     x = torch.randn(2, 6, 7, 5, generator=g)

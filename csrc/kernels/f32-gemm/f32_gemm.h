@@ -30,6 +30,14 @@ struct F32GemmParams {
   // them per tile instead of hoisting them into registers for the whole loop nest (hoisted, they
   // left too few of AVX2's 16 registers and an accumulator spilled inside the k loop).
   float act_consts[4] = {0.f, 6.f, 3.f, 1.f / 6.f};
+  // K-slices (the fused block's channel tiles): a GEMM over rows [k0, k0 + K) of a pack made
+  // for pack_k rows passes `packed + k0 * kF32GemmPanel` and pack_k (0: the pack has K rows),
+  // which sets the panel stride. With `accumulate` the tile starts from C instead of the bias:
+  // a sum over K-slices is one call per slice, the first without it (bias), the last with the
+  // activation and residual, the others with Activation::none.
+  int64_t pack_k = 0;
+  bool accumulate = false;
+  int64_t pack_rows() const { return pack_k > 0 ? pack_k : K; }
 };
 
 // A pack starts with a header of kF32GemmPackHeader floats (magic, version, K, N) so a pack

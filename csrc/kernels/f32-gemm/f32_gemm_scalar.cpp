@@ -7,12 +7,12 @@
 namespace mk {
 void f32_gemm_scalar(const F32GemmParams& p, const float* a, const float* packed, float* c,
                      int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end) {
-  const int64_t pstride = (p.K + 1) * kF32GemmPanel;
+  const int64_t pstride = (p.pack_rows() + 1) * kF32GemmPanel;
   for (int64_t m = m_begin; m < m_end; ++m) {
     const float* arow = a + m * p.lda;
     for (int64_t col = n_begin; col < n_end; ++col) {
       const float* panel = packed + (col / kF32GemmPanel) * pstride + col % kF32GemmPanel;
-      float acc = panel[0];
+      float acc = p.accumulate ? c[m * p.ldc + col] : panel[0];
       for (int64_t k = 0; k < p.K; ++k) acc += arow[k] * panel[(k + 1) * kF32GemmPanel];
       float v = activate_scalar(acc, p.act);
       if (p.residual) v += p.residual[m * p.ldr + col];

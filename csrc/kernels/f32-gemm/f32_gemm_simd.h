@@ -58,9 +58,18 @@ inline void tile(const F32GemmParams& p, const float* a, const float* pk, int64_
   constexpr int W = V::kWidth;
   constexpr int NVP = static_cast<int>(kF32GemmPanel) / W;  // vectors per panel
   T acc[MR][NV];
-  for (int v = 0; v < NV; ++v) {
-    const T b = V::load(pk + (v / NVP) * pstride + (v % NVP) * W);
-    for (int i = 0; i < MR; ++i) acc[i][v] = b;
+  if (p.accumulate) {  // a later K-slice: continue from C (only its ncols columns exist)
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) {
+        const int64_t n = ncols - int64_t(v) * W;
+        acc[i][v] = n >= W ? V::load(c + i * p.ldc + v * W)
+                           : n > 0 ? V::load_partial(c + i * p.ldc + v * W, n) : V::zero();
+      }
+  } else {
+    for (int v = 0; v < NV; ++v) {
+      const T b = V::load(pk + (v / NVP) * pstride + (v % NVP) * W);
+      for (int i = 0; i < MR; ++i) acc[i][v] = b;
+    }
   }
   const float* ar[MR];
   for (int i = 0; i < MR; ++i) ar[i] = a + i * p.lda;
@@ -110,7 +119,7 @@ void gemm(const F32GemmParams& p, const float* a, const float* pk, float* c, int
   // panel followed by a half-empty one that wastes a third of the FMAs. Needs an even number of
   // vectors per panel (AVX2: 4 x 24, NEON: 4 x 24; not AVX-512, whose panel is one vector).
   constexpr bool kWide = NP == 1 && NVP % 2 == 0 && MR % 3 == 0;
-  const int64_t pstride = (p.K + 1) * kF32GemmPanel;
+  const int64_t pstride = (p.pack_rows() + 1) * kF32GemmPanel;
   const int64_t mc = std::max<int64_t>(MR, kABlockBytes / (4 * std::max<int64_t>(p.K, 1)) / MR * MR);
   for (int64_t mb = m_begin; mb < m_end; mb += mc) {
     const int64_t mbe = std::min(m_end, mb + mc);
