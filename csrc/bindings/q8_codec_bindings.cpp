@@ -28,6 +28,17 @@ void register_q8_codec(py::module_& m) {
     py::gil_scoped_release nogil;
     q8_global_avgpool(ptr<const uint8_t>(x), N, HW, C, scale, zp, y_scale, y_zp, ptr<uint8_t>(y));
   });
+  m.def("q8_add", [](std::uintptr_t a, double sa, int32_t za, std::uintptr_t b, double sb, int32_t zb, double so,
+                     int32_t zo, std::uintptr_t out, int64_t n) {
+    py::gil_scoped_release nogil;
+    q8_add(ptr<const uint8_t>(a), sa, za, ptr<const uint8_t>(b), sb, zb, so, zo, ptr<uint8_t>(out), n);
+  });
+  m.def("q8_mul_channel_gate", [](std::uintptr_t x, int64_t N, int64_t HW, int64_t C, double s, int32_t z,
+                                  std::uintptr_t g, double gs, int32_t gz, double ys, int32_t yz, std::uintptr_t out) {
+    py::gil_scoped_release nogil;
+    q8_mul_channel_gate(ptr<const uint8_t>(x), N, HW, C, s, z, ptr<const uint8_t>(g), gs, gz, ys, yz,
+                        ptr<uint8_t>(out));
+  });
   m.def("q8_im2col_out_size", &q8_im2col_out_size);
   m.def("q8_im2col", [](std::uintptr_t x, int64_t N, int64_t H, int64_t W, int64_t C, int64_t kh, int64_t kw,
                         int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t pt, int64_t pb, int64_t pl,

@@ -20,6 +20,25 @@ inline float clamp_f(float v, float lo, float hi) {
   return v > lo ? (v < hi ? v : hi) : lo;
 }
 
+// Keeps v rounded to fp32 where it is: without it the compiler may contract a * b + c * d into
+// an FMA (aarch64 has FMA in its baseline), which torch's separate mul / add ops never do.
+inline float fp_barrier(float v) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  asm("" : "+x"(v));
+#elif defined(__GNUC__) && defined(__aarch64__)
+  asm("" : "+w"(v));
+#else
+  volatile float t = v;
+  v = t;
+#endif
+  return v;
+}
+
+// clamp(round(v) + zp, 0, 255) as a byte; v pre-clamped so round_half_even stays exact.
+inline uint8_t requant_byte(float v, float zp) {
+  return static_cast<uint8_t>(clamp_f(round_half_even(clamp_f(v, -512.f, 512.f)) + zp, 0.f, 255.f));
+}
+
 }  // namespace
 
 void q8_quantize_f32(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t sN, int64_t sC,
@@ -32,10 +51,8 @@ void q8_quantize_f32(const float* x, int64_t N, int64_t C, int64_t H, int64_t W,
         const float* px = x + n * sN + h * sH + w * sW;
         uint8_t* py = y + ((n * H + h) * W + w) * C;
         for (int64_t c = 0; c < C; ++c) {
-          // x / s in fp32 as torch divides; pre-clamp keeps round_half_even in its exact range
-          // without changing the clamped result (|q| >= 512 saturates either way).
-          const float q = clamp_f(px[c * sC] / s, -512.f, 512.f);
-          py[c] = static_cast<uint8_t>(clamp_f(round_half_even(q) + z, 0.f, 255.f));
+          // x / s in fp32 as torch divides (|x / s| >= 512 saturates either way).
+          py[c] = requant_byte(px[c * sC] / s, z);
         }
       }
 }
@@ -63,8 +80,36 @@ void q8_global_avgpool(const uint8_t* x, int64_t N, int64_t HW, int64_t C, doubl
       for (int64_t i = 0; i < HW; ++i) acc += px[i * C + c];
       acc -= zp * static_cast<int32_t>(HW);
       // float(acc) is exact (|acc| < 2^31 needs no more than float's rounding torch also does).
-      const float v = clamp_f(static_cast<float>(acc) * mult, -512.f, 512.f);
-      py[c] = static_cast<uint8_t>(clamp_f(round_half_even(v) + yz, 0.f, 255.f));
+      py[c] = requant_byte(static_cast<float>(acc) * mult, yz);
+    }
+  }
+}
+
+void q8_add(const uint8_t* a, double sa, int32_t za, const uint8_t* b, double sb, int32_t zb, double so,
+            int32_t zo, uint8_t* out, int64_t n) {
+  const float fa = static_cast<float>(sa / so), fb = static_cast<float>(sb / so);
+  const float fza = static_cast<float>(za), fzb = static_cast<float>(zb), fzo = static_cast<float>(zo);
+  for (int64_t i = 0; i < n; ++i) {
+    const float va = fp_barrier((static_cast<float>(a[i]) - fza) * fa);
+    const float vb = fp_barrier((static_cast<float>(b[i]) - fzb) * fb);
+    out[i] = requant_byte(va + vb, fzo);
+  }
+}
+
+void q8_mul_channel_gate(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double s, int32_t z,
+                         const uint8_t* g, double gs, int32_t gz, double ys, int32_t yz, uint8_t* out) {
+  const float f = static_cast<float>(s * gs / ys);
+  const float fz = static_cast<float>(z), fgz = static_cast<float>(gz), fyz = static_cast<float>(yz);
+  for (int64_t n = 0; n < N; ++n) {
+    float gate[4096];
+    for (int64_t c0 = 0; c0 < C; c0 += 4096) {  // gate factors of a channel chunk, then every pixel
+      const int64_t cn = C - c0 < 4096 ? C - c0 : 4096;
+      for (int64_t c = 0; c < cn; ++c) gate[c] = (static_cast<float>(g[n * C + c0 + c]) - fgz) * f;
+      for (int64_t p = 0; p < HW; ++p) {
+        const uint8_t* px = x + (n * HW + p) * C + c0;
+        uint8_t* po = out + (n * HW + p) * C + c0;
+        for (int64_t c = 0; c < cn; ++c) po[c] = requant_byte((static_cast<float>(px[c]) - fz) * gate[c], fyz);
+      }
     }
   }
 }

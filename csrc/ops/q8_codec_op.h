@@ -27,6 +27,18 @@ void q8_lut(const uint8_t* x, int64_t n, const uint8_t* lut, uint8_t* y);
 void q8_global_avgpool(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double scale, int32_t zp,
                        double y_scale, int32_t y_zp, uint8_t* y);
 
+// The int8 residual add on uint8 codes (quant.modules.qadd), n elements (out may alias a or b):
+//   clamp(round(f32(a - za) * f32(sa / so) + f32(b - zb) * f32(sb / so)) + zo, 0, 255)
+// with the products and the sum each rounded to fp32 as torch's separate ops round them.
+void q8_add(const uint8_t* a, double sa, int32_t za, const uint8_t* b, double sb, int32_t zb, double so,
+            int32_t zo, uint8_t* out, int64_t n);
+
+// Attention gate on uint8 codes (quant.modules._mul_gate): x [N, HW, C] NHWC times a per-(n, c)
+// gate g [N, C] (SE / ECA) ->
+//   clamp(round(f32(x - z) * (f32(g - gz) * f32(s * gs / ys))) + yz, 0, 255)
+void q8_mul_channel_gate(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double s, int32_t z,
+                         const uint8_t* g, double gs, int32_t gz, double ys, int32_t yz, uint8_t* out);
+
 // im2col of uint8 NHWC [N, H, W, C] for a kh x kw conv (stride, dilation, zero padding
 // top/bottom/left/right filled with pad_value) -> [N, OH, OW, C*kh*kw], channel index
 // c*kh*kw + i*kw + j (the layout of QConv._im2col, which the packed weights follow).

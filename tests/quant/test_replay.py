@@ -14,7 +14,7 @@ import mobilekernels as mk
 from mobilekernels import _C
 from mobilekernels.models import get_model
 from mobilekernels.quant import quantize
-from mobilekernels.quant.modules import QAvgPool, QBlock, QConv
+from mobilekernels.quant.modules import QAvgPool, QBlock, QConv, _mul_gate, qadd
 from mobilekernels.quant.observers import dequantize_tensor, quantize_tensor
 
 
@@ -75,6 +75,33 @@ def test_global_avgpool_matches_step(n, c, h, w):
         out = torch.empty(n, c, dtype=torch.uint8)
         _C.q8_global_avgpool(_ptr(q), n, h * w, c, s, z, ys, yz, _ptr(out))
         assert torch.equal(out, ref.reshape(n, c))
+
+
+@pytest.mark.parametrize("sa,za,sb,zb,so,zo", [(0.02, 128, 0.03, 100, 0.04, 120), (0.1, 0, 0.013, 255, 0.05, 7),
+                                               (0.5, 3, 0.5, 3, 0.25, 0)])
+def test_add_matches_qadd(sa, za, sb, zb, so, zo):
+    g = torch.Generator().manual_seed(za + zb)
+    a = torch.randint(0, 256, (2, 19, 5, 7), dtype=torch.uint8, generator=g).contiguous(memory_format=torch.channels_last)
+    b = torch.randint(0, 256, (2, 19, 5, 7), dtype=torch.uint8, generator=g).contiguous(memory_format=torch.channels_last)
+    ref = qadd(a, sa, za, b, sb, zb, so, zo)
+    out = torch.empty_like(a)
+    _C.q8_add(_ptr(a), sa, za, _ptr(b), sb, zb, so, zo, _ptr(out), a.numel())
+    assert torch.equal(out, ref)
+    _C.q8_add(_ptr(a), sa, za, _ptr(b), sb, zb, so, zo, _ptr(b), a.numel())  # in place on b
+    assert torch.equal(b, ref)
+
+
+@pytest.mark.parametrize("n,c,h,w", [(1, 40, 28, 28), (3, 17, 3, 5), (2, 4100, 2, 1)])
+def test_channel_gate_matches_mul_gate(n, c, h, w):
+    g = torch.Generator().manual_seed(c)
+    x = torch.randint(0, 256, (n, c, h, w), dtype=torch.uint8, generator=g).contiguous(memory_format=torch.channels_last)
+    gate = torch.randint(0, 256, (n, c, 1, 1), dtype=torch.uint8, generator=g).contiguous(
+        memory_format=torch.channels_last)
+    for s, z, gs, gz, ys, yz in [(0.02, 128, 1 / 255, 0, 0.03, 110), (0.1, 3, 0.004, 17, 0.07, 0)]:
+        ref = _mul_gate(x, s, z, gate, gs, gz, ys, yz)
+        out = torch.empty_like(x)
+        _C.q8_mul_channel_gate(_ptr(x), n, h * w, c, s, z, _ptr(gate), gs, gz, ys, yz, _ptr(out))
+        assert torch.equal(out, ref)
 
 
 @pytest.mark.parametrize("shape,k,stride,pads,dil", [
@@ -160,6 +187,21 @@ def test_replay_equals_stepwise(name, attention, batch, threads, isa):
     finally:
         torch.set_num_threads(old)
     assert torch.equal(first, ref) and torch.equal(again, ref)
+
+
+@pytest.mark.parametrize("name,attention", [("mobilenet_v3_small", "se"), ("mobilenet_v2", "eca"),
+                                            ("mobilenet_v3_large", None)])
+@pytest.mark.parametrize("fuse", [True, False])
+def test_attention_and_unfused_blocks_replay_in_cpp(name, attention, fuse):
+    """SE / ECA gates and unfused residual blocks (int8 add) are C++ calls too."""
+    g = torch.Generator().manual_seed(1)
+    q = quantize(_model(name, attention), [torch.randn(4, 3, 32, 32, generator=g)], progress=False,
+                 fuse_blocks=fuse)
+    x = torch.randn(2, 3, 32, 32)
+    ref = _stepwise(q, x)
+    q(x)
+    assert _plan(q).python_steps == []
+    assert torch.equal(q(x), ref)
 
 
 def test_mobilenet_v2_replays_without_python_steps():

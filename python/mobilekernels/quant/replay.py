@@ -26,7 +26,7 @@ from typing import Optional
 import torch
 
 from .. import _C, _chain
-from .modules import QAvgPool, QBlock, QConv, QFlatten, QLut
+from .modules import QECA, QSE, QAvgPool, QBlock, QConv, QFlatten, QLut
 
 __all__ = ["Plan", "build_plan"]
 
@@ -41,51 +41,74 @@ def _nhwc_view(buf: torch.Tensor, shape) -> torch.Tensor:
     return buf[: n * c * h * w].view(n, h, w, c).permute(0, 3, 1, 2)
 
 
+_BIG = 3  # activation buffers: the current one, a pinned block input / gated tensor, a free one
+
+
 class _Builder:
-    """Collects the C++ calls of one segment. Activation buffers are placeholders (``("buf", i)``)
-    until the segment is closed and its two ping-pong buffers exist."""
+    """Collects the C++ calls of one segment. Activations live in ``_BIG`` big byte buffers
+    (placeholders ``("big", i)`` until the segment is closed and the buffers exist): each call
+    reads ``cur`` and writes the lowest-numbered buffer that is neither ``cur`` nor pinned (a
+    residual block pins its input, an attention gate the tensor it scales), so consecutive calls
+    ping-pong between two buffers that stay in cache. The small vectors of an attention gate get
+    buffers of their own (``("small", i)``)."""
 
     def __init__(self, nt: int, in_bytes: int):
         self.nt = nt
-        self.calls: list = []                # (fn, args)
-        self.sizes: list[int] = [in_bytes]   # bytes of every activation a buffer must hold
-        self.refs: list = []                 # tensors whose pointers the calls hold
-        self.cur = 0                         # buffer holding the current activation
+        self.calls: list = []                  # (fn, args)
+        self.big = [in_bytes] + [0] * (_BIG - 1)  # bytes each big buffer must hold
+        self.small: list[int] = []
+        self.refs: list = []                   # tensors whose pointers the calls hold
+        self.cur = ("big", 0)
+        self.pinned: set = set()
 
-    def src(self):
-        return ("buf", self.cur)
+    def mark(self):
+        return len(self.calls), list(self.big), len(self.small), len(self.refs), self.cur, set(self.pinned)
 
-    def dst(self):
-        return ("buf", 1 - self.cur)
+    def reset(self, mark):
+        calls, self.big, small, refs, self.cur, self.pinned = mark
+        del self.calls[calls:], self.small[small:], self.refs[refs:]
 
-    def emit(self, fn, *args, out_bytes: int, swap: bool = True):
+    def big_dst(self, nbytes: int):
+        i = next(i for i in range(_BIG) if ("big", i) != self.cur and ("big", i) not in self.pinned)
+        self.big[i] = max(self.big[i], nbytes)
+        return ("big", i)
+
+    def small_dst(self, nbytes: int):
+        self.small.append(nbytes)
+        return ("small", len(self.small) - 1)
+
+    def dst(self, nbytes: int):
+        """Where the next activation goes: small buffers stay small (inside a gate)."""
+        return self.small_dst(nbytes) if self.cur[0] == "small" else self.big_dst(nbytes)
+
+    def emit(self, fn, *args, to):
         self.calls.append((fn, args))
-        self.sizes.append(out_bytes)
-        if swap:
-            self.cur = 1 - self.cur
+        self.cur = to
 
     def keep(self, *tensors):
         self.refs.extend(t for t in tensors if t is not None)
 
     def close(self, in_shape, out_shape):
-        size = max(self.sizes)
-        bufs = [torch.zeros(size, dtype=torch.uint8) for _ in range(2)]  # touched now, not in a run
-        ptrs = [t.data_ptr() for t in bufs]
-        calls = [(fn, tuple(ptrs[a[1]] if type(a) is tuple else a for a in args)) for fn, args in self.calls]
-        return _Segment(calls, bufs, self.cur, tuple(in_shape), tuple(out_shape), self.refs)
+        bufs = [torch.zeros(max(n, 1), dtype=torch.uint8) for n in self.big]  # touched now, not in a run
+        small = [torch.zeros(max(n, 1), dtype=torch.uint8) for n in self.small]
+        ptrs = {("big", i): t.data_ptr() for i, t in enumerate(bufs)}
+        ptrs.update({("small", i): t.data_ptr() for i, t in enumerate(small)})
+        calls = [(fn, tuple(ptrs[a] if type(a) is tuple else a for a in args)) for fn, args in self.calls]
+        return _Segment(calls, bufs + small, bufs[self.cur[1]] if self.cur[0] == "big" else small[self.cur[1]],
+                        tuple(in_shape), tuple(out_shape), self.refs)
 
 
 class _Segment:
-    """C++ calls from buffer 0 to buffer ``last``."""
+    """C++ calls from big buffer 0 (``bufs[0]``) to ``out``."""
 
-    def __init__(self, calls, bufs, last, in_shape, out_shape, refs):
-        self.calls, self.bufs, self.last = calls, bufs, last
+    def __init__(self, calls, bufs, out, in_shape, out_shape, refs):
+        self.calls, self.bufs, self.out = calls, bufs, out
         self.in_shape, self.out_shape, self.refs = in_shape, out_shape, refs
 
     def run(self):
         for fn, args in self.calls:
             fn(*args)
-        return _nhwc_view(self.bufs[self.last], self.out_shape)
+        return _nhwc_view(self.out, self.out_shape)
 
 
 def _numel(shape) -> int:
@@ -93,53 +116,93 @@ def _numel(shape) -> int:
     return n * c * h * w
 
 
-def _emit_step(b: _Builder, st, shape, s, z):
+def _emit_conv(b: _Builder, st: QConv, shape, s, z):
+    ys, yz = (float(st.mid_scale), int(st.mid_zp)) if st.post is not None else st.out_qparams()
+    b.keep(st.packed)
+    n = shape[0]
+    if st.kind == "im2col":
+        (kh, kw), (sh, sw), (dh, dw) = st.kernel, st.stride, st.dilation
+        t, bt, l, r = st.pads
+        _, c, h, w = shape
+        oh = _C.q8_im2col_out_size(h, kh, sh, dh, t, bt)
+        ow = _C.q8_im2col_out_size(w, kw, sw, dw, l, r)
+        shape = (n, c * kh * kw, oh, ow)
+        src, to = b.cur, b.dst(_numel(shape))
+        b.emit(_C.q8_im2col, src, n, h, w, c, kh, kw, sh, sw, dh, dw, t, bt, l, r, int(z), to, to=to)
+    like = torch.empty(shape, dtype=torch.uint8, memory_format=torch.channels_last)
+    fn, out_shape, mid = st._call_template(like, s, z, ys, yz)
+    src, to = b.cur, b.dst(_numel(out_shape))
+    b.emit(fn, st.packed.data_ptr(), st.packed.numel(), src, *mid, to, b.nt, to=to)
+    if st.post is not None:  # the activation's lookup table, in place on the conv output
+        b.keep(st.lut)
+        b.emit(_C.q8_lut, to, _numel(out_shape), st.lut.data_ptr(), to, to=to)
+    return tuple(out_shape), *st.out_qparams()
+
+
+def _emit_gate(b: _Builder, st, convs, shape, s, z):
+    """SE / ECA: pool -> gate convs (+ LUTs) into small buffers, then x * gate from the pinned x."""
+    x = b.cur
+    b.pinned.add(x)
+    n, c, h, w = shape
+    gshape, gs, gz = _emit_step(b, st.pool, shape, s, z, small=True)
+    for conv in convs:
+        gshape, gs, gz = _emit_step(b, conv, gshape, gs, gz)
+    if tuple(gshape) != (n, c, 1, 1):
+        raise _Unplannable
+    b.pinned.discard(x)
+    ys, yz = st.out_qparams()
+    g = b.cur
+    b.cur = x
+    to = b.big_dst(_numel(shape))
+    b.emit(_C.q8_mul_channel_gate, x, n, h * w, c, s, z, g, gs, gz, ys, yz, to, to=to)
+    return shape, ys, yz
+
+
+def _emit_step(b: _Builder, st, shape, s, z, small: bool = False):
     """Append the calls of one step; returns (shape, s, z) after it or raises _Unplannable."""
     n = shape[0]
     if isinstance(st, QFlatten):
         return shape, s, z
     if isinstance(st, QLut):
         b.keep(st.lut)
-        b.emit(_C.q8_lut, b.src(), _numel(shape), st.lut.data_ptr(), b.dst(), out_bytes=_numel(shape))
+        src, to = b.cur, b.dst(_numel(shape))
+        b.emit(_C.q8_lut, src, _numel(shape), st.lut.data_ptr(), to, to=to)
         return shape, *st.out_qparams()
     if isinstance(st, QAvgPool):
         _, c, h, w = shape
         ys, yz = st.out_qparams()
-        b.emit(_C.q8_global_avgpool, b.src(), n, h * w, c, s, z, ys, yz, b.dst(), out_bytes=n * c)
+        src, to = b.cur, (b.small_dst(n * c) if small else b.dst(n * c))
+        b.emit(_C.q8_global_avgpool, src, n, h * w, c, s, z, ys, yz, to, to=to)
         return (n, c, 1, 1), ys, yz
+    if isinstance(st, QSE):
+        return _emit_gate(b, st, (st.fc1, st.fc2), shape, s, z)
+    if isinstance(st, QECA):
+        return _emit_gate(b, st, (st.gate,), shape, s, z)
     if isinstance(st, QBlock):
         fused = st._fused(s, z)
-        if fused is None:
-            if st.residual:
-                raise _Unplannable  # the int8 add needs the block input beside its output
-            for sub in st.steps:
-                shape, s, z = _emit_step(b, sub, shape, s, z)
-            return shape, s, z
-        like = torch.empty(shape, dtype=torch.uint8, memory_format=torch.channels_last)
-        out_shape, ptrs, args = fused._prepare_call(like, s, z, 0)
-        b.keep(fused.expand_packed, fused.dw_packed, fused.project_packed)
-        b.emit(_C.q8_inverted_residual, b.src(), *ptrs, b.dst(), *args, b.nt, out_bytes=_numel(out_shape))
-        return tuple(out_shape), *fused.output_qparams()
+        if fused is not None:
+            like = torch.empty(shape, dtype=torch.uint8, memory_format=torch.channels_last)
+            out_shape, ptrs, args = fused._prepare_call(like, s, z, 0)
+            b.keep(fused.expand_packed, fused.dw_packed, fused.project_packed)
+            src, to = b.cur, b.dst(_numel(out_shape))
+            b.emit(_C.q8_inverted_residual, src, *ptrs, to, *args, b.nt, to=to)
+            return tuple(out_shape), *fused.output_qparams()
+        x, xs, xz = b.cur, s, z
+        if st.residual:
+            b.pinned.add(x)  # the add reads the block input after the body
+        y_shape = shape
+        for sub in st.steps:
+            y_shape, s, z = _emit_step(b, sub, y_shape, s, z)
+        if not st.residual:
+            return y_shape, s, z
+        b.pinned.discard(x)
+        os_, oz = st.out_qparams()
+        y = b.cur
+        to = b.big_dst(_numel(shape))
+        b.emit(_C.q8_add, x, xs, xz, y, s, z, os_, oz, to, _numel(shape), to=to)
+        return shape, os_, oz
     if isinstance(st, QConv) and st.kind in ("pointwise", "depthwise", "im2col"):
-        ys, yz = (float(st.mid_scale), int(st.mid_zp)) if st.post is not None else st.out_qparams()
-        b.keep(st.packed)
-        if st.kind == "im2col":
-            (kh, kw), (sh, sw), (dh, dw) = st.kernel, st.stride, st.dilation
-            t, bt, l, r = st.pads
-            _, c, h, w = shape
-            oh = _C.q8_im2col_out_size(h, kh, sh, dh, t, bt)
-            ow = _C.q8_im2col_out_size(w, kw, sw, dw, l, r)
-            shape = (n, c * kh * kw, oh, ow)
-            b.emit(_C.q8_im2col, b.src(), n, h, w, c, kh, kw, sh, sw, dh, dw, t, bt, l, r, int(z), b.dst(),
-                   out_bytes=_numel(shape))
-        like = torch.empty(shape, dtype=torch.uint8, memory_format=torch.channels_last)
-        fn, out_shape, mid = st._call_template(like, s, z, ys, yz)
-        b.emit(fn, st.packed.data_ptr(), st.packed.numel(), b.src(), *mid, b.dst(), b.nt,
-               out_bytes=_numel(out_shape))
-        if st.post is not None:  # in place on the conv output
-            b.keep(st.lut)
-            b.emit(_C.q8_lut, b.src(), _numel(out_shape), st.lut.data_ptr(), b.src(), out_bytes=0, swap=False)
-        return tuple(out_shape), *st.out_qparams()
+        return _emit_conv(b, st, shape, s, z)
     raise _Unplannable
 
 
@@ -177,12 +240,11 @@ class Plan:
         shape, (s, z) = self.in_shape, self.in_qparams
         b, b_in = _Builder(nt, _numel(shape)), shape
         for st, after in zip(model.steps, record):
-            mark = (len(b.calls), len(b.sizes), len(b.refs), b.cur)
+            mark = b.mark()
             try:
                 got = _emit_step(b, st, shape, s, z)
             except _Unplannable:
-                del b.calls[mark[0]:], b.sizes[mark[1]:], b.refs[mark[2]:]
-                b.cur = mark[3]
+                b.reset(mark)
                 if b.calls or not self.parts:
                     self.parts.append(b.close(b_in, shape))
                 self.parts.append((st, s, z))
