@@ -46,8 +46,15 @@ def test_models_and_attention(name, attention):
     s = conv.summary()
     assert "fused blocks" in s
     n_fused = sum(isinstance(m, mk.nn.InvertedResidual) for m in conv.modules())
-    if attention is None and name in ("v1", "v2"):
-        assert n_fused == {"v1": 13, "v2": 17}[name]  # every block fused
+    n_se = sum(isinstance(m, mk.nn.SEInvertedResidual) for m in conv.modules())
+    if attention in (None, "se"):
+        assert n_fused == {"v1": 13, "v2": 17, "v3s": 11, "v3l": 15}[name]  # every block fused
+    if attention == "se" or (attention is None and name.startswith("v3")):  # V3's default is SE
+        # V1/V2: SE on every block; V3: only where the paper puts it
+        assert n_se == {"v1": 13, "v2": 17, "v3s": 9, "v3l": 8}[name]
+        assert f"({n_se} with squeeze-excitation)" in s
+    elif attention is None:
+        assert n_se == 0
     assert n_fused + sum(isinstance(m, (mk.nn.DepthwiseConv2d, mk.nn.PointwiseConv2d)) for m in conv.modules()) > 0
 
 
@@ -126,3 +133,17 @@ def test_chain_option_swaps_feature_sequentials():
     x = torch.randn(1, 3, 36, 36)
     with torch.no_grad():
         assert torch.equal(chained(x), plain(x))
+
+
+@pytest.mark.parametrize("name", ["v3l", "v3s"])
+def test_mobilenet_v3_with_se_is_one_chain_at_224(name):
+    # The default V3 (SE blocks): every bneck fused, SE inside the C++ call, and the whole
+    # feature stack after the stem conv one chained run.
+    torch.manual_seed(5)
+    model = _randomize_bn(MODELS[name](num_classes=10))
+    conv = _check(model, torch.randn(1, 3, 224, 224))
+    s = conv.summary()
+    n_blocks, n_se = {"v3l": (15, 8), "v3s": (11, 9)}[name]
+    assert f"{n_blocks} fused blocks ({n_se} with squeeze-excitation)" in s
+    assert "1 chained runs" in s and "kept (layers converted)" not in s
+    assert conv.model.features.chained_runs() == [[str(i) for i in range(1, n_blocks + 1)] + [f"{n_blocks + 1}.0"]]

@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 import mobilekernels as mk
-from mobilekernels.models import mobilenet_v1, mobilenet_v2, mobilenet_v3_large
+from mobilekernels.models import mobilenet_v1, mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small
 from mobilekernels.nn import ChainedSequential
 
-MODELS = {"v2": mobilenet_v2, "v3l": mobilenet_v3_large, "v1": mobilenet_v1}
+# v3l / v3s: SE blocks (SEInvertedResidual) chained with plain fused blocks.
+MODELS = {"v2": mobilenet_v2, "v3l": mobilenet_v3_large, "v3s": mobilenet_v3_small, "v1": mobilenet_v1}
 
 
 def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -265,3 +266,22 @@ def test_nested_and_mixed_sequentials():
     assert _chains_built(seq) == 2
     with pytest.raises(TypeError, match="plain nn.Sequential"):
         ChainedSequential.from_sequential(mk.nn.PointwiseConv2d(2, 2))
+
+
+def test_se_blocks_in_the_chain_follow_weight_and_setting_changes():
+    chained, plain = _fresh(name="v3l", seed=3)
+    x = torch.randn(2, 3, 33, 29)
+    with torch.no_grad():
+        y0 = chained(x)
+        assert torch.equal(y0, plain(x))
+        for m in (chained, plain):  # an SE weight in the middle of the chain, changed in place
+            assert type(m.model.features[5]) is mk.nn.SEInvertedResidual
+            m.model.features[5].fc1_weight.mul_(3.0)
+        y1 = chained(x)
+        assert not torch.equal(y1, y0) and torch.equal(y1, plain(x))
+        for m in (chained, plain):
+            m.model.features[12].gate = "sigmoid"
+        y2 = chained(x)
+        assert not torch.equal(y2, y1) and torch.equal(y2, plain(x))
+    text = chained.model.features.describe_chains((1, 3, 64, 64))
+    assert text.count("se_inverted_residual") == 8 and "se sigmoid" in text
