@@ -1,5 +1,5 @@
-// The fp32 layer chain at every supported ISA level: a chain of fused blocks, 1x1 and
-// depthwise layers must give bit for bit what the same op-level run functions give when run
+// The fp32 layer chain at every supported ISA level: a chain of fused blocks (with and without
+// squeeze-excitation), 1x1 and depthwise layers must give bit for bit what the same op-level run functions give when run
 // one by one (it calls them), for 1-3 threads, batch 0/1/3, repeated runs (buffers reused),
 // with the output between canaries and the input untouched; and every inconsistency is an
 // std::invalid_argument when the step is added, leaving the chain usable.
@@ -19,6 +19,7 @@
 #include "ops/f32_conv1x1_op.h"
 #include "ops/f32_dwconv_op.h"
 #include "ops/f32_inverted_residual_op.h"
+#include "ops/f32_se_inverted_residual_op.h"
 
 using namespace mk;
 
@@ -49,16 +50,21 @@ std::vector<float> dw_pack(int64_t c, int64_t k, std::mt19937& rng) {
 
 // One step in two forms: added to a chain, and run alone into a fresh vector.
 struct Layer {
-  enum Kind { ir, pw, dw } kind;
+  enum Kind { ir, pw, dw, se } kind;
   F32InvertedResidualParams ir_p{};  // N, H, W filled per input
+  F32SEInvertedResidualParams se_p{};  // se: ir_p is unused, se_p.ir holds the block
   int64_t cout = 0, k = 3, s = 1, d = 1, pad = 1;
   Activation act = Activation::none;
-  std::vector<float> p0, p1, p2;
+  std::vector<float> p0, p1, p2, p3, p4;
 
   void add_to(F32Chain& ch) const {
     switch (kind) {
       case ir:
         ch.add_inverted_residual(ir_p, p0.data(), p0.size(), p1.data(), p1.size(), p2.data(), p2.size());
+        break;
+      case se:
+        ch.add_se_inverted_residual(se_p, p0.data(), p0.size(), p1.data(), p1.size(), p2.data(), p2.size(),
+                                    p3.data(), p3.size(), p4.data(), p4.size());
         break;
       case pw: ch.add_conv1x1(cout, act, p0.data(), p0.size()); break;
       case dw: ch.add_dwconv(cout, k, k, s, s, d, d, pad, pad, pad, pad, act, p0.data(), p0.size()); break;
@@ -75,6 +81,15 @@ struct Layer {
         out.resize(in.numel());
         f32_inverted_residual_run(p, x.data(), p0.data(), p0.size(), p1.data(), p1.size(), p2.data(),
                                   p2.size(), out.data(), nt);
+        break;
+      }
+      case se: {
+        F32SEInvertedResidualParams p = se_p;
+        p.ir.N = in.N, p.ir.H = in.H, p.ir.W = in.W;
+        in = {in.N, p.ir.OH(), p.ir.OW(), p.ir.Cout};
+        out.resize(in.numel());
+        f32_se_inverted_residual_run(p, x.data(), p0.data(), p0.size(), p1.data(), p1.size(), p2.data(),
+                                     p2.size(), p3.data(), p3.size(), p4.data(), p4.size(), out.data(), nt);
         break;
       }
       case pw: {
@@ -107,6 +122,21 @@ Layer ir_layer(int64_t cin, int64_t t, int64_t cout, int64_t s, int64_t k, Activ
   if (t != 1) l.p0 = gemm_pack(cin, chid, rng);
   l.p1 = dw_pack(chid, k, rng);
   l.p2 = gemm_pack(chid, cout, rng);
+  return l;
+}
+
+Layer se_layer(int64_t cin, int64_t chid, int64_t cout, int64_t s, int64_t k, Activation a, std::mt19937& rng) {
+  Layer l = ir_layer(cin, 1, cout, s, k, a, rng);  // the packs of a t == 1 block ...
+  l.kind = Layer::se;
+  const int64_t pad = k / 2, csq = std::max<int64_t>(1, chid / 4);
+  l.se_p = {{0, 0, 0, cin, chid, cout, k, s, pad, pad, pad, pad, chid != cin, a, a, Activation::none,
+             s == 1 && cin == cout, 0},
+            csq, Activation::relu, SeGate::hardsigmoid};
+  if (chid != cin) l.p0 = gemm_pack(cin, chid, rng);  // ... made for the hidden width
+  l.p1 = dw_pack(chid, k, rng);
+  l.p2 = gemm_pack(chid, cout, rng);
+  l.p3 = gemm_pack(chid, csq, rng);
+  l.p4 = gemm_pack(csq, chid, rng);
   return l;
 }
 
@@ -186,6 +216,28 @@ TEST(F32Chain, MobileNetV2LikeChainMatchesLayersOneByOne) {
     check_chain(layers, {n, 13, 10, 16}, rng);
     if (HasFatalFailure()) return;
   }
+}
+
+TEST(F32Chain, MobileNetV3LikeChainWithSEMatchesLayersOneByOne) {
+  std::mt19937 rng(35);
+  const Activation hs = Activation::hardswish, re = Activation::relu;
+  std::vector<Layer> layers;
+  layers.push_back(se_layer(16, 16, 16, 2, 3, re, rng));   // t == 1 with SE (V3-Small's first)
+  layers.push_back(ir_layer(16, 4, 24, 2, 3, re, rng));    // a plain block between
+  layers.push_back(se_layer(24, 72, 40, 2, 5, re, rng));   // stride 2, k5
+  layers.push_back(se_layer(40, 120, 40, 1, 5, re, rng));  // residual
+  layers.push_back(se_layer(40, 240, 48, 1, 3, hs, rng));
+  layers.push_back(pw_layer(48, 96, hs, rng));
+  for (int64_t n : {1, 3}) {
+    check_chain(layers, {n, 29, 23, 16}, rng);
+    if (HasFatalFailure()) return;
+  }
+  // an SE step with the wrong fc pack is refused at build time
+  F32Chain chain({1, 8, 8, 16});
+  Layer bad = se_layer(16, 32, 16, 1, 3, re, rng);
+  std::swap(bad.p3, bad.p4);
+  EXPECT_THROW(bad.add_to(chain), std::invalid_argument);
+  EXPECT_EQ(chain.size(), 0);
 }
 
 TEST(F32Chain, DepthwiseAndPointwiseLayers) {
