@@ -1,5 +1,7 @@
 #include "ops/q8_codec_op.h"
 
+#include "ops/fp_barrier.h"
+
 #include <stdexcept>
 #include <string>
 
@@ -18,20 +20,6 @@ inline float round_half_even(float v) {
 // clamp(v, lo, hi) that maps NaN to lo (torch would give an unspecified byte for NaN).
 inline float clamp_f(float v, float lo, float hi) {
   return v > lo ? (v < hi ? v : hi) : lo;
-}
-
-// Keeps v rounded to fp32 where it is: without it the compiler may contract a * b + c * d into
-// an FMA (aarch64 has FMA in its baseline), which torch's separate mul / add ops never do.
-inline float fp_barrier(float v) {
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-  asm("" : "+x"(v));
-#elif defined(__GNUC__) && defined(__aarch64__)
-  asm("" : "+w"(v));
-#else
-  volatile float t = v;
-  v = t;
-#endif
-  return v;
 }
 
 // clamp(round(v) + zp, 0, 255) as a byte; v pre-clamped so round_half_even stays exact.
