@@ -59,3 +59,18 @@ def test_info_cli():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["active_isa"] in d["supported_isas"] and "dwconv2d 112x112x32 k3x3 s1 d1" in d["kernels"]
+
+
+def test_unfused_variants(tmp_path):
+    """--unfused adds our models with every block run as separate layers: same outputs as fused."""
+    from mobilekernels.benchmark import UNFUSED_VARIANTS, Setup, build_variant
+
+    with torch.no_grad():
+        st = Setup("mobilenet_v2", 1, 64, tmp_path)
+        out = {}
+        for label in ("mobilekernels fp32", "mobilekernels int8") + UNFUSED_VARIANTS:
+            fn, note = build_variant(label, st, 1)
+            assert fn is not None, note
+            out[label] = fn()
+    torch.testing.assert_close(out["mobilekernels fp32 unfused"], out["mobilekernels fp32"], rtol=1e-4, atol=1e-4)
+    assert torch.equal(out["mobilekernels int8 unfused"], out["mobilekernels int8"])  # fused is bit-exact

@@ -45,6 +45,9 @@ from ._timing import compare
 MODELS = {"mobilenet_v2": "mobilenet_v2", "mobilenet_v3_large": "mobilenet_v3_large"}
 VARIANTS = ("torch fp32 NCHW", "torch fp32 channels_last", "torch int8 (x86 engine)", "onnxruntime fp32",
             "onnxruntime int8", "mobilekernels fp32", "mobilekernels int8")
+# ``--unfused``: our models with every block run as its separate layers (convert / quantize with
+# fuse_blocks=False), for the fused-against-unfused time and peak memory of a whole network.
+UNFUSED_VARIANTS = ("mobilekernels fp32 unfused", "mobilekernels int8 unfused")
 N_EVAL = 8  # held-out random inputs for the int8-vs-fp32 error
 
 
@@ -224,8 +227,8 @@ def build_variant(label: str, st: Setup, threads: int, check: bool = True) -> tu
         except Exception as e:  # noqa: BLE001 - a broken optional runtime is reported, not fatal
             return None, f"failed: {type(e).__name__}: {e}"[:80]
         return (lambda: run(x)), note
-    if label == "mobilekernels fp32":
-        ours = mk.convert(model)
+    if label in ("mobilekernels fp32", "mobilekernels fp32 unfused"):
+        ours = mk.convert(model, fuse_blocks=not label.endswith("unfused"))
         note = ""
         if check:
             with torch.no_grad():
@@ -234,8 +237,8 @@ def build_variant(label: str, st: Setup, threads: int, check: bool = True) -> tu
                 raise RuntimeError(f"{st.name}: mobilekernels fp32 output differs from PyTorch (rel err {err:.2e})")
             note = f"rel err vs torch {err:.1e}"
         return (lambda: ours(x)), note
-    if label == "mobilekernels int8":
-        q = mk.quantize(model, st.calib, progress=False)
+    if label in ("mobilekernels int8", "mobilekernels int8 unfused"):
+        q = mk.quantize(model, st.calib, progress=False, fuse_blocks=not label.endswith("unfused"))
         note = ""
         if check:
             with torch.no_grad():
@@ -321,7 +324,7 @@ def measure_memory(jobs: list[tuple], progress=None) -> list[dict]:
 
 
 def run(models: list[str], threads: list[int], batch: int, res: int, samples: int, progress=None,
-        memory: str = "first", memory_progress=None) -> list[dict]:
+        memory: str = "first", memory_progress=None, variant_labels=VARIANTS) -> list[dict]:
     """Timing rows for every model x thread count x variant; ``memory`` "first" adds peak memory
     at the first thread count of ``threads``, "all" at every one, "none" skips it."""
     results = []
@@ -333,7 +336,7 @@ def run(models: list[str], threads: list[int], batch: int, res: int, samples: in
                 # tensors, which caches keyed on tensor versions cannot use), timed under inference_mode
                 with torch.no_grad():
                     st = Setup(name, batch, res, Path(workdir))
-                    variants = [(label, *build_variant(label, st, nt)) for label in VARIANTS]
+                    variants = [(label, *build_variant(label, st, nt)) for label in variant_labels]
                 timed = [v for v in variants if v[1] is not None]
                 with torch.inference_mode():
                     stats = compare([v[1] for v in timed], samples=samples, sample_s=0.05)
@@ -426,7 +429,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory", choices=("first", "all", "none"), default="first",
                     help="peak memory of each variant's forward, one fresh process per variant (Linux): at the "
                          "first --threads value (default), at every one, or not at all")
+    ap.add_argument("--unfused", action="store_true",
+                    help="also time (and measure the memory of) our fp32 and int8 models with every block "
+                         "unfused (fuse_blocks=False)")
     args = ap.parse_args(argv)
+    labels = VARIANTS + (UNFUSED_VARIANTS if args.unfused else ())
 
     from rich.console import Console
     from rich.progress import Progress
@@ -446,14 +453,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory != memory:
         console.print("peak memory: needs Linux /proc/self/clear_refs; not measured")
     groups = len(args.model) * len(args.threads)
-    probes = len(args.model) * len(VARIANTS) * {"all": len(args.threads), "first": 1, "none": 0}[memory]
+    probes = len(args.model) * len(labels) * {"all": len(args.threads), "first": 1, "none": 0}[memory]
     with Progress(console=console, transient=True) as prog:
         task = prog.add_task("timing", total=groups)
         mtask = prog.add_task("peak memory (fresh process per variant)", total=probes,
                               visible=probes > 0)
         results = run(args.model, args.threads, args.batch, args.resolution, args.samples,
                       progress=lambda: prog.advance(task), memory=memory,
-                      memory_progress=lambda: prog.advance(mtask))
+                      memory_progress=lambda: prog.advance(mtask), variant_labels=labels)
     print_table(results, console)
     args.json.write_text(json.dumps({"machine": header, "results": results}, indent=1))
     wrote = [str(args.json)] + ([str(args.png)] if plot(results, args.png) else [])
