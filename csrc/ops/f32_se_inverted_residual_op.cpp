@@ -10,6 +10,7 @@
 
 #include "kernels/f32-dwconv/f32_dwconv_kernels.h"
 #include "kernels/f32-gemm/f32_gemm_kernels.h"
+#include "kernels/f32-se/f32_se.h"
 #include "ops/f32_conv1x1_op.h"
 #include "ops/f32_dwconv_op.h"
 #include "ops/ir_bands.h"
@@ -29,6 +30,19 @@ const F32DwconvKernel& dw_kernel(Isa level) {
   for (const F32DwconvKernel& k : kF32DwconvKernels)
     if (k.isa == isa) return k;
   return kF32DwconvKernels[0];
+}
+
+struct SeRowFns {
+  F32SeSumRowsFn sum_rows;
+  F32SeScaleFn scale;
+};
+
+// The avx2 build of the row passes wherever the GEMM runs a SIMD x86 kernel (avx2 or avx512).
+SeRowFns se_row_fns() {
+#if defined(MK_X86)
+  if (f32_gemm_resolve(active_isa()) != Isa::scalar) return {f32_se_sum_rows_avx2, f32_se_scale_avx2};
+#endif
+  return {f32_se_sum_rows_scalar, f32_se_scale_scalar};
 }
 
 // Floats of A per project GEMM call in pass 3: the scaled rows are still in L2 when the GEMM
@@ -96,6 +110,7 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
 
   const F32GemmKernel& gk = f32_gemm_kernel(active_isa());
   const F32DwconvKernel& dk = dw_kernel(active_isa());
+  const SeRowFns rf = se_row_fns();
   const float* epk = p.expand ? f32_gemm_pack_data(expand_pack) : nullptr;
   const float* dpk = f32_dwconv_pack_data(dw_pack);
   const float* ppk = f32_gemm_pack_data(project_pack);
@@ -161,13 +176,7 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
       float* dst = d_n + b0 * OW * C;
       dk.run(q, src, dpk, dst, 0, b1 - b0, 0, C);
       // Channel sums of the band while it is in L1: float per row, double across rows.
-      for (int64_t r = 0; r < b1 - b0; ++r) {
-        const float* row = dst + r * OW * C;
-        std::fill(racc, racc + C, 0.f);
-        for (int64_t w = 0; w < OW; ++w)
-          for (int64_t c = 0; c < C; ++c) racc[c] += row[w * C + c];
-        for (int64_t c = 0; c < C; ++c) acc[c] += racc[c];
-      }
+      rf.sum_rows(dst, b1 - b0, OW, C, racc, acc);
     }
   };
 
@@ -183,8 +192,7 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
     for (int64_t r0 = o_begin; r0 < o_end; r0 += chunk_rows) {
       const int64_t r1 = std::min(o_end, r0 + chunk_rows);
       float* d = d_n + r0 * OW * C;
-      for (int64_t px = 0; px < (r1 - r0) * OW; ++px)
-        for (int64_t c = 0; c < C; ++c) d[px * C + c] *= s[c];
+      rf.scale(d, (r1 - r0) * OW, C, s);
       const F32GemmParams g{(r1 - r0) * OW, C, p.Cout, C, p.Cout, p.act_project,
                             p.residual ? x_n + r0 * p.W * p.Cin : nullptr, p.Cin};
       gk.run(g, d, ppk, out_n + r0 * OW * p.Cout, 0, g.M, 0, p.Cout);

@@ -1,0 +1,15 @@
+// avx2 build (compiled with the avx2 flags only) of the SE row passes (f32_se_body.h).
+#include "kernels/f32-se/f32_se.h"
+#include "kernels/f32-se/f32_se_body.h"
+
+namespace mk {
+
+void f32_se_sum_rows_avx2(const float* x, int64_t rows, int64_t ow, int64_t c, float* racc,
+                          double* acc) {
+  f32se::sum_rows(x, rows, ow, c, racc, acc);
+}
+void f32_se_scale_avx2(float* d, int64_t pixels, int64_t c, const float* s) {
+  f32se::scale(d, pixels, c, s);
+}
+
+}  // namespace mk
