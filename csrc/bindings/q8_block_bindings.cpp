@@ -15,12 +15,17 @@ namespace mk::bindings {
 namespace {
 
 // geometry: n h w cin chid cout k s pt pb pl pr; quant: x_scale, e/d/p scales, out_scale;
-// zps: x, e, d, p, out; clamps: e_min e_max d_min d_max p_min p_max.
+// zps: x, e, d, p, out; clamps: e_min e_max d_min d_max p_min p_max; per stage (e, d, p) a
+// 256-byte table address (0 = none: the validated tensor's data_ptr) and its output qparams.
 Q8InvertedResidualParams params(const std::vector<int64_t>& g, bool expand, bool residual, int64_t band_rows,
                                 bool x_signed, bool y_signed, const std::vector<double>& scales,
-                                const std::vector<int64_t>& zps, const std::vector<int64_t>& clamps) {
+                                const std::vector<int64_t>& zps, const std::vector<int64_t>& clamps,
+                                const std::vector<std::uintptr_t>& luts, const std::vector<double>& lut_scales,
+                                const std::vector<int64_t>& lut_zps) {
   if (g.size() != 12 || scales.size() != 5 || zps.size() != 5 || clamps.size() != 6)
     throw std::invalid_argument("qinverted_residual: expected 12 geometry ints, 5 scales, 5 zero points, 6 clamps");
+  if (luts.size() != 3 || lut_scales.size() != 3 || lut_zps.size() != 3)
+    throw std::invalid_argument("qinverted_residual: expected 3 table addresses, 3 table scales, 3 table zero points");
   auto i32 = [](int64_t v) { return static_cast<int32_t>(v); };
   Q8InvertedResidualParams p{};
   p.N = g[0], p.H = g[1], p.W = g[2], p.Cin = g[3], p.Chid = g[4], p.Cout = g[5];
@@ -35,6 +40,10 @@ Q8InvertedResidualParams params(const std::vector<int64_t>& g, bool expand, bool
   p.e = {scales[1], i32(zps[1]), i32(clamps[0]), i32(clamps[1])};
   p.d = {scales[2], i32(zps[2]), i32(clamps[2]), i32(clamps[3])};
   p.p = {scales[3], i32(zps[3]), i32(clamps[4]), i32(clamps[5])};
+  Q8StageQuant* st[3] = {&p.e, &p.d, &p.p};
+  for (int i = 0; i < 3; ++i)
+    if (luts[i]) *st[i] = {st[i]->scale, st[i]->zp, st[i]->min, st[i]->max, ptr<const uint8_t>(luts[i]),
+                           lut_scales[i], i32(lut_zps[i])};
   p.out_scale = scales[4];
   p.out_zp = i32(zps[4]);
   q8_inverted_residual_validate(p);
@@ -49,9 +58,10 @@ void register_q8_block(py::module_& m) {
       [](std::uintptr_t x, std::uintptr_t epk, int64_t e_bytes, std::uintptr_t dpk, int64_t d_bytes,
          std::uintptr_t ppk, int64_t p_bytes, std::uintptr_t out, const std::vector<int64_t>& geometry, bool expand,
          bool residual, int64_t band_rows, bool x_signed, bool y_signed, const std::vector<double>& scales,
-         const std::vector<int64_t>& zps, const std::vector<int64_t>& clamps, int num_threads) {
-        const Q8InvertedResidualParams p =
-            params(geometry, expand, residual, band_rows, x_signed, y_signed, scales, zps, clamps);
+         const std::vector<int64_t>& zps, const std::vector<int64_t>& clamps, const std::vector<std::uintptr_t>& luts,
+         const std::vector<double>& lut_scales, const std::vector<int64_t>& lut_zps, int num_threads) {
+        const Q8InvertedResidualParams p = params(geometry, expand, residual, band_rows, x_signed, y_signed, scales,
+                                                  zps, clamps, luts, lut_scales, lut_zps);
         py::gil_scoped_release nogil;
         q8_inverted_residual_run(p, ptr<const void>(x), expand ? ptr<const uint8_t>(epk) : nullptr,
                                  expand ? e_bytes : 0, ptr<const uint8_t>(dpk), d_bytes, ptr<const uint8_t>(ppk),
@@ -60,14 +70,16 @@ void register_q8_block(py::module_& m) {
       py::arg("x"), py::arg("expand_pack"), py::arg("expand_bytes"), py::arg("dw_pack"), py::arg("dw_bytes"),
       py::arg("project_pack"), py::arg("project_bytes"), py::arg("out"), py::arg("geometry"), py::arg("expand"),
       py::arg("residual"), py::arg("band_rows"), py::arg("x_signed"), py::arg("y_signed"), py::arg("scales"),
-      py::arg("zero_points"), py::arg("clamps"), py::arg("num_threads"));
+      py::arg("zero_points"), py::arg("clamps"), py::arg("luts"), py::arg("lut_scales"), py::arg("lut_zero_points"),
+      py::arg("num_threads"));
   m.def(
       "q8_inverted_residual_info",
       [](const std::vector<int64_t>& geometry, bool expand, bool residual, int64_t band_rows, bool x_signed,
          bool y_signed, const std::vector<double>& scales, const std::vector<int64_t>& zps,
-         const std::vector<int64_t>& clamps, bool row_sums, int num_threads) {
-        const Q8InvertedResidualParams p =
-            params(geometry, expand, residual, band_rows, x_signed, y_signed, scales, zps, clamps);
+         const std::vector<int64_t>& clamps, const std::vector<std::uintptr_t>& luts,
+         const std::vector<double>& lut_scales, const std::vector<int64_t>& lut_zps, bool row_sums, int num_threads) {
+        const Q8InvertedResidualParams p = params(geometry, expand, residual, band_rows, x_signed, y_signed, scales,
+                                                  zps, clamps, luts, lut_scales, lut_zps);
         py::dict d;
         d["kernel"] = q8_inverted_residual_kernel_name(p);
         d["band_rows"] = q8_inverted_residual_band_rows(p);
@@ -77,8 +89,8 @@ void register_q8_block(py::module_& m) {
         return d;
       },
       py::arg("geometry"), py::arg("expand"), py::arg("residual"), py::arg("band_rows"), py::arg("x_signed"),
-      py::arg("y_signed"), py::arg("scales"), py::arg("zero_points"), py::arg("clamps"), py::arg("row_sums"),
-      py::arg("num_threads"));
+      py::arg("y_signed"), py::arg("scales"), py::arg("zero_points"), py::arg("clamps"), py::arg("luts"),
+      py::arg("lut_scales"), py::arg("lut_zero_points"), py::arg("row_sums"), py::arg("num_threads"));
 }
 
 }  // namespace mk::bindings

@@ -16,6 +16,7 @@
 
 #include "kernels/q8-dwconv/q8_dwconv_kernels.h"
 #include "kernels/q8-gemm/q8_gemm_kernels.h"
+#include "kernels/q8-lut/q8_lut_kernels.h"
 #include "ops/q8_dwconv_op.h"
 #include "ops/ir_bands.h"
 #include "ops/q8_gemm_op.h"
@@ -40,6 +41,17 @@ const Q8DwconvKernel& dw_kernel(Isa level) {
   for (const Q8DwconvKernel& k : kQ8DwconvKernels)
     if (k.isa == isa) return k;
   return kQ8DwconvKernels[0];
+}
+
+const Q8LutKernel& lut_kernel(Isa level) {
+  const Isa isa = resolve_isa(level, [](Isa i) {
+    for (const Q8LutKernel& k : kQ8LutKernels)
+      if (k.isa == i) return true;
+    return false;
+  });
+  for (const Q8LutKernel& k : kQ8LutKernels)
+    if (k.isa == isa) return k;
+  return kQ8LutKernels[0];
 }
 
 using irbands::in_rows;
@@ -249,16 +261,27 @@ void q8_inverted_residual_validate(const Q8InvertedResidualParams& p) {
   require(!p.residual || (p.S == 1 && p.Cin == p.Cout && p.OH() == p.H && p.OW() == p.W),
           "a residual needs stride 1, Cin == Cout and an output as large as the input");
   require(p.band_rows >= 0, "band_rows must be >= 0 (0 = automatic)");
-  // Every stage's scales, zero points and clamps (q8_quant_validate names the bad one).
+  const int32_t ylo = p.y_signed ? -128 : 0, yhi = p.y_signed ? 127 : 255;
+  const char* names[3] = {"expand", "depthwise", "project"};
+  const Q8StageQuant* stages[3] = {&p.e, &p.d, &p.p};
+  for (int i = p.expand ? 0 : 1; i < 3; ++i) {
+    const Q8StageQuant& s = *stages[i];
+    if (!s.lut) continue;
+    require(std::isfinite(s.lut_scale) && s.lut_scale > 0, std::string(names[i]) + " table scale must be finite and > 0");
+    require(s.lut_zp >= ylo && s.lut_zp <= yhi, std::string(names[i]) + " table zero point outside the output dtype");
+  }
+  // Every stage's scales, zero points and clamps (q8_quant_validate names the bad one); a stage
+  // with a table feeds the next one its table's output qparams.
   if (p.expand) q8_quant_validate(stage_quant(p.x_scale, p.x_zp, p.x_signed, p.e, p.y_signed));
-  const Q8StageQuant& din = p.expand ? p.e : Q8StageQuant{p.x_scale, p.x_zp, 0, 0};
-  q8_quant_validate(stage_quant(din.scale, din.zp, p.expand ? p.y_signed : p.x_signed, p.d, p.y_signed));
-  q8_quant_validate(stage_quant(p.d.scale, p.d.zp, p.y_signed, p.p, p.y_signed));
+  const double d_in_scale = p.expand ? p.e.out_scale() : p.x_scale;
+  const int32_t d_in_zp = p.expand ? p.e.out_zp() : p.x_zp;
+  q8_quant_validate(stage_quant(d_in_scale, d_in_zp, p.expand ? p.y_signed : p.x_signed, p.d, p.y_signed));
+  q8_quant_validate(stage_quant(p.d.out_scale(), p.d.out_zp(), p.y_signed, p.p, p.y_signed));
   if (p.residual) {
     const int32_t lo = p.y_signed ? -128 : 0, hi = p.y_signed ? 127 : 255;
     require(std::isfinite(p.out_scale) && p.out_scale > 0, "out_scale must be finite and > 0");
     require(p.out_zp >= lo && p.out_zp <= hi, "out_zero_point outside the output dtype");
-    const float fa = static_cast<float>(p.x_scale / p.out_scale), fb = static_cast<float>(p.p.scale / p.out_scale);
+    const float fa = static_cast<float>(p.x_scale / p.out_scale), fb = static_cast<float>(p.p.out_scale() / p.out_scale);
     require(std::isfinite(fa) && fa > 0 && std::isfinite(fb) && fb > 0,
             "residual scale ratios x_scale / out_scale and project scale / out_scale must be finite fp32");
   }
@@ -280,28 +303,35 @@ int q8_inverted_residual_threads(const Q8InvertedResidualParams& p, int num_thre
 
 std::string q8_inverted_residual_kernel_name(const Q8InvertedResidualParams& p) {
   q8_inverted_residual_validate(p);
+  const bool luts = (p.expand && p.e.lut) || p.d.lut || p.p.lut;
   return std::string("gemm ") + gemm_kernel(active_isa()).name + " + dwconv " + dw_kernel(active_isa()).name +
-         ", band " + std::to_string(q8_inverted_residual_band_rows(p));
+         (luts ? std::string(" + lut ") + lut_kernel(active_isa()).name : std::string()) + ", band " +
+         std::to_string(q8_inverted_residual_band_rows(p));
 }
+
+Q8LutFn q8_lut_kernel() { return lut_kernel(active_isa()).run; }
+std::string q8_lut_kernel_name() { return lut_kernel(active_isa()).name; }
 
 void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn dwfn,
                                    const Q8InvertedResidualParams& p, const void* x_in,
                                    const uint8_t* expand_pack, int64_t expand_bytes,
                                    const uint8_t* dw_pack, int64_t dw_bytes,
                                    const uint8_t* project_pack, int64_t project_bytes, void* out_v,
-                                   int num_threads) {
+                                   int num_threads, Q8LutFn lutfn) {
   q8_inverted_residual_validate(p);
+  if (!lutfn) lutfn = q8_lut_kernel();
   // The same per-call preparation as the three unfused ops, hence the same numbers.
   GemmStage es, ps;
   DwStage ds;
   if (p.expand)
     es.prepare(expand_pack, expand_bytes, p.Cin, p.Chid, stage_quant(p.x_scale, p.x_zp, p.x_signed, p.e, p.y_signed),
                gemm_signed_x);
-  const Q8Quant qd = p.expand ? stage_quant(p.e.scale, p.e.zp, p.y_signed, p.d, p.y_signed)
+  const Q8Quant qd = p.expand ? stage_quant(p.e.out_scale(), p.e.out_zp(), p.y_signed, p.d, p.y_signed)
                               : stage_quant(p.x_scale, p.x_zp, p.x_signed, p.d, p.y_signed);
   ds.prepare(dw_pack, dw_bytes, p.Chid, p.K, qd);
-  ps.prepare(project_pack, project_bytes, p.Chid, p.Cout, stage_quant(p.d.scale, p.d.zp, p.y_signed, p.p, p.y_signed),
-             gemm_signed_x);
+  ps.prepare(project_pack, project_bytes, p.Chid, p.Cout,
+             stage_quant(p.d.out_scale(), p.d.out_zp(), p.y_signed, p.p, p.y_signed), gemm_signed_x);
+  const uint8_t* e_lut = p.expand ? p.e.lut : nullptr;
   if (p.N == 0) return;
 
   AddQuant aq{};
@@ -309,11 +339,11 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
     const int32_t lo = p.y_signed ? -128 : 0, hi = p.y_signed ? 127 : 255;
     // float(double ratio): torch multiplies a float32 tensor by a Python float in fp32.
     aq.fa = static_cast<float>(p.x_scale / p.out_scale);
-    aq.fb = static_cast<float>(p.p.scale / p.out_scale);
+    aq.fb = static_cast<float>(p.p.out_scale() / p.out_scale);
     aq.fla = p.x_signed ? 0x80 : 0;
     aq.flb = p.y_signed ? 0x80 : 0;
     aq.za = p.x_zp + (p.x_signed ? 128 : 0);
-    aq.zb = p.p.zp + (p.y_signed ? 128 : 0);
+    aq.zb = p.p.out_zp() + (p.y_signed ? 128 : 0);
     aq.zo = p.out_zp;
     aq.lo = static_cast<float>(lo - p.out_zp);
     aq.hi = static_cast<float>(hi - p.out_zp);
@@ -360,9 +390,11 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
           if (ih_lo > have_lo) std::memmove(buf, buf + (ih_lo - have_lo) * row_hid, (have_hi - ih_lo) * row_hid);
           first_new = have_hi;
         }
-        if (first_new < ih_hi)
-          es.run(gemm, x_n + first_new * p.W * p.Cin, (ih_hi - first_new) * p.W,
-                 buf + (first_new - ih_lo) * row_hid, rs_e);
+        if (first_new < ih_hi) {
+          uint8_t* rows = buf + (first_new - ih_lo) * row_hid;
+          es.run(gemm, x_n + first_new * p.W * p.Cin, (ih_hi - first_new) * p.W, rows, rs_e);
+          if (e_lut) lutfn(e_lut, rows, (ih_hi - first_new) * row_hid);
+        }
         have_lo = ih_lo;
         have_hi = ih_hi;
         src = buf;
@@ -376,8 +408,10 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
       q.x = src;
       q.y = dwo;
       dwfn(q, 0, b1 - b0, 0, p.Chid);
+      if (p.d.lut) lutfn(p.d.lut, dwo, (b1 - b0) * OW * p.Chid);
       uint8_t* y = out_n + b0 * OW * p.Cout;
       ps.run(gemm, dwo, (b1 - b0) * OW, y, rs_p);
+      if (p.p.lut) lutfn(p.p.lut, y, (b1 - b0) * OW * p.Cout);
       if (p.residual) residual_add(aq, x_n + b0 * p.W * p.Cin, y, y, (b1 - b0) * OW * p.Cout);
     }
   };

@@ -2,8 +2,9 @@
 // ops/f32_inverted_residual_op.h:
 //
 //   x [N, H, W, Cin] -> int8 1x1 expand to Chid, requant to (e.scale, e.zp), clamp  (if expand)
-//                    -> int8 KxK depthwise, stride S, requant to (d.scale, d.zp), clamp
-//                    -> int8 1x1 project to Cout, requant to (p.scale, p.zp), clamp
+//                       [-> e.lut]
+//                    -> int8 KxK depthwise, stride S, requant to (d.scale, d.zp), clamp [-> d.lut]
+//                    -> int8 1x1 project to Cout, requant to (p.scale, p.zp), clamp [-> p.lut]
 //                    -> int8 residual add with x, requant to (out_scale, out_zp)  (if residual)
 //
 // Bit-exact to qconv1x1 -> qdwconv2d -> qconv1x1 (ops/q8_gemm_op.h, ops/q8_dwconv_op.h) and the
@@ -18,15 +19,19 @@
 // writes one band of Chid-wide rows, and the project GEMM writes the output band, to which the
 // residual is added in place. Same band / thread plan as the fp32 block, sized in bytes.
 //
-// Activations are clamps in the quantized range (ReLU / ReLU6 = a narrower [min, max]), as in
-// qconv1x1 / qdwconv2d; an activation that is not a clamp (Hardswish) has no place here: such
-// blocks run unfused (see mobilekernels.quant).
+// Activations: clamps in the quantized range (ReLU / ReLU6 = a narrower [min, max]), as in
+// qconv1x1 / qdwconv2d, and/or a 256-entry lookup table per stage (Hardswish, any elementwise
+// activation), as mobilekernels.quant's unfused path runs them: the conv requantizes to the
+// table's input qparams (scale, zp, clamp), then the table maps every byte in place on the
+// scratch rows (kernels/q8-lut) to the stage's output qparams (lut_scale, lut_zp), which the
+// next stage (or the residual add) reads.
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "kernels/q8-dwconv/q8_dwconv.h"
 #include "kernels/q8-gemm/q8_gemm.h"
+#include "kernels/q8-lut/q8_lut.h"
 
 namespace mk {
 
@@ -34,6 +39,14 @@ struct Q8StageQuant {  // output quantization of one conv stage
   double scale;
   int32_t zp;
   int32_t min, max;  // clamp in the output dtype (fused ReLU / ReLU6)
+  // Optional: a 256-entry table applied after the requantization (an int8 code is looked up by
+  // its byte); then (lut_scale, lut_zp) are the stage's output qparams and (scale, zp) the
+  // table's input qparams.
+  const uint8_t* lut = nullptr;
+  double lut_scale = 1.0;
+  int32_t lut_zp = 0;
+  double out_scale() const { return lut ? lut_scale : scale; }
+  int32_t out_zp() const { return lut ? lut_zp : zp; }
 };
 
 struct Q8InvertedResidualParams {
@@ -71,12 +84,16 @@ void q8_inverted_residual_run(const Q8InvertedResidualParams& p, const void* x,
                               const uint8_t* dw_pack, int64_t dw_bytes,
                               const uint8_t* project_pack, int64_t project_bytes, void* out,
                               int num_threads);
-// Same on explicit kernels (tests: every compiled path, the AVX2 emulation of VNNI too).
+// Same on explicit kernels (tests: every compiled path, the AVX2 emulation of VNNI too); lut
+// nullptr = the active ISA's table kernel.
 void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn dw,
                                    const Q8InvertedResidualParams& p, const void* x,
                                    const uint8_t* expand_pack, int64_t expand_bytes,
                                    const uint8_t* dw_pack, int64_t dw_bytes,
                                    const uint8_t* project_pack, int64_t project_bytes, void* out,
-                                   int num_threads);
+                                   int num_threads, Q8LutFn lut = nullptr);
+// The table kernel of the active ISA level (and its name).
+Q8LutFn q8_lut_kernel();
+std::string q8_lut_kernel_name();
 
 }  // namespace mk

@@ -111,8 +111,8 @@ def _block_call_args(x, packs: QInvertedResidualPacks, x_scale, x_zero_point, qp
     if isinstance(activations, str) or len(activations) != 3:
         raise ValueError(f"activations must be three names (expand, depthwise, project), got {activations!r}")
     if "hardswish" in activations:
-        raise ValueError("hardswish is not a clamp in the quantized range, so the fused int8 block cannot apply "
-                         "it; run such a block unfused (qconv1x1 + a uint8 lookup table, as mobilekernels.quant does)")
+        raise ValueError("hardswish is not a clamp in the quantized range: pass it as a lookup table (luts=, "
+                         "lut_qparams=; the stage's activation 'none'), as mobilekernels.quant does")
     if len(qparams) != 3 or any(len(q) != 2 for q in qparams):
         raise ValueError("qparams must be three (scale, zero_point) pairs: expand, depthwise, project outputs")
     if residual is None:
@@ -133,11 +133,24 @@ def _block_call_args(x, packs: QInvertedResidualPacks, x_scale, x_zero_point, qp
             bool(residual), float(os_), oz)
 
 
+def _lut_args(luts, lut_qparams) -> tuple:
+    """(expand_lut, dw_lut, project_lut, lut_scales, lut_zero_points) of the op from three
+    optional tables and their three output (scale, zero_point) pairs."""
+    if luts is None:
+        return (None, None, None, None, None)
+    if isinstance(luts, torch.Tensor) or len(luts) != 3:
+        raise ValueError("luts must be three optional tables (expand, depthwise, project)")
+    if lut_qparams is None or len(lut_qparams) != 3 or any(q is not None and len(q) != 2 for q in lut_qparams):
+        raise ValueError("lut_qparams must be three (scale, zero_point) pairs (None where a stage has no table)")
+    qp = [q if q is not None else (1.0, 0) for q in lut_qparams]
+    return (*luts, [float(q[0]) for q in qp], [q[1] for q in qp])
+
+
 def qinverted_residual(x: torch.Tensor, packs: QInvertedResidualPacks, x_scale: float, x_zero_point: int,
                        qparams: Sequence[QParams], stride: int = 1, padding=None,
                        activations: Sequence[str] = ("relu6", "relu6", "none"), residual: Optional[bool] = None,
                        out_qparams: Optional[QParams] = None, out_dtype: torch.dtype = torch.uint8,
-                       band_rows: int = 0) -> torch.Tensor:
+                       band_rows: int = 0, luts=None, lut_qparams=None) -> torch.Tensor:
     """Fused int8 inverted residual: ``qconv1x1`` expand -> ``qdwconv2d`` k x k stride ``stride``
     -> ``qconv1x1`` project (-> int8 add of ``x`` when ``residual``), bit-exact to those ops in
     sequence, the expanded tensor never materialised.
@@ -152,22 +165,26 @@ def qinverted_residual(x: torch.Tensor, packs: QInvertedResidualPacks, x_scale: 
         residual: default ``stride == 1 and Cin == Cout``; needs ``out_qparams`` of the sum.
         out_dtype: dtype of every tensor the block produces.
         band_rows: output rows per band (0 = from the cache budget).
+        luts: optional ``(expand, depthwise, project)`` 256-entry ``out_dtype`` tables (None per
+            stage without one), applied after that stage's requantization to ``qparams[i]``
+            (e.g. Hardswish); the stage then outputs ``lut_qparams[i]`` (scale, zero_point).
     """
     args = _block_call_args(x, packs, x_scale, x_zero_point, qparams, stride, padding, activations, residual,
                             out_qparams, out_dtype)
-    return torch.ops.mobilekernels.qinverted_residual(*args, band_rows)
+    return torch.ops.mobilekernels.qinverted_residual(*args, band_rows, *_lut_args(luts, lut_qparams))
 
 
 def qinverted_residual_info(x: torch.Tensor, packs: QInvertedResidualPacks, x_scale: float, x_zero_point: int,
                             qparams: Sequence[QParams], stride: int = 1, padding=None,
                             activations: Sequence[str] = ("relu6", "relu6", "none"), residual: Optional[bool] = None,
                             out_qparams: Optional[QParams] = None, out_dtype: torch.dtype = torch.uint8,
-                            band_rows: int = 0, num_threads: Optional[int] = None) -> dict:
+                            band_rows: int = 0, num_threads: Optional[int] = None, luts=None,
+                            lut_qparams=None) -> dict:
     """Kernels, band rows, per-thread scratch bytes, busy threads and expanded-tensor bytes of
     the :func:`qinverted_residual` call with these arguments (nothing runs)."""
     args = _block_call_args(x, packs, x_scale, x_zero_point, qparams, stride, padding, activations, residual,
                             out_qparams, out_dtype)
-    return _qblockops.info(*args, band_rows, num_threads)
+    return _qblockops.info(*args, band_rows, num_threads, *_lut_args(luts, lut_qparams))
 
 
 kernel_names = _qops.kernel_names

@@ -4,6 +4,8 @@
 // bit, at every supported ISA level and, on x86, on the AVX2 emulation of the VNNI tiling.
 // Covers odd sizes, stride 1 and 2, t == 1, residuals, both dtypes, weight zero points (row
 // sums), forced band heights (1, 2, auto) and 1-3 threads; the output sits between canaries.
+// Stages with a lookup table (Hardswish) are checked against the table applied after the
+// unfused op; the table kernels themselves against the scalar loop on every byte.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,6 +20,7 @@
 #include "kernels/q8-dwconv/q8_dwconv_kernels.h"
 #include "kernels/q8-gemm/q8_gemm.h"
 #include "kernels/q8-gemm/q8_gemm_kernels.h"
+#include "kernels/q8-lut/q8_lut_kernels.h"
 #include "ops/q8_dwconv_op.h"
 #include "ops/q8_gemm_op.h"
 #include "ops/q8_inverted_residual_op.h"
@@ -29,7 +32,28 @@ namespace {
 struct Block {
   Q8InvertedResidualParams p;
   std::vector<uint8_t> x, pe, pd, pp;  // input and packs
+  std::vector<uint8_t> luts[3];        // tables of the stages that have one (p.e/d/p.lut point here)
 };
+
+// Gives the stages in `mask` (bit 0 expand, 1 depthwise, 2 project) a random 256-entry table
+// and output qparams.
+void add_luts(Block& b, std::mt19937& rng, int mask) {
+  std::uniform_int_distribution<int> byte(0, 255), zp(20, 100);
+  Q8StageQuant* st[3] = {&b.p.e, &b.p.d, &b.p.p};
+  for (int i = 0; i < 3; ++i) {
+    if (!(mask >> i & 1) || (i == 0 && !b.p.expand)) continue;
+    b.luts[i].resize(256);
+    for (auto& v : b.luts[i]) v = static_cast<uint8_t>(byte(rng));
+    st[i]->lut = b.luts[i].data();
+    st[i]->lut_scale = st[i]->scale * 0.9;
+    st[i]->lut_zp = b.p.y_signed ? zp(rng) - 128 : zp(rng);
+  }
+}
+
+void apply_lut(const Q8StageQuant& q, std::vector<uint8_t>& v) {
+  if (q.lut)
+    for (auto& c : v) c = q.lut[c];
+}
 
 std::vector<uint8_t> pack_gemm(std::mt19937& rng, int64_t K, int64_t N, double in_scale, bool w_signed, bool wzp) {
   std::uniform_int_distribution<int> byte(0, 255), zp(-3, 3), bias(-2000, 2000);
@@ -122,21 +146,25 @@ std::vector<uint8_t> unfused(const Block& b, Q8GemmFn gemm, bool gemm_signed_x, 
     h.resize(p.N * p.H * p.W * p.Chid);
     q8_gemm_run_with(gemm, gemm_signed_x, b.pe.data(), b.pe.size(), b.x.data(), p.N * p.H * p.W, p.Cin, p.Chid,
                      quant(p.x_scale, p.x_zp, p.x_signed, p.e, p.y_signed), h.data(), threads);
+    apply_lut(p.e, h);
     dw_in = h.data();
-    qd = quant(p.e.scale, p.e.zp, p.y_signed, p.d, p.y_signed);
+    qd = quant(p.e.out_scale(), p.e.out_zp(), p.y_signed, p.d, p.y_signed);
   }
   const Q8DwShape s{p.N, p.H, p.W, p.Chid, 1, p.K, p.K, p.S, p.S, 1, 1, p.PT, p.PL, OH, OW};
   q8_dwconv_run_with(dw, b.pd.data(), b.pd.size(), dw_in, s, qd, d.data(), threads);
+  apply_lut(p.d, d);
   q8_gemm_run_with(gemm, gemm_signed_x, b.pp.data(), b.pp.size(), d.data(), p.N * OH * OW, p.Chid, p.Cout,
-                   quant(p.d.scale, p.d.zp, p.y_signed, p.p, p.y_signed), y.data(), threads);
+                   quant(p.d.out_scale(), p.d.out_zp(), p.y_signed, p.p, p.y_signed), y.data(), threads);
+  apply_lut(p.p, y);
   if (p.residual) {
-    const float fa = static_cast<float>(p.x_scale / p.out_scale), fb = static_cast<float>(p.p.scale / p.out_scale);
+    const float fa = static_cast<float>(p.x_scale / p.out_scale);
+    const float fb = static_cast<float>(p.p.out_scale() / p.out_scale);
     const int32_t lo = p.y_signed ? -128 : 0, hi = p.y_signed ? 127 : 255;
     for (size_t i = 0; i < y.size(); ++i) {
       const int32_t xv = p.x_signed ? int32_t(int8_t(b.x[i])) : int32_t(b.x[i]);
       const int32_t yv = p.y_signed ? int32_t(int8_t(y[i])) : int32_t(y[i]);
       volatile float a = static_cast<float>(xv - p.x_zp) * fa;  // rounded like torch's separate ops
-      volatile float c = static_cast<float>(yv - p.p.zp) * fb;
+      volatile float c = static_cast<float>(yv - p.p.out_zp()) * fb;
       volatile float sum = a + c;
       const double r = std::nearbyint(double(sum)) + p.out_zp;  // half to even, then clamp
       y[i] = static_cast<uint8_t>(static_cast<int32_t>(std::fmin(std::fmax(r, lo), hi)));
@@ -161,7 +189,20 @@ struct Path {
   Q8GemmFn gemm;
   bool signed_x;
   Q8DwconvFn dw;
+  Q8LutFn lut;
 };
+
+template <class List>
+auto kernel_at(const List& list, Isa level) -> decltype(&list[0]) {
+  const Isa isa = resolve_isa(level, [&](Isa i) {
+    for (const auto& k : list)
+      if (k.isa == i) return true;
+    return false;
+  });
+  for (const auto& k : list)
+    if (k.isa == isa) return &k;
+  return nullptr;
+}
 
 // One (gemm, dw) pair per supported ISA level, the level's own kernels; plus the emulated VNNI.
 std::vector<Path> paths() {
@@ -174,13 +215,15 @@ std::vector<Path> paths() {
       if (k.isa == gi) g = &k;
     for (const Q8DwconvKernel& k : kQ8DwconvKernels)
       if (k.isa == di) d = &k;
+    const Q8LutKernel* l = kernel_at(kQ8LutKernels, isa);
     if (g && d)
-      out.push_back({std::string(isa_name(isa)) + ": " + g->name + " + " + d->name, g->run, g->signed_x, d->run});
+      out.push_back({std::string(isa_name(isa)) + ": " + g->name + " + " + d->name + " + lut " + l->name, g->run,
+                     g->signed_x, d->run, l->run});
   }
 #if defined(MK_X86)
   if (isa_supported(Isa::avx2))
     for (const Q8GemmKernel& k : kQ8GemmEmulatedKernels)
-      out.push_back({std::string(k.name) + " + avx2 dw", k.run, k.signed_x, q8_dwconv_avx2});
+      out.push_back({std::string(k.name) + " + avx2 dw", k.run, k.signed_x, q8_dwconv_avx2, q8_lut_avx2});
 #endif
   return out;
 }
@@ -196,7 +239,7 @@ void check(const Block& b, std::initializer_list<int64_t> bands, std::initialize
         std::vector<uint8_t> out(total + 2 * kCanary, kCanaryByte);
         uint8_t* o = out.data() + kCanary;
         q8_inverted_residual_run_with(path.gemm, path.signed_x, path.dw, p, b.x.data(), b.pe.data(), b.pe.size(),
-                                      b.pd.data(), b.pd.size(), b.pp.data(), b.pp.size(), o, nt);
+                                      b.pd.data(), b.pd.size(), b.pp.data(), b.pp.size(), o, nt, path.lut);
         const std::string where = path.name + ", threads " + std::to_string(nt) + ", " + describe(p);
         for (int64_t i = 0; i < kCanary; ++i) {
           ASSERT_EQ(out[i], kCanaryByte) << "wrote before the output, " << where;
@@ -278,4 +321,80 @@ TEST(Q8InvertedResidual, RejectsBadInput) {
   EXPECT_THROW(run(b.p, b.pe, bad), std::invalid_argument);  // bad magic
   std::vector<uint8_t> short_pack(b.pd.begin(), b.pd.end() - 16);
   EXPECT_THROW(run(b.p, b.pe, short_pack), std::invalid_argument);
+}
+
+TEST(Q8Lut, EveryKernelEqualsTheScalarLoop) {
+  // Every byte value, random tables, lengths around the vector widths, between canaries.
+  std::mt19937 rng(6);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (const Q8LutKernel& k : kQ8LutKernels) {
+    if (!isa_supported(k.isa)) continue;
+    for (int rep = 0; rep < 8; ++rep) {
+      std::vector<uint8_t> table(256);
+      for (auto& v : table) v = static_cast<uint8_t>(byte(rng));
+      if (rep == 0)
+        for (int i = 0; i < 256; ++i) table[i] = static_cast<uint8_t>(255 - i);
+      for (int64_t n : {0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 255, 256, 257, 1000}) {
+        std::vector<uint8_t> buf(n + 2 * kCanary, kCanaryByte);
+        uint8_t* x = buf.data() + kCanary;
+        for (int64_t i = 0; i < n; ++i) x[i] = static_cast<uint8_t>(n >= 256 ? (i * 7 + rep) & 255 : byte(rng));
+        std::vector<uint8_t> want(x, x + n);
+        for (auto& v : want) v = table[v];
+        k.run(table.data(), x, n);
+        for (int64_t i = 0; i < kCanary; ++i)
+          ASSERT_TRUE(buf[i] == kCanaryByte && buf[kCanary + n + i] == kCanaryByte) << k.name << " n " << n;
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(int(x[i]), int(want[i])) << k.name << " n " << n << " at " << i;
+      }
+    }
+  }
+}
+
+TEST(Q8InvertedResidual, LutStagesV3ShapesReduced) {
+  // MobileNetV3's Hardswish blocks (expand and depthwise tables, hidden widths that are not
+  // multiples of the input width) on small maps; plus a table on the project stage.
+  std::mt19937 rng(12);
+  struct S { int64_t h, cin, t, cout, s, k; int mask; };
+  for (const S& s : {S{9, 40, 6, 80, 2, 3, 3}, S{7, 80, 3, 80, 1, 3, 3}, S{7, 112, 6, 160, 2, 5, 3},
+                     S{5, 160, 6, 160, 1, 5, 3}, S{8, 16, 1, 16, 2, 3, 2}, S{6, 24, 4, 24, 1, 5, 7}}) {
+    Block b = make_block(rng, 1, s.h, s.h, s.cin, s.t, s.cout, s.s, s.k, true, false, false, true, false);
+    add_luts(b, rng, s.mask);
+    check(b, {0, 1}, {1, 2});
+  }
+}
+
+TEST(Q8InvertedResidual, LutStagesOddSizesDtypes) {
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int> hw(1, 13), pick(0, 1 << 20);
+  const int64_t chans[] = {1, 3, 5, 9, 17, 24};
+  for (int i = 0; i < 24; ++i) {
+    const int r = pick(rng);
+    const int64_t h = hw(rng), w = hw(rng), cin = chans[r % 6], t = 1 + (r / 6) % 3 * 2, s = 1 + (r / 18) % 2;
+    const bool res = (r / 36) % 2 == 0;
+    const int64_t cout = res ? cin : chans[(r / 72) % 6];
+    const int64_t k = (r >> 10) & 1 ? 5 : 3;
+    if (h + 2 * (k / 2) < k || w + 2 * (k / 2) < k) continue;
+    const bool xs = (r >> 12) & 1, ys = (r >> 13) & 1, wzp = (r >> 15) & 1;
+    const int64_t n = (r >> 16) & 1 ? 3 : 1;
+    Block b = make_block(rng, n, h, w, cin, t, cout, s, k, res, xs, ys, true, wzp);
+    add_luts(b, rng, 1 + (r >> 17) % 7);
+    check(b, {0, 1, 2}, {1, 2});
+  }
+}
+
+TEST(Q8InvertedResidual, RejectsBadTableQparams) {
+  std::mt19937 rng(3);
+  Block b = make_block(rng, 1, 6, 6, 8, 4, 8, 1, 3, true, false, false, true, false);
+  add_luts(b, rng, 2);
+  std::vector<uint8_t> out(6 * 6 * 8);
+  auto run = [&](const Q8InvertedResidualParams& p) {
+    q8_inverted_residual_run(p, b.x.data(), b.pe.data(), b.pe.size(), b.pd.data(), b.pd.size(), b.pp.data(),
+                             b.pp.size(), out.data(), 1);
+  };
+  Q8InvertedResidualParams p = b.p;
+  p.d.lut_scale = 0;
+  EXPECT_THROW(run(p), std::invalid_argument);
+  p = b.p;
+  p.d.lut_zp = 300;
+  EXPECT_THROW(run(p), std::invalid_argument);
+  EXPECT_NO_THROW(run(b.p));
 }

@@ -178,3 +178,38 @@ def _saved(m):
     torch.save(m, buf)
     buf.seek(0)
     return buf
+
+
+def test_from_quantize_steps_with_hardswish_tables():
+    """From the QConv steps of MobileNetV3 Hardswish blocks (tables after the expand and
+    depthwise requantization): equals the steps' unfused int8 forward, through the cached call
+    and the registered op; state_dict round trip carries the tables; a state_dict saved before
+    tables existed (no ``luts`` keys) still loads."""
+    from mobilekernels.models import get_model
+    from mobilekernels.quant.modules import QBlock
+
+    torch.manual_seed(1)
+    net = get_model("mobilenet_v3_small", num_classes=10, width_mult=0.5, attention=None).eval()
+    qm = mk.quantize(net, [torch.randn(2, 3, 40, 40) for _ in range(2)], progress=False)
+    blocks = [st for st in qm.modules() if isinstance(st, QBlock) and any(c.post is not None for c in st.steps)]
+    assert blocks
+    for st in blocks:
+        e, d, p = st.fusable_convs()
+        s, z = float(st.steps[0].in_scale), int(st.steps[0].in_zp)
+        fused = QuantizedInvertedResidual.from_qconvs(e, d, p, s, z, st.residual,
+                                                      st.out_qparams() if st.residual else None)
+        assert fused.lut_qparams[:, 0].sum() >= 2
+        q = torch.randint(0, 256, (2, fused.in_channels, 7, 5), dtype=torch.uint8)
+        want, ws, wz = st._unfused_int(q, s, z)
+        assert torch.equal(fused.forward_codes(q, s, z), want) and fused.output_qparams() == (ws, wz)
+        assert torch.equal(fused._forward_codes_op(q, s, z), want)
+        assert " + lut " in fused.info((1, fused.in_channels, 14, 14), num_threads=1)["kernel"]
+        m2 = QuantizedInvertedResidual(fused.in_channels, fused.hidden_channels, fused.out_channels,
+                                       fused.kernel_size, fused.stride, fused.pads, fused.activations, fused.residual)
+        m2.load_state_dict(fused.state_dict())
+        assert torch.equal(m2.forward_codes(q, s, z), want)
+    old = {k: v for k, v in fused.state_dict().items() if "lut" not in k}
+    m3 = QuantizedInvertedResidual(fused.in_channels, fused.hidden_channels, fused.out_channels,
+                                   fused.kernel_size, fused.stride, fused.pads, fused.activations, fused.residual)
+    m3.load_state_dict(old)
+    assert not m3.lut_qparams[:, 0].any()

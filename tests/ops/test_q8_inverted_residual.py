@@ -33,8 +33,9 @@ def _codes(g, shape, dtype):
 class Block:
     """Random int8 weights and qparams whose stages keep values spread over the code range."""
 
-    def __init__(self, g, cin, t, cout, k=3, xd=torch.uint8, yd=torch.uint8, wd=torch.int8, wzp=False):
-        self.cin, self.chid, self.cout, self.k, self.xd, self.yd = cin, cin * t, cout, k, xd, yd
+    def __init__(self, g, cin, t, cout, k=3, xd=torch.uint8, yd=torch.uint8, wd=torch.int8, wzp=False, chid=None):
+        # chid: a hidden width that is not a multiple of cin (MobileNetV3: 80 -> 200), with t != 1
+        self.cin, self.chid, self.cout, self.k, self.xd, self.yd = cin, chid or cin * t, cout, k, xd, yd
         chid = self.chid
         lo, hi = RANGE[yd]
         mid = (lo + hi + 1) // 2
@@ -231,7 +232,7 @@ def _x(c=8, dtype=torch.uint8, h=6):
     (lambda a: a.update(qparams=[(0.1, 0), (0.1, 0)]), ValueError, "three"),
     (lambda a: a.update(qparams=[(0.1, 0), (-1.0, 0), (0.1, 0)]), ValueError, "scale"),
     (lambda a: a.update(qparams=[(0.1, 0), (0.1, 256), (0.1, 0)]), ValueError, "zero"),
-    (lambda a: a.update(activations=("hardswish", "relu6", "none")), ValueError, "hardswish"),
+    (lambda a: a.update(activations=("hardswish", "relu6", "none")), ValueError, "lookup table"),
     (lambda a: a.update(activations="relu6"), ValueError, "three names"),
     (lambda a: a.update(residual=True, stride=2), ValueError, "residual needs stride 1"),
     (lambda a: a.update(residual=True, out_qparams=None), ValueError, "out_qparams"),
@@ -287,12 +288,12 @@ def test_cpp_revalidates(blk):
     out = torch.empty((1, 8, 6, 6), dtype=torch.uint8)
     args = [x.data_ptr(), p.expand.data_ptr(), p.expand.numel(), p.dw.data_ptr(), p.dw.numel(), p.project.data_ptr(),
             p.project.numel(), out.data_ptr(), [1, 6, 6, 8, 32, 8, 3, 1, 1, 1, 1, 1], True, True, 0, False, False,
-            [0.1, 0.1, 0.1, 0.1, 0.1], [0, 0, 0, 0, 0], [0, 255, 0, 255, 10, 5], 1]
+            [0.1, 0.1, 0.1, 0.1, 0.1], [0, 0, 0, 0, 0], [0, 255, 0, 255, 10, 5], [0, 0, 0], [1.0] * 3, [0, 0, 0], 1]
     with pytest.raises(ValueError, match="clamp"):
         _C.q8_inverted_residual(*args)
     args[10] = True
     args[8] = [1, 6, 6, 8, 32, 8, 3, 2, 1, 1, 1, 1]
-    args[-2] = [0, 255, 0, 255, 0, 255]
+    args[-5] = [0, 255, 0, 255, 0, 255]
     with pytest.raises(ValueError, match="residual"):
         _C.q8_inverted_residual(*args)
 

@@ -1,6 +1,7 @@
 """mk.quantize runs qualifying inverted-residual / depthwise-separable blocks as one fused
 qinverted_residual call: same int8 codes as the layers one by one (fuse_blocks=False), shown in
-summary(), rebuilt after load_state_dict; blocks with attention or LUT activations stay unfused."""
+summary(), rebuilt after load_state_dict; Hardswish (a lookup table after the requantization)
+runs inside the fused block; blocks with attention stay unfused."""
 from __future__ import annotations
 
 import pytest
@@ -31,22 +32,31 @@ def _blocks(q):
     return [m for m in q.modules() if isinstance(m, QBlock)]
 
 
-@pytest.mark.parametrize("name,fused_blocks", [("mobilenet_v2", 17), ("mobilenet_v1", 13), ("mobilenet_v3_large", 6)])
-def test_fused_equals_unfused(name, fused_blocks):
-    m, calib = _model(name), _calib()
+@pytest.mark.parametrize("name,attention,fused_blocks", [
+    ("mobilenet_v2", None, 17), ("mobilenet_v1", None, 13), ("mobilenet_v3_large", None, 15),
+    ("mobilenet_v3_small", None, 11), ("mobilenet_v3_large", "se", 7), ("mobilenet_v3_small", "se", 2)])
+def test_fused_equals_unfused(name, attention, fused_blocks):
+    m, calib = _model(name, attention), _calib()
     q = mk.quantize(m, calib, progress=False)
     q_ref = mk.quantize(m, calib, progress=False, fuse_blocks=False)
     assert sum(b.is_fused() for b in _blocks(q)) == fused_blocks
     assert not any(b.is_fused() for b in _blocks(q_ref))
     x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     assert torch.equal(q(x), q_ref(x))
+    threads = torch.get_num_threads()
     # Block by block on the integer codes too (the logits could hide a difference).
     for b in _blocks(q):
         if b.is_fused():
             s, z = float(b.steps[0].in_scale), int(b.steps[0].in_zp)
-            codes = torch.randint(0, 256, (2, b.steps[0].in_channels, 9, 7), dtype=torch.uint8)
-            got, want = b.forward_int(codes, s, z), b._unfused_int(codes, s, z)
-            assert torch.equal(got[0], want[0]) and got[1:] == want[1:]
+            for n, h, w in ((2, 9, 7), (1, 1, 1), (3, 17, 4)):
+                codes = torch.randint(0, 256, (n, b.steps[0].in_channels, h, w), dtype=torch.uint8)
+                for nt in (1, 2):
+                    torch.set_num_threads(nt)
+                    try:
+                        got, want = b.forward_int(codes, s, z), b._unfused_int(codes, s, z)
+                    finally:
+                        torch.set_num_threads(threads)
+                    assert torch.equal(got[0], want[0]) and got[1:] == want[1:]
     text = q.summary()
     assert f"({fused_blocks} inverted-residual blocks fused into qinverted_residual)" in text.splitlines()[-1]
     assert "fused qinverted_residual: qdwconv2d" in text
@@ -105,3 +115,21 @@ def test_cached_int8_calls_equal_the_registered_ops(name, attention, monkeypatch
     q.load_state_dict(other.state_dict())
     with torch.inference_mode():
         assert torch.equal(q(x), want_other)
+
+
+def test_hardswish_blocks_fuse_with_their_tables():
+    """V3's Hardswish blocks run fused with the tables of their QConv steps; a changed table
+    changes the fused result (the tables are really read), and summary() says so."""
+    m, calib = _model("mobilenet_v3_large"), _calib()
+    q = mk.quantize(m, calib, progress=False)
+    hs = [b for b in _blocks(q) if b.is_fused() and any(st.post is not None for st in b.steps)]
+    assert len(hs) == 9
+    b = hs[0]
+    s, z = float(b.steps[0].in_scale), int(b.steps[0].in_zp)
+    codes = torch.randint(0, 256, (1, b.steps[0].in_channels, 8, 8), dtype=torch.uint8)
+    before = b.forward_int(codes, s, z)[0]
+    lut_step = next(st for st in b.steps if st.post is not None)
+    lut_step.lut.copy_(255 - lut_step.lut)  # in place: the cached call must see the new table
+    after, want = b.forward_int(codes, s, z)[0], b._unfused_int(codes, s, z)[0]
+    assert not torch.equal(before, after) and torch.equal(after, want)
+    assert "Hardswish as uint8 LUT" in q.summary() and "fused qinverted_residual: qconv1x1, Hardswish" in q.summary()

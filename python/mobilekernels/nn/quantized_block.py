@@ -3,8 +3,9 @@
 Runs ``torch.ops.mobilekernels.qinverted_residual`` (see ``mobilekernels._qblockops``): bit-exact
 to its three int8 convs run one after another (``qconv1x1`` -> ``qdwconv2d`` -> ``qconv1x1``)
 plus the int8 residual add of ``mobilekernels.quant``, without materialising the expanded
-tensor. Activations are ReLU / ReLU6 clamps in the quantized range; Hardswish has no clamp form,
-so such blocks are refused here (``mobilekernels.quantize`` runs them unfused).
+tensor. Activations are ReLU / ReLU6 clamps in the quantized range, and/or per stage a 256-entry
+uint8 lookup table after the requantization (Hardswish and other elementwise activations, as
+``mobilekernels.quant``'s ``QConv`` steps run them: ``QConv.post`` / ``QConv.lut``).
 
 Built from already-quantized pieces (:meth:`from_qconvs`): ``mobilekernels.quant`` conv steps
 (``QConv``, what ``mk.quantize`` makes) or :class:`~mobilekernels.nn.QuantizedConv2d` modules.
@@ -29,9 +30,11 @@ _FUSABLE_ACTS = ("none", "relu", "relu6")
 class QuantizedInvertedResidual(nn.Module):
     """int8 expand 1x1 (optional) -> depthwise kxk stride s -> project 1x1 (-> + x), fused.
 
-    State (in ``state_dict``): the three uint8 packs (``expand_packed`` empty for t == 1) and a
+    State (in ``state_dict``): the three uint8 packs (``expand_packed`` empty for t == 1), a
     float64 ``qparams`` buffer ``[x_scale, x_zp, e_scale, e_zp, d_scale, d_zp, p_scale, p_zp,
-    out_scale, out_zp]``.
+    out_scale, out_zp]`` (each stage's requantization), the uint8 ``luts`` ``[3, 256]`` and
+    float64 ``lut_qparams`` ``[3, 3]`` rows ``(has_table, scale, zp)``: a stage with a table
+    outputs the table's ``(scale, zp)``.
 
     ``forward(x)`` takes and returns ``torch.quint8`` tensors (channels_last out; the input's
     codes are read through ``int_repr()``); :meth:`forward_codes` takes plain uint8 codes with
@@ -56,6 +59,8 @@ class QuantizedInvertedResidual(nn.Module):
         self.register_buffer("dw_packed", torch.zeros(0, dtype=torch.uint8))
         self.register_buffer("project_packed", torch.zeros(0, dtype=torch.uint8))
         self.register_buffer("qparams", torch.tensor([1.0, 0] * 5, dtype=torch.float64))
+        self.register_buffer("luts", torch.zeros(3, 256, dtype=torch.uint8))
+        self.register_buffer("lut_qparams", torch.tensor([[0.0, 1.0, 0.0]] * 3, dtype=torch.float64))
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -86,12 +91,18 @@ class QuantizedInvertedResidual(nn.Module):
             raise ValueError("a residual block needs out_qparams=(scale, zero_point) of the sum")
         in_scale = float(x_scale)
         packs = []
-        for c, inf in zip(convs, info):
+        luts, lut_qp = torch.zeros(3, 256, dtype=torch.uint8), torch.tensor([[0.0, 1.0, 0.0]] * 3, dtype=torch.float64)
+        for i, (c, inf) in enumerate(zip(convs, info)):
             if c is None:
                 packs.append(torch.zeros(0, dtype=torch.uint8))
                 continue
             packs.append(inf["pack"](in_scale))
             in_scale = inf["scale"]
+            if inf.get("lut") is not None:
+                luts[i].copy_(inf["lut"])
+                lut_qp[i] = torch.tensor([1.0, inf["lut_scale"], inf["lut_zp"]], dtype=torch.float64)
+                in_scale = inf["lut_scale"]
+        m.luts, m.lut_qparams = luts, lut_qp
         m.expand_packed, m.dw_packed, m.project_packed = packs
         os_, oz = out_qparams if m.residual else (1.0, 0)
         q = [float(x_scale), int(x_zero_point)]
@@ -149,7 +160,19 @@ class QuantizedInvertedResidual(nn.Module):
 
     def output_qparams(self) -> tuple[float, int]:
         q = self.qparams
-        return (float(q[8]), int(q[9])) if self.residual else (float(q[6]), int(q[7]))
+        if self.residual:
+            return float(q[8]), int(q[9])
+        if self.lut_qparams[2, 0]:
+            return float(self.lut_qparams[2, 1]), int(self.lut_qparams[2, 2])
+        return float(q[6]), int(q[7])
+
+    def _lut_call(self) -> tuple:
+        """(luts, lut_qparams) for qops.qinverted_residual: None where a stage has no table."""
+        lq = self.lut_qparams.tolist()
+        if not any(r[0] for r in lq):
+            return None, None
+        return (tuple(self.luts[i] if lq[i][0] else None for i in range(3)),
+                tuple((lq[i][1], int(lq[i][2])) if lq[i][0] else None for i in range(3)))
 
     # Eager calls skip the torch.ops dispatcher and the per-call validation: the validated
     # arguments of the C++ call are cached per (input shape, dtype, qparams, packs, settings)
@@ -162,7 +185,7 @@ class QuantizedInvertedResidual(nn.Module):
         if type(q) is torch.Tensor and not torch.compiler.is_compiling():
             key = (q.shape, q.dtype, scale, zero_point, band_rows, tensor_key(self.expand_packed),
                    tensor_key(self.dw_packed), tensor_key(self.project_packed), tensor_key(self.qparams),
-                   self.stride, tuple(self.pads), tuple(self.activations), self.residual)
+                   tensor_key(self.luts), tensor_key(self.lut_qparams), self.stride, tuple(self.pads), tuple(self.activations), self.residual)
             call = cached_call(self, key)
             if call is None:
                 call = remember_call(self, key, self._prepare_call(q, scale, zero_point, band_rows))
@@ -190,7 +213,7 @@ class QuantizedInvertedResidual(nn.Module):
         xs, stages, out_qp = self._op_qparams(scale)
         op_args = qops._block_call_args(q, packs, xs, int(zero_point), stages, self.stride, self.pads,
                                         self.activations, self.residual, out_qp, torch.uint8)
-        (n, oh, ow), args = _qblockops._args(*op_args, band_rows)
+        (n, oh, ow), args = _qblockops._args(*op_args, band_rows, *qops._lut_args(*self._lut_call()))
         e = packs.expand
         ptrs = (0 if e is None else e.data_ptr(), 0 if e is None else e.numel(), packs.dw.data_ptr(),
                 packs.dw.numel(), packs.project.data_ptr(), packs.project.numel())
@@ -200,8 +223,9 @@ class QuantizedInvertedResidual(nn.Module):
         """The same through the registered op (traceable; validates every call)."""
         packs = self._packs()
         xs, stages, out_qp = self._op_qparams(scale)
+        luts, lut_qp = self._lut_call()
         return qops.qinverted_residual(q, packs, xs, int(zero_point), stages, self.stride, self.pads,
-                                       self.activations, self.residual, out_qp, torch.uint8, band_rows)
+                                       self.activations, self.residual, out_qp, torch.uint8, band_rows, luts, lut_qp)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dtype != torch.quint8:
@@ -219,9 +243,10 @@ class QuantizedInvertedResidual(nn.Module):
         qp = self.qparams.tolist()
         stages = [(qp[2], int(qp[3])), (qp[4], int(qp[5])), (qp[6], int(qp[7]))]
         x = torch.empty((1, 1, 1, 1), dtype=torch.uint8).expand(tuple(x_shape))  # only its shape is read
+        luts, lut_qp = self._lut_call()
         return qops.qinverted_residual_info(x, self._packs(), qp[0], int(qp[1]), stages, self.stride, self.pads,
                                             self.activations, self.residual, (qp[8], int(qp[9])),
-                                            num_threads=num_threads)
+                                            num_threads=num_threads, luts=luts, lut_qparams=lut_qp)
 
     def __getstate__(self):
         state = super().__getstate__().copy()
@@ -232,6 +257,10 @@ class QuantizedInvertedResidual(nn.Module):
         for name in ("expand_packed", "dw_packed", "project_packed"):  # packs change size
             if prefix + name in state_dict:
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        if prefix + "qparams" in state_dict and prefix + "luts" not in state_dict:  # saved before tables existed
+            state_dict = dict(state_dict)
+            state_dict[prefix + "luts"] = torch.zeros(3, 256, dtype=torch.uint8)
+            state_dict[prefix + "lut_qparams"] = torch.tensor([[0.0, 1.0, 0.0]] * 3, dtype=torch.float64)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
@@ -246,13 +275,14 @@ def _conv_info(c, index: int) -> dict:
 
     stage = ("expand", "dw", "project")[index]
     if isinstance(c, QConv):
-        if c.post is not None:
-            raise ValueError(f"{stage}: {type(c.post).__name__} runs as a lookup table after the conv and cannot "
-                             "be fused into the int8 block")
         if c.kind not in ("pointwise", "depthwise") or c.packed.numel() == 0:
             raise ValueError(f"{stage}: a frozen pointwise or depthwise QConv is needed (kind {c.kind}, "
                              f"packed {c.packed.numel() > 0})")
         s, z = c.out_qparams()
+        lut = {}
+        if c.post is not None:  # conv requantized to the table's input qparams, then the table
+            lut = dict(lut=c.lut, lut_scale=s, lut_zp=z)
+            s, z = float(c.mid_scale), int(c.mid_zp)
         packed, packed_scale = c.packed, float(c.in_scale)
 
         def pack(in_scale: float) -> torch.Tensor:
@@ -263,7 +293,7 @@ def _conv_info(c, index: int) -> dict:
 
         return dict(depthwise=c.kind == "depthwise", kernel=tuple(c.kernel), stride=tuple(c.stride),
                     dilation=tuple(c.dilation), pads=tuple(c.pads), act=c.act, scale=s, zp=z, pack=pack,
-                    **{"in": c.in_channels, "out": c.out_channels})
+                    **lut, **{"in": c.in_channels, "out": c.out_channels})
     if isinstance(c, QuantizedConv2d):
         if c.activation not in _FUSABLE_ACTS:
             raise ValueError(f"{stage}: activation {c.activation!r} cannot be fused")

@@ -389,8 +389,9 @@ class QBlock(QStep):
     in int8 (``(a - za) * sa/sy + (b - zb) * sb/sy`` in fp32 on the integer codes, rounded half
     to even).
 
-    When the body is ``[1x1 expand,] depthwise kxk, 1x1 project`` with only ReLU / ReLU6 fused
-    (no lookup-table activation, no attention), the int8 path runs the whole block as one
+    When the body is ``[1x1 expand,] depthwise kxk, 1x1 project`` (ReLU / ReLU6 fused as clamps,
+    other elementwise activations such as Hardswish as lookup tables; no attention), the int8
+    path runs the whole block as one
     ``qinverted_residual`` call (:class:`mobilekernels.nn.QuantizedInvertedResidual`, built from
     these steps' packs): bit-exact to running the steps and the add one after another
     (``_unfused_int``), without materialising the expanded tensor. ``fuse=False`` turns it off."""
@@ -410,9 +411,10 @@ class QBlock(QStep):
         if len(convs) not in (2, 3) or not all(isinstance(c, QConv) for c in convs):
             return None
         e, d, p = ([None] + convs) if len(convs) == 2 else convs
-        ok = (e is None or (e.kind == "pointwise" and e.post is None)) and p.kind == "pointwise" \
-            and p.post is None and d.kind == "depthwise" and d.post is None and d.kernel[0] == d.kernel[1] \
-            and d.stride[0] == d.stride[1] and tuple(d.dilation) == (1, 1) and d.in_channels == d.out_channels
+        # A lookup-table activation (QConv.post: Hardswish...) runs inside the fused block too.
+        ok = (e is None or e.kind == "pointwise") and p.kind == "pointwise" and d.kind == "depthwise" \
+            and d.kernel[0] == d.kernel[1] and d.stride[0] == d.stride[1] and tuple(d.dilation) == (1, 1) \
+            and d.in_channels == d.out_channels
         return (e, d, p) if ok else None
 
     def _fused(self, s: float, z: int):
@@ -421,8 +423,10 @@ class QBlock(QStep):
             return None
         from ..nn.quantized_block import QuantizedInvertedResidual
 
-        # Rebuilt when a pack is replaced (load_state_dict) or the input qparams change.
-        key = (s, z, self.out_qparams()) + tuple(tensor_key(c.packed) for c in convs if c)
+        # Rebuilt when a pack or table is replaced or changed in place, or the qparams change.
+        key = (s, z, self.out_qparams()) + tuple(tensor_key(c.packed) for c in convs if c) \
+            + tuple((tensor_key(c.lut), float(c.mid_scale), int(c.mid_zp), c.out_qparams())
+                    for c in convs if c is not None and c.post is not None)
         if self._fused_cache is None or self._fused_cache[0] != key:
             block = QuantizedInvertedResidual.from_qconvs(*convs, s, z, self.residual,
                                                           self.out_qparams() if self.residual else None)

@@ -14,13 +14,14 @@ between layers activations stay uint8 channels_last; the output is dequantized.
   both with ReLU / ReLU6 fused; other groups=1 convs such as the 3x3 stem as a uint8 im2col
   gathered in torch + ``qconv1x1``; SE's fc1 / fc2, ECA's channel conv (as a banded C x C
   1x1 conv), CBAM's MLP and 7x7 spatial conv (im2col); inverted-residual and depthwise-separable
-  blocks whose body is ``[1x1,] depthwise, 1x1`` with only ReLU / ReLU6 (MobileNetV1/V2, the
-  V3 blocks without SE or Hardswish) run as one fused ``qinverted_residual`` call, residual
-  add included, bit-exact to the layers run one by one (``fuse_blocks=False`` turns it off);
+  blocks whose body is ``[1x1,] depthwise, 1x1`` (MobileNetV1/V2, the V3 blocks without SE;
+  ReLU / ReLU6 as clamps, Hardswish as a lookup table on the block's scratch rows) run as one
+  fused ``qinverted_residual`` call, residual add included, bit-exact to the layers run one by
+  one (``fuse_blocks=False`` turns it off);
 * int8 in torch integer ops: the input quantization, residual adds and the attention blocks'
   ``x * gate`` (integer codes, fp32 requantization, half to even), global average pooling
   (integer sum), CBAM's max pools, logit add and channel max / mean (integer max / sum),
-  elementwise activations that are not fused (Hardswish, Hardsigmoid, Sigmoid...) as 256-entry
+  elementwise activations outside fused blocks (Hardswish, Hardsigmoid, Sigmoid...) as 256-entry
   uint8 lookup tables;
 * float fallback (dequantize -> float module -> quantize): grouped non-depthwise convs and any
   module not listed above (e.g. MaxPool2d).
