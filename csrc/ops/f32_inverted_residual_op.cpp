@@ -12,6 +12,7 @@
 #include "ops/f32_conv1x1_op.h"
 #include "ops/f32_dwconv_op.h"
 #include "ops/ir_bands.h"
+#include "kernels/scalar_activation.h"
 
 namespace mk {
 namespace {
@@ -29,13 +30,24 @@ const F32DwconvKernel& dw_kernel(Isa level) {
   return kF32DwconvKernels[0];
 }
 
+// Images of at most this many output rows (14x14 and 7x7 in MobileNets) split their hidden
+// channels between threads when the batch cannot go one image per thread: splitting rows
+// would expand the halo rows twice (7x7, two threads: 9 expanded rows instead of 7) and give
+// one thread 4 of 7 rows. The cost instead: one pass adding the partial outputs.
+constexpr int64_t kSplitMaxRows = 14;
+
 using irbands::in_rows;
 using irbands::pieces_per_image;
 
 // Scratch floats of a band of `band` output rows in channel tiles of `ct`: the expanded rows
-// (whole hidden width) and one tile of the depthwise band.
+// and one tile of the depthwise band. The expanded rows of every tile are kept (halo rows for
+// the next band) unless a thread's rows are one band (`one_band`): then the tiles take turns
+// in one tile's rows.
+int64_t scratch_floats(const F32InvertedResidualParams& p, int64_t band, int64_t ct, bool one_band) {
+  return (p.expand ? in_rows(p, band) * p.W * (one_band ? ct : p.Chid) : 0) + band * p.OW() * ct;
+}
 int64_t scratch_floats(const F32InvertedResidualParams& p, int64_t band, int64_t ct) {
-  return (p.expand ? in_rows(p, band) * p.W * p.Chid : 0) + band * p.OW() * ct;
+  return scratch_floats(p, band, ct, band >= p.OH());
 }
 
 // The channel tile for bands of `band` rows. Automatic: the whole width unless the scratch
@@ -138,13 +150,23 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
   const float* ppk = f32_gemm_pack_data(project_pack);
   const int64_t OH = p.OH(), OW = p.OW();
   const int nt = std::max(1, num_threads);
-  const int64_t pieces = pieces_per_image(p, nt), items = p.N * pieces;
+  // Threads split a small image's hidden channels instead of its rows when the batch does not
+  // spread evenly (see kSplitMaxRows); otherwise they take runs of rows.
+  const bool split = nt > 1 && p.expand && p.N % nt != 0 && OH <= kSplitMaxRows &&
+                     p.Chid >= 2 * kF32GemmPanel * nt;
+  const int64_t pieces = split ? 1 : pieces_per_image(p, nt), items = p.N * pieces;
   const int64_t piece_rows = ceil_div(OH, pieces);
   const int64_t band_auto = f32_inverted_residual_band_rows(p);
-  const int64_t band = std::min(band_auto, piece_rows);
-  const int64_t ct = channel_tile_for(p, band_auto), tiles = ceil_div(p.Chid, ct);
+  // Bands of equal height within a piece (7 rows in bands of 6 run as 4 + 3, not 6 + 1: a
+  // one-row band is a 7-row GEMM and 3 expanded rows for 1 output row).
+  const int64_t band_max = std::min(band_auto, piece_rows);
+  const int64_t band = ceil_div(piece_rows, ceil_div(piece_rows, band_max));
+  int64_t ct = channel_tile_for(p, band_auto);
+  if (split) ct = std::min(ct, round_up(ceil_div(p.Chid, nt), kF32GemmPanel));  // >= nt tiles
+  const int64_t tiles = ceil_div(p.Chid, ct);
   const int64_t rows_in = p.expand ? in_rows(p, band) : 0;  // expanded rows held per tile
-  const int64_t need = scratch_floats(p, band, ct);
+  const bool one_band = band >= piece_rows;
+  const int64_t need = scratch_floats(p, band, ct, one_band);
 
   // One depthwise pack per channel tile, made once per call and read by every thread.
   const int64_t taps = p.K * p.K, tpad = round_up(ct, kF32DwconvChannelAlign);
@@ -158,14 +180,14 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
   const float* tile_pack_data = tile_packs.data();
   const int64_t epk_panel = (p.Cin + 1) * kF32GemmPanel;
 
-  auto work = [&](int64_t item) {
-    const int64_t n = item / pieces, o_begin = (item % pieces) * piece_rows;
-    const int64_t o_end = std::min(OH, o_begin + piece_rows);
-    if (o_begin >= o_end) return;
+  // Output rows [o_begin, o_end) of image n over channel tiles [j0, j1), projected into dst_n
+  // (an image of the output). from_bias: dst_n starts from the project bias (else it holds a
+  // partial sum, zeros at first); finish: the last tile applies the activation and residual.
+  auto rows_work = [&](int64_t n, int64_t o_begin, int64_t o_end, int64_t j0, int64_t j1,
+                       float* dst_n, bool from_bias, bool finish) {
     float* buf = thread_scratch(need);                   // expanded rows [have_lo, have_hi)
-    float* dwo = buf + rows_in * p.W * p.Chid;           // depthwise output of a band's tile
+    float* dwo = buf + rows_in * p.W * (one_band ? ct : p.Chid);  // a band's tile, depthwised
     const float* x_n = x + n * p.H * p.W * p.Cin;
-    float* out_n = out + n * OH * OW * p.Cout;
     int64_t have_lo = 0, have_hi = 0;
     for (int64_t b0 = o_begin; b0 < o_end; b0 += band) {
       const int64_t b1 = std::min(o_end, b0 + band);
@@ -175,12 +197,12 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
       // tile's rows), expand only the new ones.
       const bool keep = ih_lo >= have_lo && ih_lo < have_hi;
       const int64_t first_new = keep ? have_hi : ih_lo;
-      for (int64_t j = 0; j < tiles; ++j) {
+      for (int64_t j = j0; j < j1; ++j) {
         const int64_t c0 = j * ct, cw = std::min(ct, p.Chid - c0);
-        const bool last = j == tiles - 1;
+        const bool last = finish && j == j1 - 1;
         const float* src = x_n + ih_lo * p.W * p.Cin;  // t == 1: the depthwise reads x itself
         if (p.expand) {
-          float* rows = buf + rows_in * p.W * c0;  // this tile's rows, [rows_in][W][cw]
+          float* rows = buf + (one_band ? 0 : rows_in * p.W * (c0 - j0 * ct));  // [rows_in][W][cw]
           const int64_t row_floats = p.W * cw;
           if (keep && ih_lo > have_lo)
             std::memmove(rows, rows + (ih_lo - have_lo) * row_floats,
@@ -199,18 +221,60 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
                                 p.PT + ih_lo - b0 * p.S, p.PL, b1 - b0, OW, p.act_dw};
         dk.run(q, src, tiles > 1 ? tile_pack_data + j * tpad * (taps + 1) : dpk, dwo, 0, b1 - b0,
                0, cw);
-        // Project over this tile's K rows, summed in the output band; the last tile applies
-        // the activation and the residual.
+        // Project over this tile's K rows, summed in the output band.
         F32GemmParams g{(b1 - b0) * OW, cw, p.Cout, cw, p.Cout,
                         last ? p.act_project : Activation::none,
                         last && p.residual ? x_n + b0 * p.W * p.Cin : nullptr, p.Cin};
         g.pack_k = p.Chid;
-        g.accumulate = j > 0;
-        gk.run(g, dwo, ppk + c0 * kF32GemmPanel, out_n + b0 * OW * p.Cout, 0, g.M, 0, p.Cout);
+        g.accumulate = j > j0 || !from_bias;
+        gk.run(g, dwo, ppk + c0 * kF32GemmPanel, dst_n + b0 * OW * p.Cout, 0, g.M, 0, p.Cout);
       }
       have_lo = ih_lo;
       have_hi = ih_hi;
     }
+  };
+
+  if (split) {
+    // Thread t projects its tiles' share of the sum into out (t == 0, from the bias) or a
+    // zeroed partial image; then each thread adds the partials into its share of the pixels
+    // and applies the activation and residual.
+    const int64_t img = OH * OW * p.Cout;
+    static thread_local std::vector<float> partial;
+    partial.resize(static_cast<size_t>((nt - 1) * img));
+    float* part = partial.data();
+#pragma omp parallel num_threads(nt)
+    {
+      const int team = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t j0 = tiles * t / team, j1 = tiles * (t + 1) / team;
+      const int64_t px0 = OH * OW * t / team, px1 = OH * OW * (t + 1) / team;
+      for (int64_t n = 0; n < p.N; ++n) {
+        float* out_n = out + n * img;
+        float* dst = t == 0 ? out_n : part + (t - 1) * img;
+        if (t > 0) std::memset(dst, 0, sizeof(float) * img);
+        rows_work(n, 0, OH, j0, j1, dst, t == 0, false);
+#pragma omp barrier
+        float* o = out_n + px0 * p.Cout;
+        const int64_t len = (px1 - px0) * p.Cout;
+        for (int u = 1; u < team; ++u) {
+          const float* q = part + (u - 1) * img + px0 * p.Cout;
+          for (int64_t i = 0; i < len; ++i) o[i] += q[i];
+        }
+        if (p.act_project != Activation::none)
+          for (int64_t i = 0; i < len; ++i) o[i] = activate_scalar(o[i], p.act_project);
+        if (p.residual) {  // Cin == Cout, same pixels
+          const float* r = x + n * p.H * p.W * p.Cin + px0 * p.Cin;
+          for (int64_t i = 0; i < len; ++i) o[i] += r[i];
+        }
+#pragma omp barrier
+      }
+    }
+    return;
+  }
+
+  auto work = [&](int64_t item) {
+    const int64_t n = item / pieces, o_begin = (item % pieces) * piece_rows;
+    const int64_t o_end = std::min(OH, o_begin + piece_rows);
+    if (o_begin < o_end) rows_work(n, o_begin, o_end, 0, tiles, out + n * OH * OW * p.Cout, true, true);
   };
   if (nt == 1 || items == 1) {
     for (int64_t i = 0; i < items; ++i) work(i);

@@ -12,7 +12,10 @@
 // a second small scratch, and the project GEMM writes the output band with the residual added
 // in its epilogue. Where even one-row bands would need more than 1/8 of the expanded tensor
 // (28x28, stride 1), the depthwise band and the project GEMM's K run in channel tiles (see
-// channel_tile). The three stages call the GEMM and depthwise kernels of the active ISA.
+// channel_tile). On small images (<= 14 output rows) whose batch does not spread over the
+// threads, the threads split the hidden channels instead of the rows and add their partial
+// projections (fp32-close to, not bit-identical with, one thread). The three stages call the
+// GEMM and depthwise kernels of the active ISA.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -212,6 +212,23 @@ TEST(F32InvertedResidual, ChannelTiles) {
   check(make_block(b5, rng), {0}, {1, 2}, {0, 64});
 }
 
+TEST(F32InvertedResidual, ThreadsSplitHiddenChannelsOnSmallImages) {
+  // OH <= 14, a batch that does not spread over the threads (N = 1, 3): threads take channel
+  // tiles and add partial outputs. Ragged hidden widths, every project activation (applied
+  // after the sum), residual and not, stride 1 and 2, forced bands and tiles, 2 and 3 threads.
+  std::mt19937 rng(26);
+  int i = 0;
+  for (const auto& s : {std::array<int64_t, 6>{7, 7, 16, 6, 16, 1}, {14, 13, 12, 6, 20, 2}, {7, 5, 25, 4, 25, 1},
+                        {9, 14, 20, 5, 20, 1}, {3, 3, 11, 6, 7, 1}}) {
+    F32InvertedResidualParams p = block(i % 2 ? 3 : 1, s[0], s[1], s[2], s[3], s[4], s[5], Activation::relu6);
+    p.act_project = static_cast<Activation>(i % 4);
+    if (i == 4) p.act_project = Activation::hardswish;
+    ++i;
+    check(make_block(p, rng), {0, 2}, {2, 3}, {0, 16, 48});
+    if (HasFatalFailure()) return;
+  }
+}
+
 TEST(F32InvertedResidual, ScratchIsSmallerThanTheExpandedTensor) {
   // MobileNetV2 at 224: every block with H >= 28 (blocks 1-7) stays within 1/8.
   const F32InvertedResidualParams b2 = block(1, 112, 112, 16, 6, 24, 2);

@@ -51,14 +51,14 @@ inline void store_tile(const F32GemmParams& p, const typename V::T (&acc)[MR][NV
 // One MR x (NV vectors) tile. `pk` points at the first panel (its bias row), panels `pstride`
 // floats apart; vector v lives in panel v / NVP, so NV may span panels, including 1.5 of them
 // (see gemm). `ncols` (1..NV*W) columns of C are stored, the rest of the tile is dropped.
-template <class V, int MR, int NV, Activation A, bool Res>
+template <class V, int MR, int NV, Activation A, bool Res, bool Acc>
 inline void tile(const F32GemmParams& p, const float* a, const float* pk, int64_t pstride,
                  float* c, const float* r, int64_t ncols) {
   using T = typename V::T;
   constexpr int W = V::kWidth;
   constexpr int NVP = static_cast<int>(kF32GemmPanel) / W;  // vectors per panel
   T acc[MR][NV];
-  if (p.accumulate) {  // a later K-slice: continue from C (only its ncols columns exist)
+  if constexpr (Acc) {  // a later K-slice: continue from C (only its ncols columns exist)
     for (int i = 0; i < MR; ++i)
       for (int v = 0; v < NV; ++v) {
         const int64_t n = ncols - int64_t(v) * W;
@@ -86,23 +86,23 @@ inline void tile(const F32GemmParams& p, const float* a, const float* pk, int64_
 }
 
 // Remainder rows: pick the tile with exactly `rows` rows (1..MR), resolved at compile time.
-template <class V, int MR, int NV, Activation A, bool Res>
+template <class V, int MR, int NV, Activation A, bool Res, bool Acc>
 inline void tile_rows(int64_t rows, const F32GemmParams& p, const float* a, const float* pk,
                       int64_t pstride, float* c, const float* r, int64_t ncols) {
   if constexpr (MR > 0) {
-    if (rows == MR) return tile<V, MR, NV, A, Res>(p, a, pk, pstride, c, r, ncols);
-    return tile_rows<V, MR - 1, NV, A, Res>(rows, p, a, pk, pstride, c, r, ncols);
+    if (rows == MR) return tile<V, MR, NV, A, Res, Acc>(p, a, pk, pstride, c, r, ncols);
+    return tile_rows<V, MR - 1, NV, A, Res, Acc>(rows, p, a, pk, pstride, c, r, ncols);
   }
 }
 
 // Rows [mb, mbe) of one column strip with an MR x NV tile.
-template <class V, int MR, int NV, Activation A, bool Res>
+template <class V, int MR, int NV, Activation A, bool Res, bool Acc>
 inline void strip(const F32GemmParams& p, const float* a, const float* pkj, int64_t pstride,
                   float* c, int64_t mb, int64_t mbe, int64_t col, int64_t ncols) {
   for (int64_t m = mb; m < mbe; m += MR) {
     const int64_t rows = std::min<int64_t>(MR, mbe - m);
     const float* r = Res ? p.residual + m * p.ldr + col : nullptr;
-    tile_rows<V, MR, NV, A, Res>(rows, p, a + m * p.lda, pkj, pstride, c + m * p.ldc + col, r, ncols);
+    tile_rows<V, MR, NV, A, Res, Acc>(rows, p, a + m * p.lda, pkj, pstride, c + m * p.ldc + col, r, ncols);
   }
 }
 
@@ -110,7 +110,7 @@ inline void strip(const F32GemmParams& p, const float* a, const float* pkj, int6
 // (each panel, K * 64 bytes, stays in L1/L2 across the block's row tiles).
 constexpr int64_t kABlockBytes = 128 * 1024;
 
-template <class V, int MR, int NP, Activation A, bool Res>
+template <class V, int MR, int NP, Activation A, bool Res, bool Acc>
 void gemm(const F32GemmParams& p, const float* a, const float* pk, float* c, int64_t m_begin,
           int64_t m_end, int64_t n_begin, int64_t n_end) {
   constexpr int NVP = static_cast<int>(kF32GemmPanel) / V::kWidth;
@@ -128,18 +128,18 @@ void gemm(const F32GemmParams& p, const float* a, const float* pk, float* c, int
       const float* pkj = pk + (col / kF32GemmPanel) * pstride;
       if constexpr (kWide) {
         if (left > kF32GemmPanel && 2 * left <= 3 * kF32GemmPanel) {
-          strip<V, MR * 2 / 3, NVP * 3 / 2, A, Res>(p, a, pkj, pstride, c, mb, mbe, col, left);
+          strip<V, MR * 2 / 3, NVP * 3 / 2, A, Res, Acc>(p, a, pkj, pstride, c, mb, mbe, col, left);
           break;
         }
       }
       if constexpr (NP == 2) {
         if (left > kF32GemmPanel) {
-          strip<V, MR, 2 * NVP, A, Res>(p, a, pkj, pstride, c, mb, mbe, col, std::min<int64_t>(left, 2 * kF32GemmPanel));
+          strip<V, MR, 2 * NVP, A, Res, Acc>(p, a, pkj, pstride, c, mb, mbe, col, std::min<int64_t>(left, 2 * kF32GemmPanel));
           col += 2 * kF32GemmPanel;
           continue;
         }
       }
-      strip<V, MR, NVP, A, Res>(p, a, pkj, pstride, c, mb, mbe, col, std::min<int64_t>(left, kF32GemmPanel));
+      strip<V, MR, NVP, A, Res, Acc>(p, a, pkj, pstride, c, mb, mbe, col, std::min<int64_t>(left, kF32GemmPanel));
       col += kF32GemmPanel;
     }
   }
@@ -148,8 +148,16 @@ void gemm(const F32GemmParams& p, const float* a, const float* pk, float* c, int
 template <class V, int MR, int NP, Activation A>
 void gemm_act(const F32GemmParams& p, const float* a, const float* pk, float* c, int64_t m0,
               int64_t m1, int64_t n0, int64_t n1) {
-  if (p.residual) gemm<V, MR, NP, A, true>(p, a, pk, c, m0, m1, n0, n1);
-  else gemm<V, MR, NP, A, false>(p, a, pk, c, m0, m1, n0, n1);
+  // Accumulating K-slices (the fused block's channel tiles) as their own instantiations, so
+  // the ordinary tiles keep their exact code.
+  if (p.accumulate) {
+    if (p.residual) gemm<V, MR, NP, A, true, true>(p, a, pk, c, m0, m1, n0, n1);
+    else gemm<V, MR, NP, A, false, true>(p, a, pk, c, m0, m1, n0, n1);
+  } else if (p.residual) {
+    gemm<V, MR, NP, A, true, false>(p, a, pk, c, m0, m1, n0, n1);
+  } else {
+    gemm<V, MR, NP, A, false, false>(p, a, pk, c, m0, m1, n0, n1);
+  }
 }
 
 template <class V, int MR, int NP>
