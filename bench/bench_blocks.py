@@ -208,7 +208,7 @@ def main(argv=None):
         for nt in args.threads:
             torch.set_num_threads(nt)
             table = Table(title=f"MobileNetV2 blocks at {args.res}, batch 1, {nt} thread(s): median us")
-            for col in ("#", "HxW Cin t Cout s", "band", "fused", "unfused", "torch CL", "unf/fused",
+            for col in ("#", "HxW Cin t Cout s", "band[/tile]", "fused", "unfused", "torch CL", "unf/fused",
                         "torch/fused", "scratch KB", "expanded KB", "ratio"):
                 table.add_column(col, justify="right")
             tot = [0.0, 0.0, 0.0]
@@ -218,7 +218,9 @@ def main(argv=None):
                 tot = [tot[0] + f["median"], tot[1] + u["median"], tot[2] + e["median"]]
                 scratch = info["scratch_bytes_per_thread"] * info["threads"]
                 expanded = h * w * cin * t * 4
-                table.add_row(str(i), f"{h}x{w} {cin} {t} {cout} {s}", str(info["band_rows"]),
+                tile = info.get("channel_tile", cin * t)  # band height / channel tile when tiled
+                band_col = str(info["band_rows"]) + (f"/{tile}" if tile < cin * t else "")
+                table.add_row(str(i), f"{h}x{w} {cin} {t} {cout} {s}", band_col,
                               f"{f['median']*1e6:.0f}", f"{u['median']*1e6:.0f}", f"{e['median']*1e6:.0f}",
                               f"{u['median']/f['median']:.2f}x", f"{e['median']/f['median']:.2f}x",
                               f"{scratch/1024:.0f}", f"{expanded/1024:.0f}", f"1/{expanded/scratch:.1f}")
