@@ -53,6 +53,17 @@ Q8InvertedResidualParams params(const std::vector<int64_t>& g, bool expand, bool
 }  // namespace
 
 void register_q8_block(py::module_& m) {
+  // In place x[i] = table[x[i]] on the active ISA's table kernel (kernels/q8-lut): the uint8
+  // lookup-table activations of mobilekernels.quant outside fused blocks. Pointers validated in
+  // Python (a 256-byte table, n bytes of x).
+  m.def(
+      "q8_lut",
+      [](std::uintptr_t table, std::uintptr_t x, int64_t n) {
+        if (n < 0) throw std::invalid_argument("q8_lut: n must be >= 0");
+        py::gil_scoped_release nogil;
+        q8_lut_kernel()(ptr<const uint8_t>(table), ptr<uint8_t>(x), n);
+      },
+      py::arg("table"), py::arg("x"), py::arg("n"));
   m.def(
       "q8_inverted_residual",
       [](std::uintptr_t x, std::uintptr_t epk, int64_t e_bytes, std::uintptr_t dpk, int64_t d_bytes,

@@ -82,9 +82,18 @@ def _lut_for(act: nn.Module, s_in: float, z_in: int, s_out: float, z_out: int) -
         return quantize_tensor(act(x), s_out, z_out)
 
 
-def _apply_lut(lut: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """``lut[q]`` for a uint8 [N, C, H, W] tensor, channels_last out (index_select with int32
-    indices on the NHWC buffer: ~6x faster than ``lut[q.long()]``)."""
+def _apply_lut(lut: torch.Tensor, q: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """``lut[q]`` for a uint8 [N, C, H, W] tensor, channels_last out. Eager: our table kernel
+    (``_C.q8_lut``, AVX2 / NEON) on the NHWC bytes, in place when ``inplace`` (a conv's fresh
+    output) else on a copy; measured 0.18 -> 0.04 ms on the V3 stem's 1x16x112x112 (thread CPU
+    time). Otherwise index_select with int32 indices (~6x faster than ``lut[q.long()]``)."""
+    if (type(q) is torch.Tensor and q.dtype == torch.uint8 and q.device.type == "cpu" and lut.dtype == torch.uint8
+            and lut.numel() == 256 and lut.is_contiguous() and q.is_contiguous(memory_format=torch.channels_last)
+            and not torch.compiler.is_compiling()):
+        out = q if inplace else q.clone(memory_format=torch.channels_last)
+        if out.numel():
+            _C.q8_lut(lut.data_ptr(), out.data_ptr(), out.numel())
+        return out
     n, c, h, w = q.shape
     flat = q.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(-1)
     return lut.index_select(0, flat.int()).reshape(n, h, w, c).permute(0, 3, 1, 2)
@@ -224,7 +233,7 @@ class QConv(QStep):
         x = q if self.kind != "im2col" else self._im2col(q, z)
         y = self._run_int8(x, s, z, ys, yz)
         if self.post is not None:
-            y = _apply_lut(self.lut, y)
+            y = _apply_lut(self.lut, y, inplace=True)  # y: this conv's own new tensor
         return (y, *self.out_qparams())
 
 
