@@ -19,10 +19,6 @@ void register_q8_codec(py::module_& m) {
     py::gil_scoped_release nogil;
     q8_dequantize_f32(ptr<const uint8_t>(q), n, scale, zp, ptr<float>(y));
   });
-  m.def("q8_lut", [](std::uintptr_t x, int64_t n, std::uintptr_t lut, std::uintptr_t y) {
-    py::gil_scoped_release nogil;
-    q8_lut(ptr<const uint8_t>(x), n, ptr<const uint8_t>(lut), ptr<uint8_t>(y));
-  });
   m.def("q8_global_avgpool", [](std::uintptr_t x, int64_t N, int64_t HW, int64_t C, double scale, int32_t zp,
                                 double y_scale, int32_t y_zp, std::uintptr_t y) {
     py::gil_scoped_release nogil;

@@ -68,10 +68,6 @@ void q8_dequantize_f32(const uint8_t* q, int64_t n, double scale, int32_t zp, fl
   for (int64_t i = 0; i < n; ++i) y[i] = (static_cast<float>(q[i]) - z) * s;
 }
 
-void q8_lut(const uint8_t* x, int64_t n, const uint8_t* lut, uint8_t* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = lut[x[i]];
-}
-
 void q8_global_avgpool(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double scale, int32_t zp,
                        double y_scale, int32_t y_zp, uint8_t* y) {
   if (HW > (int64_t{1} << 23)) throw std::invalid_argument("q8_global_avgpool: H*W too large for int32 sums");

@@ -1,6 +1,6 @@
 // The small uint8 steps between the int8 kernels of a quantized network, in C++ so a whole
 // quantized forward can run without per-step torch ops: quantize the float input, dequantize the
-// output, 256-entry lookup tables, global average pooling, and the im2col gather of a dense conv
+// output, global average pooling, and the im2col gather of a dense conv
 // (the stem). Each reproduces, bit for bit, the torch expression the step-by-step Python path
 // evaluates (named at each function): fp32 arithmetic, rounding half to even.
 //
@@ -18,9 +18,6 @@ void q8_quantize_f32(const float* x, int64_t N, int64_t C, int64_t H, int64_t W,
 
 // Python: (q.to(float32) - zp) * scale, elementwise over n codes.
 void q8_dequantize_f32(const uint8_t* q, int64_t n, double scale, int32_t zp, float* y);
-
-// y[i] = lut[x[i]] over n bytes (x == y allowed).
-void q8_lut(const uint8_t* x, int64_t n, const uint8_t* lut, uint8_t* y);
 
 // Global average pool of uint8 NHWC [N, HW, C] codes -> [N, C]. Python:
 //   acc = sum(q) - zp * HW  (int32);  clamp(round(float(acc) * float(scale / (HW * y_scale))) + y_zp, 0, 255)

@@ -50,17 +50,6 @@ def test_dequantize_matches_torch(scale, zp):
     assert torch.equal(out, dequantize_tensor(q, scale, zp))
 
 
-def test_lut_in_and_out_of_place():
-    g = torch.Generator().manual_seed(0)
-    lut = torch.randint(0, 256, (256,), dtype=torch.uint8, generator=g)
-    x = torch.randint(0, 256, (1003,), dtype=torch.uint8, generator=g)
-    out = torch.empty_like(x)
-    _C.q8_lut(_ptr(x), x.numel(), _ptr(lut), _ptr(out))
-    assert torch.equal(out, lut[x.long()])
-    _C.q8_lut(_ptr(x), x.numel(), _ptr(lut), _ptr(x))
-    assert torch.equal(x, out)
-
-
 @pytest.mark.parametrize("n,c,h,w", [(1, 1280, 7, 7), (3, 17, 5, 3), (2, 8, 1, 1), (1, 33, 28, 28)])
 def test_global_avgpool_matches_step(n, c, h, w):
     g = torch.Generator().manual_seed(c)

@@ -3,15 +3,16 @@
 The step-by-step int8 path (``QuantizedModel.steps``, each ``forward_int``) spends a third of a
 MobileNetV2 forward in Python and torch glue at batch 1: per-step argument checks, cache-key
 building, ``torch.empty`` of every output, torch ops for the input quantization, pooling and
-lookup tables, and the garbage collector those objects wake. A :class:`Plan` is built once per
-(input shape, thread count, settings) from a validated step-by-step run: each step becomes one or
-two calls of the same C++ functions the steps call (``_C.q8_gemm``, ``_C.q8_dwconv``,
-``_C.q8_inverted_residual``) plus the uint8 glue of ``ops/q8_codec_op.h`` (quantize, dequantize,
-lookup table, global average pool, im2col), with every argument, pointers included, fixed. The
-intermediate activations live in two ping-pong byte buffers owned by the plan; a run is the
-quantization of the input, ``fn(*args)`` for each call, and the dequantization into a new float
-tensor. Steps with no C++ form (float fallbacks, attention gates, unfused residual adds) run
-through their own ``forward_int`` between plan segments.
+adds, and the garbage collector those objects wake. A :class:`Plan` is built once per (input
+shape, thread count, settings) from a validated step-by-step run: each step becomes one or more
+calls of the same C++ functions the steps call (``_C.q8_gemm``, ``_C.q8_dwconv``,
+``_C.q8_inverted_residual``, the table kernel ``_C.q8_lut``) plus the uint8 glue of
+``ops/q8_codec_op.h`` (quantize, dequantize, global average pool, im2col, the int8 residual add,
+the SE / ECA gate), with every argument, pointers included, fixed. Activations live in three
+byte buffers owned by the plan (two ping-pong, one for a tensor pinned across a block); a run is
+the quantization of the input, ``fn(*args)`` for each call, and the dequantization into a new
+float tensor. Steps with no C++ form (float fallbacks, CBAM) run through their own
+``forward_int`` between plan segments.
 
 Bit-exact with the step-by-step path: the calls are the same kernels with the same arguments and
 the glue functions reproduce the torch expressions they replace (tests/quant/test_replay.py).
@@ -135,7 +136,7 @@ def _emit_conv(b: _Builder, st: QConv, shape, s, z):
     b.emit(fn, st.packed.data_ptr(), st.packed.numel(), src, *mid, to, b.nt, to=to)
     if st.post is not None:  # the activation's lookup table, in place on the conv output
         b.keep(st.lut)
-        b.emit(_C.q8_lut, to, _numel(out_shape), st.lut.data_ptr(), to, to=to)
+        b.emit(_C.q8_lut, st.lut.data_ptr(), to, _numel(out_shape), to=to)
     return tuple(out_shape), *st.out_qparams()
 
 
@@ -164,9 +165,10 @@ def _emit_step(b: _Builder, st, shape, s, z, small: bool = False):
     if isinstance(st, QFlatten):
         return shape, s, z
     if isinstance(st, QLut):
+        if b.cur in b.pinned:
+            raise _Unplannable  # the table works in place; a pinned input is read again later
         b.keep(st.lut)
-        src, to = b.cur, b.dst(_numel(shape))
-        b.emit(_C.q8_lut, src, _numel(shape), st.lut.data_ptr(), to, to=to)
+        b.emit(_C.q8_lut, st.lut.data_ptr(), b.cur, _numel(shape), to=b.cur)
         return shape, *st.out_qparams()
     if isinstance(st, QAvgPool):
         _, c, h, w = shape
