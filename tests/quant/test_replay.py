@@ -201,6 +201,7 @@ def test_mobilenet_v2_replays_without_python_steps():
     assert plan.python_steps == []
     assert plan.calls == len(q.steps)  # one C++ call per step, flatten needs none, stem im2col one more
     assert torch.equal(q(x), _stepwise(q, x))
+    assert f"replayed for input (1, 3, 40, 40): {plan.calls} C++ calls, no Python step" in q.summary()
 
 
 @pytest.mark.parametrize("make", [lambda x: x.double(), lambda x: x.contiguous(memory_format=torch.channels_last),
