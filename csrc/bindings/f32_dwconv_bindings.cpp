@@ -45,6 +45,23 @@ void register_f32_dwconv(py::module_& m) {
         f32_dwconv_run(p, ptr<const float>(input), ptr<const float>(packed), ptr<float>(output),
                        num_threads);
       });
+  // A validated call for one input shape: Python's eager path builds it once per shape and then
+  // passes only pointers (a 21-argument call converts every int each time: ~1 us).
+  py::class_<F32DwconvParams>(m, "F32DwconvCall",
+                              "fp32 depthwise call validated for one input shape; run(input, "
+                              "packed, packed_numel, output, num_threads) on data_ptr()s")
+      .def(py::init(&make_params), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("c"),
+           py::arg("m"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("dh"),
+           py::arg("dw"), py::arg("pt"), py::arg("pl"), py::arg("oh"), py::arg("ow"),
+           py::arg("act"))
+      .def("run", [](const F32DwconvParams& p, std::uintptr_t input, std::uintptr_t packed,
+                     int64_t packed_numel, std::uintptr_t output, int num_threads) {
+        // The pack is checked at every call: a module may hand in a new one (weight changed).
+        f32_dwconv_check_pack(ptr<const float>(packed), packed_numel, p.cout(), p.KH, p.KW);
+        py::gil_scoped_release nogil;
+        f32_dwconv_run(p, ptr<const float>(input), ptr<const float>(packed), ptr<float>(output),
+                       num_threads);
+      });
   m.def("f32_dwconv_kernel_name",
         [](int64_t n, int64_t h, int64_t w, int64_t c, int64_t mult, int64_t kh, int64_t kw,
            int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t pt, int64_t pl, int64_t oh,

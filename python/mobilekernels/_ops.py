@@ -77,39 +77,65 @@ def _run_dw(x, packed, cout, kernel, stride, padding, dilation, activation) -> t
     return out
 
 
+# Cached calls per plan: bounded, since a module fed ever-new input sizes would grow it without end.
+_MAX_PLAN_CALLS = 64
+
+
 class DwPlan:
     """Everything about a depthwise call that does not depend on the input: built once by a
-    module so its eager forward costs one validation of ``x`` and one C++ call."""
+    module. Per input shape it validates once and keeps the validated C++ call
+    (``_C.F32DwconvCall``) and the output geometry, so a repeated eager forward costs a few
+    attribute checks, one allocation and one 5-argument C++ call."""
 
-    __slots__ = ("cin", "cout", "kernel", "stride", "padding", "dilation", "activation", "act_code")
+    __slots__ = ("cin", "cout", "kernel", "stride", "padding", "dilation", "activation", "act_code",
+                 "_calls")
 
     def __init__(self, cin, cout, kernel, stride, padding, dilation, activation):
         self.cin, self.cout = int(cin), int(cout)
         self.kernel, self.stride = tuple(kernel), tuple(stride)
         self.padding, self.dilation = tuple(padding), tuple(dilation)
         self.activation, self.act_code = activation, ACTIVATIONS[activation]
+        self._calls = {}
+
+    # The cached C++ calls are derived (and not picklable): dropped on pickle / deepcopy.
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in self.__slots__ if k != "_calls"}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            setattr(self, k, v)
+        self._calls = {}
+
+    def _prepare(self, x: torch.Tensor):
+        """Validate x's geometry for this layer (the precise errors) and build the call."""
+        check_tensor("x", x, torch.float32, 4)
+        if x.shape[1] != self.cin:
+            raise ValueError(f"x has {x.shape[1]} channels, this layer expects {self.cin}")
+        n, c, h, w, m, oh, ow = _dw_geometry(x.shape, self.cout, self.kernel, self.stride, self.padding,
+                                             self.dilation, self.activation)
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        # channels_last strides of the [n, cout, oh, ow] output (what torch.empty(memory_format=
+        # torch.channels_last) gives, without its format resolution cost)
+        strides = (oh * ow * self.cout, 1, ow * self.cout, self.cout)
+        cpp = None if n == 0 else _C.F32DwconvCall(n, h, w, c, m, kh, kw, sh, sw, dh, dw, self.padding[0],
+                                                    self.padding[2], oh, ow, self.act_code)
+        if len(self._calls) >= _MAX_PLAN_CALLS:
+            self._calls = {}
+        call = self._calls[x.shape] = ((n, self.cout, oh, ow), strides, cpp)
+        return call
 
     def run(self, x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
-        if (type(x) is not torch.Tensor or x.dtype is not torch.float32 or x.device.type != "cpu"
-                or x.dim() != 4 or x.shape[1] != self.cin):
-            # Slow path only to produce the precise error message.
-            check_tensor("x", x, torch.float32, 4)
-            if x.shape[1] != self.cin:
-                raise ValueError(f"x has {x.shape[1]} channels, this layer expects {self.cin}")
-        n, c, h, w = x.shape
-        kh, kw = self.kernel
-        (sh, sw), (dh, dw), (pt, pb, pl, pr) = self.stride, self.dilation, self.padding
-        if h == 0 or w == 0 or h + pt + pb < dh * (kh - 1) + 1 or w + pl + pr < dw * (kw - 1) + 1:
-            _dw_geometry(x.shape, self.cout, self.kernel, self.stride, self.padding, self.dilation,
-                         self.activation)  # raises the precise error
-        oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-        ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
-        out = torch.empty((n, self.cout, oh, ow), dtype=torch.float32, memory_format=torch.channels_last)
-        if n == 0:
+        if type(x) is not torch.Tensor or x.dtype is not torch.float32 or not x.is_cpu or x.dim() != 4:
+            check_tensor("x", x, torch.float32, 4)  # raises the precise error
+        call = self._calls.get(x.shape)
+        if call is None:
+            call = self._prepare(x)
+        shape, strides, cpp = call
+        out = torch.empty_strided(shape, strides, dtype=torch.float32)
+        if cpp is None:  # empty batch
             return out
         x = x.contiguous(memory_format=torch.channels_last)
-        _C.f32_dwconv(x.data_ptr(), packed.data_ptr(), out.data_ptr(), n, h, w, c, self.cout // c, kh, kw,
-                      sh, sw, dh, dw, pt, pl, oh, ow, self.act_code, torch.get_num_threads(), packed.numel())
+        cpp.run(x.data_ptr(), packed.data_ptr(), packed.numel(), out.data_ptr(), torch.get_num_threads())
         return out
 
 
