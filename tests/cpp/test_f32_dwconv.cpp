@@ -119,6 +119,37 @@ TEST(F32Dwconv, FastPathShapes) {
           }
 }
 
+// Every output width 1..20: the fixed paths cut a row into balanced blocks of every width up to
+// the ISA's block, with the 3-wide padding-1 borders skipped at compile time (first block,
+// and the last when (OW-1)*S + 2 > W, i.e. depending on W's parity at stride 2); padding 0
+// and k-1 take the run-time checked borders. Channel counts leave vector tails.
+TEST(F32Dwconv, RowBlockWidths) {
+  std::mt19937 rng(3);
+  for (int64_t k : {3, 5, 7})
+    for (int64_t pad : {int64_t(0), k / 2, k - 1})
+      for (int64_t s : {1, 2})
+        for (int64_t w = 1; w <= 20; ++w)
+          for (int64_t h : {1, 4, 7})
+            for (int64_t c : {5, 13, 24}) {
+              if (w + 2 * pad < k || h + 2 * pad < k) continue;
+              check_shape({1 + (w + c) % 2, h, w, c, 1, k, k, s, s, 1, 1, pad, pad, pad, pad},
+                          static_cast<Activation>((w + h + c) % 4), rng);
+            }
+}
+
+// Asymmetric padding around the compile-time borders: left 1 with right 0..3 (right > 1 puts
+// whole blocks past column W, which only the run-time checked path may take).
+TEST(F32Dwconv, AsymmetricPadding) {
+  std::mt19937 rng(4);
+  for (int64_t s : {1, 2})
+    for (int64_t pr : {0, 1, 2, 3})
+      for (int64_t pl : {0, 1, 2})
+        for (int64_t w = 1; w <= 14; ++w) {
+          if (w + pl + pr < 3) continue;
+          check_shape({1, 5, w, 11, 1, 3, 3, s, s, 1, 1, 1, pr, pl, pr}, static_cast<Activation>(w % 4), rng);
+        }
+}
+
 TEST(F32Dwconv, GenericShapes) {
   std::mt19937 rng(2);
   const Shape shapes[] = {

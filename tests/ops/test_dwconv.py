@@ -102,6 +102,22 @@ def test_fast_paths_every_activation(f32_isa, k, s, act):
     check(x, torch.randn(17, 1, k, k), torch.randn(17), s, k // 2, 1, act)
 
 
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("s", [1, 2])
+def test_every_row_width(f32_isa, k, s):
+    # Output widths 1..20 (W odd and even): the fixed paths cut rows into balanced blocks of
+    # every width, with compile-time borders for 3-wide kernels at padding 1 and run-time
+    # checked borders for the other paddings; 13 channels leave a vector tail.
+    torch.manual_seed(k * 10 + s)
+    wt, b = torch.randn(13, 1, k, k), torch.randn(13)
+    for w in range(1, 21):
+        for pad in (0, k // 2, k - 1):
+            if w + 2 * pad < k:
+                continue
+            x = torch.randn(2, 13, 5, w)
+            check(x, wt, b, s, pad, 1, ACTS[w % 4])
+
+
 @pytest.mark.parametrize("c,h,w,s", [(32, 112, 112, 1), (96, 112, 112, 2), (144, 56, 56, 1), (960, 7, 7, 1)])
 def test_mobilenet_layers(f32_isa, c, h, w, s):
     torch.manual_seed(c)

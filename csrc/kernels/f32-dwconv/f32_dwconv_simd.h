@@ -78,8 +78,10 @@ inline void interior_cols(const F32DwconvParams& p, int64_t& ow_lo, int64_t& ow_
 // Fixed kernel KHxKW, stride S, dilation 1: BW output pixels starting at column ow, for every
 // channel vector of [c0, c1). Row pointers and column validity are computed once per block and
 // the channel loop only advances pointers. Checked: some input columns of the block are outside
-// [0, W) (left/right border) and read as zero.
-template <class V, int KH, int KW, int S, int BW, Activation A, bool Checked>
+// [0, W) (left/right border) and read as zero, tested per column at run time. LZ / TZ: the
+// block's first LZ / last TZ input columns are known at compile time to be outside: never
+// loaded, their taps skipped (the common "same"-padded borders, without Checked's tests).
+template <class V, int KH, int KW, int S, int BW, Activation A, bool Checked, int LZ = 0, int TZ = 0>
 MK_ALWAYS_INLINE void block_channels(const F32DwconvParams& p, const RowCtx& r, const float* pk,
                                      int64_t cpad, int64_t ow, int64_t c0, int64_t c1) {
   using T = typename V::T;
@@ -103,13 +105,15 @@ MK_ALWAYS_INLINE void block_channels(const F32DwconvParams& p, const RowCtx& r, 
       const float* row = rows[kh] + c;
       T x[NX];
       for (int t = 0; t < NX; ++t) {
-        if constexpr (Checked) x[t] = col_ok[t] ? ld<V, Tail>(row + t * C, n) : V::zero();
+        if (t < LZ || t >= NX - TZ) x[t] = V::zero();  // never read (taps skipped below)
+        else if constexpr (Checked) x[t] = col_ok[t] ? ld<V, Tail>(row + t * C, n) : V::zero();
         else x[t] = ld<V, Tail>(row + t * C, n);
       }
       const float* wrow = pk + (c >> 4) * (KH * KW * 16) + (c & 15) + kh * KW * 16;
       for (int kw = 0; kw < KW; ++kw) {
         const T w = V::load(wrow + kw * 16);
-        for (int j = 0; j < BW; ++j) acc[j] = V::fmadd(x[j * S + kw], w, acc[j]);
+        for (int j = 0; j < BW; ++j)
+          if (j * S + kw >= LZ && j * S + kw < NX - TZ) acc[j] = V::fmadd(x[j * S + kw], w, acc[j]);
       }
     }
     for (int j = 0; j < BW; ++j) st<V, A, Tail>(p, out + j * cout + c, acc[j], n);
@@ -119,19 +123,52 @@ MK_ALWAYS_INLINE void block_channels(const F32DwconvParams& p, const RowCtx& r, 
   if (c < c1) tile(c, c1 - c, std::true_type{});
 }
 
+// block_channels for a run-time width bw in [1, B].
+template <class V, int KH, int KW, int S, int B, Activation A, bool Checked, int LZ = 0, int TZ = 0>
+void block_any(int64_t bw, const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad,
+               int64_t ow, int64_t c0, int64_t c1) {
+  if constexpr (B > 1)
+    if (bw < B) return block_any<V, KH, KW, S, B - 1, A, Checked, LZ, TZ>(bw, p, r, pk, cpad, ow, c0, c1);
+  block_channels<V, KH, KW, S, B, A, Checked, LZ, TZ>(p, r, pk, cpad, ow, c0, c1);
+}
+
 template <class V, int KH, int KW, int S, Activation A>
 void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad, int64_t c0,
                int64_t c1, int64_t ow_lo, int64_t ow_hi) {
-  // Stride 1 reuses more of each loaded column, so it takes a wider block where the vector
-  // file allows; narrower blocks then finish rows the wide one does not fit (7x7 maps).
-  constexpr int BW = V::kBlockW;
-  constexpr int BW1 = S == 1 ? V::kBlockWStride1 : BW;
+  // The row is cut into the fewest blocks of at most B pixels, of balanced widths (7 -> 4+3,
+  // 14 -> 5+5+4 rather than 6+6+1+1): a block's loaded input columns and weights feed all its
+  // pixels, so narrow leftovers cost up to twice as much per pixel. Blocks touching the left or
+  // right border read their out-of-range columns as zero (Checked). Stride 1 reuses more of
+  // each loaded column, so it takes a wider block where the vector file allows.
+  constexpr int B = S == 1 ? V::kBlockWStride1 : V::kBlockW;
+  if constexpr (KW == 3) {
+    if (p.PL == 1 && (p.OW - 1) * S + 1 <= p.W) {
+      // 3-wide kernel, left padding 1, at most one column of right padding read: only column
+      // -1 (first block) and column W (last block, when (OW-1)*S + 1 == W) fall outside, so
+      // every block, borders included, runs at full width with its border columns skipped at
+      // compile time. (More right padding puts whole taps past W: the checked path below.)
+      const int64_t nb = ceil_div(p.OW, B), base = p.OW / nb, wider = p.OW % nb;
+      int64_t ow = 0;
+      for (int64_t i = 0; i < nb; ++i) {
+        const int64_t bw = base + (i < wider ? 1 : 0);
+        const bool lz = ow == 0, tz = (ow + bw - 1) * S + 2 > p.W;
+        if (lz && tz) block_any<V, KH, KW, S, B, A, false, 1, 1>(bw, p, r, pk, cpad, ow, c0, c1);
+        else if (lz) block_any<V, KH, KW, S, B, A, false, 1, 0>(bw, p, r, pk, cpad, ow, c0, c1);
+        else if (tz) block_any<V, KH, KW, S, B, A, false, 0, 1>(bw, p, r, pk, cpad, ow, c0, c1);
+        else block_any<V, KH, KW, S, B, A, false>(bw, p, r, pk, cpad, ow, c0, c1);
+        ow += bw;
+      }
+      return;
+    }
+  }
   int64_t ow = 0;
   for (; ow < ow_lo; ++ow) block_channels<V, KH, KW, S, 1, A, true>(p, r, pk, cpad, ow, c0, c1);
-  for (; ow + BW1 <= ow_hi; ow += BW1) block_channels<V, KH, KW, S, BW1, A, false>(p, r, pk, cpad, ow, c0, c1);
-  if constexpr (BW1 != BW)
-    for (; ow + BW <= ow_hi; ow += BW) block_channels<V, KH, KW, S, BW, A, false>(p, r, pk, cpad, ow, c0, c1);
-  for (; ow < ow_hi; ++ow) block_channels<V, KH, KW, S, 1, A, false>(p, r, pk, cpad, ow, c0, c1);
+  const int64_t n = ow_hi - ow_lo, nb = ceil_div(n, B), base = nb ? n / nb : 0, wider = nb ? n % nb : 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    const int64_t bw = base + (i < wider ? 1 : 0);
+    block_any<V, KH, KW, S, B, A, false>(bw, p, r, pk, cpad, ow, c0, c1);
+    ow += bw;
+  }
   for (; ow < p.OW; ++ow) block_channels<V, KH, KW, S, 1, A, true>(p, r, pk, cpad, ow, c0, c1);
 }
 
