@@ -231,12 +231,18 @@ class InvertedResidual(nn.Module):
             self.__dict__["_calls"] = None
             _chain.config_changed()
 
+    def _call_args(self, shape):
+        """The validated C++ arguments after the output pointer, for input ``shape``."""
+        return _pwops._ir_args(shape, self.in_channels, self.hidden_channels, self.out_channels, self.kernel_size,
+                               self.stride, list(self.padding), self.activations, self.residual, self.band_rows,
+                               self.expand_weight is not None)
+
+    # The C++ entry point: (x, *self._pack_ptrs, out, *args, num_threads), as the binding takes them.
+    _cpp_run = staticmethod(_C.f32_inverted_residual)
+
     def _plan_call(self, shape):
         """Validate a fused call for input ``shape`` once; cache (output shape, C++ arguments)."""
-        expand = self.expand_weight is not None
-        args = _pwops._ir_args(shape, self.in_channels, self.hidden_channels, self.out_channels, self.kernel_size,
-                               self.stride, list(self.padding), self.activations, self.residual, self.band_rows,
-                               expand)
+        args = self._call_args(shape)
         _, _, _, oh, ow = _pwops._ir_geometry(shape, self.in_channels, self.hidden_channels, self.out_channels,
                                               self.kernel_size, self.stride, self.padding, self.activations,
                                               self.residual)
@@ -257,8 +263,7 @@ class InvertedResidual(nn.Module):
         if out_shape[0] == 0:
             return out
         x = x.contiguous(memory_format=torch.channels_last)
-        # _pack_ptrs: (expand, numel, dw, numel, project, numel), as the binding takes them.
-        _C.f32_inverted_residual(x.data_ptr(), *self._pack_ptrs, out.data_ptr(), *args, torch.get_num_threads())
+        self._cpp_run(x.data_ptr(), *self._pack_ptrs, out.data_ptr(), *args, torch.get_num_threads())
         return out
 
     def _unfused(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._pack_cache import cached_call, remember_call, tensor_key
+from ._pack_cache import tensor_key
 from .block import InvertedResidual
 from .. import _C, _ops, _pwops, _seops
 
@@ -65,33 +65,14 @@ class SEInvertedResidual(InvertedResidual):
             self._pack_key = key
         return self._packs
 
-    def _plan_call(self, shape):
-        args = _seops.se_args(shape, self.in_channels, self.hidden_channels, self.out_channels,
+    def _call_args(self, shape):
+        return _seops.se_args(shape, self.in_channels, self.hidden_channels, self.out_channels,
                               self.squeeze_channels, self.kernel_size, self.stride, list(self.padding),
                               self.activations, self.se_activation, self.gate, self.residual, self.band_rows,
                               self.expand_weight is not None)
-        _, _, _, oh, ow = _pwops._ir_geometry(shape, self.in_channels, self.hidden_channels, self.out_channels,
-                                              self.kernel_size, self.stride, self.padding, self.activations,
-                                              self.residual)
-        return remember_call(self, shape, ((shape[0], self.out_channels, oh, ow), args))
 
-    def _eager(self, x: torch.Tensor) -> torch.Tensor:
-        """The fused op without the dispatcher (same C++ call as ``se_inverted_residual_packed``)."""
-        if x.dtype is not torch.float32 or x.device.type != "cpu" or x.dim() != 4:
-            _pwops._check_x(x)  # raises the precise error
-        shape = x.shape
-        call = cached_call(self, shape)
-        if call is None:
-            _pwops._check_x(x)
-            call = self._plan_call(shape)
-        self._pack()
-        out_shape, args = call
-        out = torch.empty(out_shape, dtype=torch.float32, memory_format=torch.channels_last)
-        if out_shape[0] == 0:
-            return out
-        x = x.contiguous(memory_format=torch.channels_last)
-        _C.f32_se_inverted_residual(x.data_ptr(), *self._pack_ptrs, out.data_ptr(), *args, torch.get_num_threads())
-        return out
+    # (x, *self._pack_ptrs [expand, dw, project, fc1, fc2 with numels], out, *args, num_threads)
+    _cpp_run = staticmethod(_C.f32_se_inverted_residual)
 
     def _se_scale(self, d: torch.Tensor) -> torch.Tensor:
         s = d.mean((2, 3), keepdim=True)
