@@ -135,15 +135,15 @@ class QuantizedModel(nn.Module):
         lines.append(f"{n[KERNEL]} layers int8 on mobilekernels kernels ({fused} inverted-residual blocks fused into "
                      f"qinverted_residual), {n[TORCH_INT]} int8 in torch integer ops, "
                      f"{n[FLOAT]} float fallbacks (dequantize -> float -> quantize)")
-        plan = self.__dict__.get("_replay_plan")
+        plan = self.__dict__.get("_replay_plan")  # the replay line goes above the counts (kept last)
         if not getattr(self, "replay", True):
-            lines.append("replay off: every call runs the steps one by one")
+            lines.insert(-1, "replay off: every call runs the steps one by one")
         elif plan is None:
-            lines.append("eager CPU calls replay the network as one list of C++ calls, built on the first call of "
+            lines.insert(-1, "eager CPU calls replay the network as one list of C++ calls, built on the first call of "
                          "an input shape")
         else:
             py = plan.python_steps
-            lines.append(f"replayed for input {tuple(plan.in_shape)}: {plan.calls} C++ calls"
+            lines.insert(-1, f"replayed for input {tuple(plan.in_shape)}: {plan.calls} C++ calls"
                          + (f", {len(py)} steps in Python between them ({', '.join(py)})" if py else ", no Python step"))
         return "\n".join(lines)
 
