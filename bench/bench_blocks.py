@@ -208,7 +208,7 @@ def main(argv=None):
         for nt in args.threads:
             torch.set_num_threads(nt)
             table = Table(title=f"MobileNetV2 blocks at {args.res}, batch 1, {nt} thread(s): median us")
-            for col in ("#", "HxW Cin t Cout s", "band[/tile]", "fused", "unfused", "torch CL", "unf/fused",
+            for col in ("#", "HxW Cin t Cout s", "band(/tile)", "fused", "unfused", "torch CL", "unf/fused",
                         "torch/fused", "scratch KB", "expanded KB", "ratio"):
                 table.add_column(col, justify="right")
             tot = [0.0, 0.0, 0.0]
