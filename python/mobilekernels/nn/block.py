@@ -273,8 +273,13 @@ class InvertedResidual(nn.Module):
             y = torch.ops.mobilekernels.conv1x1(y, self.expand_weight, self.expand_bias, ae)
         y = torch.ops.mobilekernels.dwconv2d(y, self.dw_weight, self.dw_bias, [self.stride] * 2, self.padding,
                                             [1, 1], ad)
+        y = self._after_depthwise(y)
         y = torch.ops.mobilekernels.conv1x1(y, self.project_weight, self.project_bias, ap)
         return y + x if self.residual else y
+
+    def _after_depthwise(self, y: torch.Tensor) -> torch.Tensor:
+        """Hook of the unfused path between depthwise and project (SEInvertedResidual scales here)."""
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Eager inference first (cheapest checks first).

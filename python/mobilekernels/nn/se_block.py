@@ -81,16 +81,8 @@ class SEInvertedResidual(InvertedResidual):
         s = F.conv2d(s, self.fc2_weight, self.fc2_bias)
         return F.hardsigmoid(s) if self.gate == "hardsigmoid" else torch.sigmoid(s)
 
-    def _unfused(self, x: torch.Tensor) -> torch.Tensor:
-        ae, ad, ap = self.activations
-        y = x
-        if self.expand_weight is not None:
-            y = torch.ops.mobilekernels.conv1x1(y, self.expand_weight, self.expand_bias, ae)
-        y = torch.ops.mobilekernels.dwconv2d(y, self.dw_weight, self.dw_bias, [self.stride] * 2, self.padding,
-                                            [1, 1], ad)
-        y = y * self._se_scale(y)
-        y = torch.ops.mobilekernels.conv1x1(y, self.project_weight, self.project_bias, ap)
-        return y + x if self.residual else y
+    def _after_depthwise(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self._se_scale(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_grad_enabled() and type(x) is torch.Tensor and not torch.compiler.is_compiling():
