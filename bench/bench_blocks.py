@@ -1,7 +1,7 @@
 """Fused inverted residual (fp32 or int8) against our unfused three ops (and PyTorch eager), same run.
 
 For each of MobileNetV2's 17 blocks (bench/shapes/mobilenet_v2_blocks.txt, scaled to --res) at
-batch 1 and each thread count: the fused op (prepacked), our three ops in sequence (conv1x1 ->
+--batch (default 1) and each thread count: the fused op (prepacked), our three ops in sequence (conv1x1 ->
 dwconv2d -> conv1x1, + x), PyTorch eager channels_last with BN folded (conv2d + relu6 in place,
 three convs, + x), and the fused op's scratch bytes (per thread x busy threads) against the
 bytes of the expanded H x W x Cin*t tensor. Medians of interleaved samples (min-max in JSON).
@@ -37,10 +37,10 @@ import mobilekernels as mk  # noqa: E402
 from mobilekernels import ops_block  # noqa: E402
 
 
-def block_fns(h, w, cin, t, cout, s, band):
+def block_fns(h, w, cin, t, cout, s, band, batch=1):
     torch.manual_seed(0)
     chid = cin * t
-    x = torch.randn(1, cin, h, w).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(batch, cin, h, w).contiguous(memory_format=torch.channels_last)
     ew = torch.randn(chid, cin, 1, 1) / cin ** 0.5 if t != 1 else None
     eb = torch.randn(chid) if t != 1 else None
     dw, db = torch.randn(chid, 1, 3, 3) / 3, torch.randn(chid)
@@ -74,11 +74,11 @@ def block_fns(h, w, cin, t, cout, s, band):
             err = (fn() - ref).abs().max().item()
             if err > 1e-3 * max(1.0, ref.abs().max().item()):
                 raise RuntimeError(f"{name} disagrees with fused by {err} on {h}x{w} {cin}x{t}->{cout} s{s}")
-    info = ops_block.inverted_residual_info((1, cin, h, w), cin, chid, cout, 3, s, pads, band_rows=band)
+    info = ops_block.inverted_residual_info((batch, cin, h, w), cin, chid, cout, 3, s, pads, band_rows=band)
     return fused, unfused, eager, info
 
 
-def block_fns_q8(h, w, cin, t, cout, s, band):
+def block_fns_q8(h, w, cin, t, cout, s, band, batch=1):
     from mobilekernels import qops
     from mobilekernels.quant.modules import qadd
 
@@ -95,7 +95,7 @@ def block_fns_q8(h, w, cin, t, cout, s, band):
     xs, xz = 0.03, 110
     qp = [(0.047, 90), (0.047, 95), (0.05, 128)]
     oq = (0.06, 125)
-    x = torch.randint(0, 256, (1, cin, h, w), generator=g, dtype=torch.uint8)
+    x = torch.randint(0, 256, (batch, cin, h, w), generator=g, dtype=torch.uint8)
     x = x.contiguous(memory_format=torch.channels_last)
     epk = qops.qconv1x1_pack(codes((chid, cin, 1, 1)), *wq(chid, xs, cin)) if t != 1 else None
     dpk = qops.qdwconv2d_pack(codes((chid, 1, 3, 3)), *wq(chid, qp[0][0] if t != 1 else xs, 9))
@@ -179,6 +179,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--samples", type=int, default=11)
     ap.add_argument("--band", type=int, default=0, help="force output rows per band (0 = automatic)")
+    ap.add_argument("--batch", type=int, default=1,
+                    help="images per call (the issue's figure is batch 1; a larger batch shows the fusion "
+                         "where the unfused expanded tensors no longer fit the last-level cache)")
     ap.add_argument("--json", type=Path, help="write results as JSON")
     ap.add_argument("--clock", choices=["wall", "thread"], default="wall",
                     help="'thread': CPU time of the calling thread (1 thread only; immune to other "
@@ -207,24 +210,24 @@ def main(argv=None):
     with torch.no_grad():
         for nt in args.threads:
             torch.set_num_threads(nt)
-            table = Table(title=f"MobileNetV2 blocks at {args.res}, batch 1, {nt} thread(s): median us")
+            table = Table(title=f"MobileNetV2 blocks at {args.res}, batch {args.batch}, {nt} thread(s): median us")
             for col in ("#", "HxW Cin t Cout s", "band(/tile)", "fused", "unfused", "torch CL", "unf/fused",
                         "torch/fused", "scratch KB", "expanded KB", "ratio"):
                 table.add_column(col, justify="right")
             tot = [0.0, 0.0, 0.0]
             for i, (h, w, cin, t, cout, s) in enumerate(shapes, 1):
-                fused, unfused, eager, info = block_fns(h, w, cin, t, cout, s, args.band)
+                fused, unfused, eager, info = block_fns(h, w, cin, t, cout, s, args.band, args.batch)
                 f, u, e = compare([fused, unfused, eager], samples=args.samples)
                 tot = [tot[0] + f["median"], tot[1] + u["median"], tot[2] + e["median"]]
                 scratch = info["scratch_bytes_per_thread"] * info["threads"]
-                expanded = h * w * cin * t * 4
+                expanded = args.batch * h * w * cin * t * 4
                 tile = info.get("channel_tile", cin * t)  # band height / channel tile when tiled
                 band_col = str(info["band_rows"]) + (f"/{tile}" if tile < cin * t else "")
                 table.add_row(str(i), f"{h}x{w} {cin} {t} {cout} {s}", band_col,
                               f"{f['median']*1e6:.0f}", f"{u['median']*1e6:.0f}", f"{e['median']*1e6:.0f}",
                               f"{u['median']/f['median']:.2f}x", f"{e['median']/f['median']:.2f}x",
                               f"{scratch/1024:.0f}", f"{expanded/1024:.0f}", f"1/{expanded/scratch:.1f}")
-                results.append({"threads": nt, "res": args.res, "block": [h, w, cin, t, cout, s], "info": info,
+                results.append({"threads": nt, "res": args.res, "batch": args.batch, "block": [h, w, cin, t, cout, s], "info": info,
                                 "fused": f, "unfused": u, "torch_channels_last": e,
                                 "scratch_bytes": scratch, "expanded_bytes": expanded})
             table.add_row("", "sum of 17", "", f"{tot[0]*1e6:.0f}", f"{tot[1]*1e6:.0f}", f"{tot[2]*1e6:.0f}",
@@ -242,13 +245,13 @@ def main_q8(args, console, shapes):
     with torch.no_grad():
         for nt in args.threads:
             torch.set_num_threads(nt)
-            table = Table(title=f"int8 MobileNetV2 blocks at {args.res}, batch 1, {nt} thread(s): median us")
+            table = Table(title=f"int8 MobileNetV2 blocks at {args.res}, batch {args.batch}, {nt} thread(s): median us")
             for col in ("#", "HxW Cin t Cout s", "band", "fused", "unfused+add", "3 convs", "unf/fused",
                         "convs/fused", "scratch KB", "expanded KB", "ratio"):
                 table.add_column(col, justify="right")
             tot = [0.0, 0.0, 0.0]
             for i, (h, w, cin, t, cout, s) in enumerate(shapes, 1):
-                fused, unfused, convs, info = block_fns_q8(h, w, cin, t, cout, s, args.band)
+                fused, unfused, convs, info = block_fns_q8(h, w, cin, t, cout, s, args.band, args.batch)
                 f, u, c = compare([fused, unfused, convs], samples=args.samples)
                 tot = [tot[0] + f["median"], tot[1] + u["median"], tot[2] + c["median"]]
                 scratch = info["scratch_bytes_per_thread"] * info["threads"]
@@ -257,7 +260,7 @@ def main_q8(args, console, shapes):
                               f"{f['median']*1e6:.0f}", f"{u['median']*1e6:.0f}", f"{c['median']*1e6:.0f}",
                               f"{u['median']/f['median']:.2f}x", f"{c['median']/f['median']:.2f}x",
                               f"{scratch/1024:.1f}", f"{expanded/1024:.0f}", f"1/{expanded/scratch:.1f}")
-                results.append({"dtype": "int8", "threads": nt, "res": args.res, "block": [h, w, cin, t, cout, s],
+                results.append({"dtype": "int8", "threads": nt, "res": args.res, "batch": args.batch, "block": [h, w, cin, t, cout, s],
                                 "info": info, "fused": f, "unfused_with_add": u, "unfused_convs": c,
                                 "scratch_bytes": scratch, "expanded_bytes": expanded})
             table.add_row("", "sum of 17", "", f"{tot[0]*1e6:.0f}", f"{tot[1]*1e6:.0f}", f"{tot[2]*1e6:.0f}",
