@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import mobilekernels as mk
 from mobilekernels import _C
@@ -38,3 +39,13 @@ def isa(request):
     """Run the test with ISA level `request.param` forced, then restore."""
     with mk.use_isa(request.param):
         yield request.param
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread: deterministic results and no slowdown on a shared 2-core box
+    (folders of whole-model tests make it autouse in their own conftest.py)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
