@@ -75,6 +75,7 @@ def block_fns(h, w, cin, t, cout, s, band, batch=1):
             if err > 1e-3 * max(1.0, ref.abs().max().item()):
                 raise RuntimeError(f"{name} disagrees with fused by {err} on {h}x{w} {cin}x{t}->{cout} s{s}")
     info = ops_block.inverted_residual_info((batch, cin, h, w), cin, chid, cout, 3, s, pads, band_rows=band)
+    info["expanded_bytes"] = batch * h * w * chid * 4
     return fused, unfused, eager, info
 
 
@@ -204,70 +205,56 @@ def main(argv=None):
         time.perf_counter = time.thread_time  # compare() (mobilekernels._timing) reads time.perf_counter
     shapes = [(-(-h * args.res // 224), -(-w * args.res // 224), cin, t, cout, s)
               for (h, w, cin, t, cout, s) in read_shapes("mobilenet_v2_blocks.txt")]
-    results = []
     if args.dtype == "int8":
-        return main_q8(args, console, shapes)
+        from mobilekernels import qops
+
+        console.print(f"int8: {qops.kernel_names()}")
+        # the third column: the three int8 convs alone (the add left out, the fairest kernel-to-kernel ratio)
+        spec = dict(prefix="int8 ", make=block_fns_q8, cols=("band", "unfused+add", "3 convs", "convs/fused"),
+                    keys=("unfused_with_add", "unfused_convs"), extra={"dtype": "int8"}, scratch_fmt=".1f")
+    else:
+        spec = dict(prefix="", make=block_fns, cols=("band(/tile)", "unfused", "torch CL", "torch/fused"),
+                    keys=("unfused", "torch_channels_last"), extra={}, scratch_fmt=".0f")
+    results = run_tables(args, console, shapes, **spec)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine_line(), "results": results}, indent=1))
+
+
+def band_column(info, chid):
+    tile = info.get("channel_tile", chid)  # band height / channel tile when tiled (fp32)
+    return str(info["band_rows"]) + (f"/{tile}" if tile < chid else "")
+
+
+def run_tables(args, console, shapes, prefix, make, cols, keys, extra, scratch_fmt):
+    """One table per thread count: per block the fused op, the unfused sequence and a third
+    variant (``make`` returns the three callables and the fused op's info), their ratios, and
+    the fused op's scratch against the expanded tensor of the whole batch."""
+    results = []
     with torch.no_grad():
         for nt in args.threads:
             torch.set_num_threads(nt)
-            table = Table(title=f"MobileNetV2 blocks at {args.res}, batch {args.batch}, {nt} thread(s): median us")
-            for col in ("#", "HxW Cin t Cout s", "band(/tile)", "fused", "unfused", "torch CL", "unf/fused",
-                        "torch/fused", "scratch KB", "expanded KB", "ratio"):
+            table = Table(title=f"{prefix}MobileNetV2 blocks at {args.res}, batch {args.batch}, {nt} thread(s): median us")
+            for col in ("#", "HxW Cin t Cout s", cols[0], "fused", cols[1], cols[2], "unf/fused", cols[3],
+                        "scratch KB", "expanded KB", "ratio"):
                 table.add_column(col, justify="right")
             tot = [0.0, 0.0, 0.0]
             for i, (h, w, cin, t, cout, s) in enumerate(shapes, 1):
-                fused, unfused, eager, info = block_fns(h, w, cin, t, cout, s, args.band, args.batch)
-                f, u, e = compare([fused, unfused, eager], samples=args.samples)
+                fused, unfused, third, info = make(h, w, cin, t, cout, s, args.band, args.batch)
+                f, u, e = compare([fused, unfused, third], samples=args.samples)
                 tot = [tot[0] + f["median"], tot[1] + u["median"], tot[2] + e["median"]]
                 scratch = info["scratch_bytes_per_thread"] * info["threads"]
-                expanded = args.batch * h * w * cin * t * 4
-                tile = info.get("channel_tile", cin * t)  # band height / channel tile when tiled
-                band_col = str(info["band_rows"]) + (f"/{tile}" if tile < cin * t else "")
-                table.add_row(str(i), f"{h}x{w} {cin} {t} {cout} {s}", band_col,
+                expanded = info["expanded_bytes"]
+                table.add_row(str(i), f"{h}x{w} {cin} {t} {cout} {s}", band_column(info, cin * t),
                               f"{f['median']*1e6:.0f}", f"{u['median']*1e6:.0f}", f"{e['median']*1e6:.0f}",
                               f"{u['median']/f['median']:.2f}x", f"{e['median']/f['median']:.2f}x",
-                              f"{scratch/1024:.0f}", f"{expanded/1024:.0f}", f"1/{expanded/scratch:.1f}")
-                results.append({"threads": nt, "res": args.res, "batch": args.batch, "block": [h, w, cin, t, cout, s], "info": info,
-                                "fused": f, "unfused": u, "torch_channels_last": e,
+                              f"{scratch/1024:{scratch_fmt}}", f"{expanded/1024:.0f}", f"1/{expanded/scratch:.1f}")
+                results.append({**extra, "threads": nt, "res": args.res, "batch": args.batch,
+                                "block": [h, w, cin, t, cout, s], "info": info, "fused": f, keys[0]: u, keys[1]: e,
                                 "scratch_bytes": scratch, "expanded_bytes": expanded})
             table.add_row("", "sum of 17", "", f"{tot[0]*1e6:.0f}", f"{tot[1]*1e6:.0f}", f"{tot[2]*1e6:.0f}",
                           f"{tot[1]/tot[0]:.2f}x", f"{tot[2]/tot[0]:.2f}x", "", "", "", style="bold")
             console.print(table)
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine_line(), "results": results}, indent=1))
-
-
-def main_q8(args, console, shapes):
-    from mobilekernels import qops
-
-    console.print(f"int8: {qops.kernel_names()}")
-    results = []
-    with torch.no_grad():
-        for nt in args.threads:
-            torch.set_num_threads(nt)
-            table = Table(title=f"int8 MobileNetV2 blocks at {args.res}, batch {args.batch}, {nt} thread(s): median us")
-            for col in ("#", "HxW Cin t Cout s", "band", "fused", "unfused+add", "3 convs", "unf/fused",
-                        "convs/fused", "scratch KB", "expanded KB", "ratio"):
-                table.add_column(col, justify="right")
-            tot = [0.0, 0.0, 0.0]
-            for i, (h, w, cin, t, cout, s) in enumerate(shapes, 1):
-                fused, unfused, convs, info = block_fns_q8(h, w, cin, t, cout, s, args.band, args.batch)
-                f, u, c = compare([fused, unfused, convs], samples=args.samples)
-                tot = [tot[0] + f["median"], tot[1] + u["median"], tot[2] + c["median"]]
-                scratch = info["scratch_bytes_per_thread"] * info["threads"]
-                expanded = info["expanded_bytes"]
-                table.add_row(str(i), f"{h}x{w} {cin} {t} {cout} {s}", str(info["band_rows"]),
-                              f"{f['median']*1e6:.0f}", f"{u['median']*1e6:.0f}", f"{c['median']*1e6:.0f}",
-                              f"{u['median']/f['median']:.2f}x", f"{c['median']/f['median']:.2f}x",
-                              f"{scratch/1024:.1f}", f"{expanded/1024:.0f}", f"1/{expanded/scratch:.1f}")
-                results.append({"dtype": "int8", "threads": nt, "res": args.res, "batch": args.batch, "block": [h, w, cin, t, cout, s],
-                                "info": info, "fused": f, "unfused_with_add": u, "unfused_convs": c,
-                                "scratch_bytes": scratch, "expanded_bytes": expanded})
-            table.add_row("", "sum of 17", "", f"{tot[0]*1e6:.0f}", f"{tot[1]*1e6:.0f}", f"{tot[2]*1e6:.0f}",
-                          f"{tot[1]/tot[0]:.2f}x", f"{tot[2]/tot[0]:.2f}x", "", "", "", style="bold")
-            console.print(table)
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine_line(), "results": results}, indent=1))
+    return results
 
 
 if __name__ == "__main__":
