@@ -289,10 +289,18 @@ class InvertedResidual(nn.Module):
                 t is not None and t.requires_grad for t in self._weights())) and not torch.compiler.is_compiling():
             return self._unfused(x)  # the fused op is inference-only
         if torch.compiler.is_compiling():
-            return torch.ops.mobilekernels.inverted_residual(x, *self._weights(), self.stride, self.padding,
-                                                             *self.activations, self.residual)
+            return self._traced_op(x)
         if type(x) is torch.Tensor:  # grad on, but nothing requires it
             return self._eager(x)
+        return self._packed_op(x)
+
+    def _traced_op(self, x: torch.Tensor) -> torch.Tensor:
+        """The registered op on the raw weights: what torch.compile / export record."""
+        return torch.ops.mobilekernels.inverted_residual(x, *self._weights(), self.stride, self.padding,
+                                                         *self.activations, self.residual)
+
+    def _packed_op(self, x: torch.Tensor) -> torch.Tensor:
+        """The registered op on the packs (tensor subclasses, fx proxies)."""
         epk, dpk, ppk = self._pack()
         return torch.ops.mobilekernels.inverted_residual_packed(
             x, epk, dpk, ppk, self.hidden_channels, self.out_channels, self.kernel_size, self.stride,

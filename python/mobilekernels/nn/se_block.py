@@ -84,18 +84,12 @@ class SEInvertedResidual(InvertedResidual):
     def _after_depthwise(self, y: torch.Tensor) -> torch.Tensor:
         return y * self._se_scale(y)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.is_grad_enabled() and type(x) is torch.Tensor and not torch.compiler.is_compiling():
-            return self._eager(x)
-        if torch.is_grad_enabled() and (x.requires_grad or any(
-                t is not None and t.requires_grad for t in self._weights())) and not torch.compiler.is_compiling():
-            return self._unfused(x)  # the fused op is inference-only
-        if torch.compiler.is_compiling():
-            return torch.ops.mobilekernels.se_inverted_residual(x, *self._weights(), self.stride, self.padding,
-                                                                *self.activations, self.se_activation, self.gate,
-                                                                self.residual)
-        if type(x) is torch.Tensor:  # grad on, but nothing requires it
-            return self._eager(x)
+    def _traced_op(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mobilekernels.se_inverted_residual(x, *self._weights(), self.stride, self.padding,
+                                                            *self.activations, self.se_activation, self.gate,
+                                                            self.residual)
+
+    def _packed_op(self, x: torch.Tensor) -> torch.Tensor:
         epk, dpk, ppk, f1pk, f2pk = self._pack()
         return torch.ops.mobilekernels.se_inverted_residual_packed(
             x, epk, dpk, ppk, f1pk, f2pk, self.hidden_channels, self.out_channels, self.squeeze_channels,
