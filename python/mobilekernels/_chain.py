@@ -107,16 +107,12 @@ class Chain:
 
 
 def _act(name: str) -> int:
-    from ._ops import ACTIVATIONS
+    from ._pwops import _act  # imported late: the op modules import this one
 
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]
+    return _act(name)
 
 
 def _gate(name: str) -> int:
-    from ._seops import GATES
+    from ._seops import _gate
 
-    if name not in GATES:
-        raise ValueError(f"gate must be one of {sorted(GATES)}, got {name!r}")
-    return GATES[name]
+    return _gate(name)

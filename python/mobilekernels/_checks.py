@@ -121,3 +121,10 @@ def ir_geometry(x_shape, cin, chid, cout, kernel, stride, padding, residual):
         raise ValueError(f"a residual needs stride 1, in == out channels and same-size output "
                          f"(stride {stride}, {cin} -> {cout} channels, {h}x{w} -> {oh}x{ow})")
     return n, h, w, oh, ow
+
+
+def enum_code(what: str, name: str, codes: dict) -> int:
+    """The C++ code of a named choice (an activation, a gate), or a ValueError listing the names."""
+    if name not in codes:
+        raise ValueError(f"{what} must be one of {sorted(codes)}, got {name!r}")
+    return codes[name]

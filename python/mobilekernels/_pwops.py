@@ -22,7 +22,7 @@ import torch
 
 from . import _C
 from ._checks import check_tensor
-from ._checks import ir_geometry, out_size
+from ._checks import enum_code, ir_geometry, out_size
 from ._ops import ACTIVATIONS, NS, _nhwc, pack_dw
 
 _lib = torch.library.Library(NS, "FRAGMENT")
@@ -39,9 +39,7 @@ _lib.define("inverted_residual_packed(Tensor x, Tensor? expand_packed, Tensor dw
 
 
 def _act(name: str) -> int:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]
+    return enum_code("activation", name, ACTIVATIONS)
 
 
 def _check_x(x, channels: int | None = None) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from . import _C
+from ._checks import enum_code
 from ._ops import NS, _nhwc, pack_dw
 from ._pwops import _act, _check_packed, _check_pw_weight, _ir_args, _ir_geometry, _ir_out_shape, _ir_weights, pack_pw
 
@@ -38,9 +39,7 @@ _lib.define("se_inverted_residual_packed(Tensor x, Tensor? expand_packed, Tensor
 
 
 def _gate(name: str) -> int:
-    if name not in GATES:
-        raise ValueError(f"gate must be one of {sorted(GATES)}, got {name!r}")
-    return GATES[name]
+    return enum_code("gate", name, GATES)
 
 
 def se_args(x_shape, cin, chid, cout, csq, kernel, stride, padding, acts, act_se, gate, residual, band_rows,

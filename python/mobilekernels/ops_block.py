@@ -38,6 +38,16 @@ def _pads(kernel: int, padding) -> list[int]:
     return list(conv_padding(kernel // 2 if padding is None else padding, (kernel, kernel), (1, 1), (1, 1)))
 
 
+def _block_args(x, dw_weight, project_weight, stride, residual):
+    """Checks shared by the raw-weight block ops; returns (kernel size, residual flag)."""
+    check_tensor("x", x, torch.float32, 4)
+    check_tensor("dw_weight", dw_weight, torch.float32, 4)
+    check_tensor("project_weight", project_weight, torch.float32, 4)
+    if residual is None:
+        residual = stride == 1 and x.shape[1] == project_weight.shape[0]
+    return int(dw_weight.shape[2]), residual
+
+
 def inverted_residual(x: torch.Tensor, expand_weight: Optional[torch.Tensor], expand_bias: Optional[torch.Tensor],
                       dw_weight: torch.Tensor, dw_bias: Optional[torch.Tensor], project_weight: torch.Tensor,
                       project_bias: Optional[torch.Tensor], stride: int = 1, padding=None,
@@ -53,12 +63,7 @@ def inverted_residual(x: torch.Tensor, expand_weight: Optional[torch.Tensor], ex
         activations: (expand, depthwise, project) activation names.
         residual: add ``x``; default ``stride == 1 and Cin == Cout``.
     """
-    check_tensor("x", x, torch.float32, 4)
-    check_tensor("dw_weight", dw_weight, torch.float32, 4)
-    check_tensor("project_weight", project_weight, torch.float32, 4)
-    k = int(dw_weight.shape[2])
-    if residual is None:
-        residual = stride == 1 and x.shape[1] == project_weight.shape[0]
+    k, residual = _block_args(x, dw_weight, project_weight, stride, residual)
     return torch.ops.mobilekernels.inverted_residual(
         x, expand_weight, expand_bias, dw_weight, dw_bias, project_weight, project_bias, stride, _pads(k, padding),
         *_acts(activations), residual)
@@ -111,12 +116,7 @@ def se_inverted_residual(x: torch.Tensor, expand_weight: Optional[torch.Tensor],
     ``fc1_weight [Csq, Chid, 1, 1]``, ``fc2_weight [Chid, Csq, 1, 1]``; ``gate`` is
     ``hardsigmoid`` (relu6(v + 3) / 6) or ``sigmoid``; the rest as :func:`inverted_residual`.
     """
-    check_tensor("x", x, torch.float32, 4)
-    check_tensor("dw_weight", dw_weight, torch.float32, 4)
-    check_tensor("project_weight", project_weight, torch.float32, 4)
-    k = int(dw_weight.shape[2])
-    if residual is None:
-        residual = stride == 1 and x.shape[1] == project_weight.shape[0]
+    k, residual = _block_args(x, dw_weight, project_weight, stride, residual)
     return torch.ops.mobilekernels.se_inverted_residual(
         x, expand_weight, expand_bias, dw_weight, dw_bias, project_weight, project_bias, fc1_weight, fc1_bias,
         fc2_weight, fc2_bias, stride, _pads(k, padding), *_acts(activations), se_activation, gate, residual)
