@@ -78,24 +78,26 @@ void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float
   const float* data = f32_dwconv_pack_data(packed);
   const int64_t rows = p.N * p.OH, cout = p.cout();
   const int nt = std::max(1, num_threads);
-  // Work items: (row, channel chunk). Split channels only when rows alone cannot keep every
-  // thread busy with several items (late layers are 7x7 spatial with 960+ channels).
-  int64_t chunk = cout;
-  if (nt > 1 && rows < 4 * nt) {
-    const int64_t splits = std::min<int64_t>(ceil_div(4 * nt, rows), ceil_div(cout, 16));
+  if (nt == 1) return k.run(p, input, data, output, 0, rows, 0, cout);
+  // Work items: (run of rows, channel chunk). Enough rows: one contiguous run of rows per
+  // thread, all channels (the kernels pair rows into two-row blocks within a run). Few rows
+  // (late layers are 7x7 spatial with 960+ channels): channel chunks too, with runs of 2 rows
+  // and items ordered chunk-major, so each thread takes whole chunks over all rows (7 rows on
+  // 2 threads: runs 2+2+2+1 per chunk, the same work for both).
+  int64_t chunk = cout, run_rows = ceil_div(rows, nt);
+  if (rows < 4 * nt) {
+    run_rows = 2;
+    const int64_t splits = std::min<int64_t>(ceil_div(4 * nt, ceil_div(rows, run_rows)), ceil_div(cout, 16));
     chunk = round_up(ceil_div(cout, splits), 16);
   }
-  const int64_t nchunks = ceil_div(cout, chunk);
-  const int64_t items = rows * nchunks;
+  const int64_t nchunks = ceil_div(cout, chunk), nruns = ceil_div(rows, run_rows);
+  const int64_t items = nruns * nchunks;
   auto work = [&](int64_t item) {
-    const int64_t row = item / nchunks, ci = item % nchunks;
-    k.run(p, input, data, output, row, row + 1, ci * chunk, std::min(cout, (ci + 1) * chunk));
+    const int64_t r0 = (item % nruns) * run_rows, ci = item / nruns;
+    k.run(p, input, data, output, r0, std::min(rows, r0 + run_rows), ci * chunk,
+          std::min(cout, (ci + 1) * chunk));
   };
-  if (nt == 1 || items == 1) {
-    if (nchunks == 1) k.run(p, input, data, output, 0, rows, 0, cout);
-    else for (int64_t i = 0; i < items; ++i) work(i);
-    return;
-  }
+  if (items == 1) return work(0);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < items; ++i) work(i);
 }

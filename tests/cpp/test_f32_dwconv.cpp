@@ -3,6 +3,7 @@
 // so an out-of-bounds write is caught even without AddressSanitizer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -62,7 +63,9 @@ std::string describe(const Shape& s, Activation a) {
   return buf;
 }
 
-void check_shape(const Shape& s, Activation act, std::mt19937& rng) {
+// row_cuts: where the row space is cut into separate kernel calls (besides the default cut at
+// rows/2 with its channel split); empty = the default only.
+void check_shape(const Shape& s, Activation act, std::mt19937& rng, std::vector<int64_t> row_cuts = {}) {
   const F32DwconvParams p = params_of(s, act);
   std::uniform_real_distribution<float> dist(-2.f, 2.f);
   std::vector<float> in(p.N * p.H * p.W * p.C), w(p.cout() * p.KH * p.KW), b(p.cout());
@@ -80,9 +83,19 @@ void check_shape(const Shape& s, Activation act, std::mt19937& rng) {
     float* o = out.data() + kCanary;
     // Split rows and channels the way the threaded op does: two row ranges, 16-aligned chunks.
     const int64_t rmid = rows / 2, cmid = p.cout() > 16 ? 16 : p.cout();
-    k.run(p, in.data(), f32_dwconv_pack_data(packed.data()), o, 0, rmid, 0, cmid);
-    k.run(p, in.data(), f32_dwconv_pack_data(packed.data()), o, 0, rmid, cmid, p.cout());
-    k.run(p, in.data(), f32_dwconv_pack_data(packed.data()), o, rmid, rows, 0, p.cout());
+    if (row_cuts.empty()) {
+      k.run(p, in.data(), f32_dwconv_pack_data(packed.data()), o, 0, rmid, 0, cmid);
+      k.run(p, in.data(), f32_dwconv_pack_data(packed.data()), o, 0, rmid, cmid, p.cout());
+      k.run(p, in.data(), f32_dwconv_pack_data(packed.data()), o, rmid, rows, 0, p.cout());
+    } else {
+      int64_t r0 = 0;
+      row_cuts.push_back(rows);
+      for (int64_t cut : row_cuts) {
+        const int64_t r1 = std::min(rows, cut);
+        if (r1 > r0) k.run(p, in.data(), f32_dwconv_pack_data(packed.data()), o, r0, r1, 0, p.cout());
+        r0 = std::max(r0, r1);
+      }
+    }
     for (int64_t i = 0; i < kCanary; ++i) {
       ASSERT_EQ(out[i], kCanaryValue) << isa_name(k.isa) << " wrote before output, " << describe(s, act);
       ASSERT_EQ(out[kCanary + total + i], kCanaryValue) << isa_name(k.isa) << " wrote past output, " << describe(s, act);
@@ -148,6 +161,41 @@ TEST(F32Dwconv, AsymmetricPadding) {
           if (w + pl + pr < 3) continue;
           check_shape({1, 5, w, 11, 1, 3, 3, s, s, 1, 1, 1, pr, pl, pr}, static_cast<Activation>(w % 4), rng);
         }
+}
+
+// Two-row blocks (AVX2: 3x3, stride 1 and 2, left padding 1): output rows pair up only inside
+// one image and one kernel call, when neither reads a padding row. Odd and even output heights,
+// batch 2 (a pair must not straddle images), calls starting at odd rows and 1-row calls, no
+// or asymmetric bottom/right padding, widths across the block widths with channel tails, and
+// output heights below the input's (a band of rows, as the fused blocks ask for).
+TEST(F32Dwconv, TwoRowBlocks) {
+  std::mt19937 rng(5);
+  for (int64_t s : {1, 2})
+    for (int64_t h = 2; h <= 9; ++h)
+      for (int64_t w : {1, 2, 3, 4, 5, 7, 8, 9, 13})
+        for (int64_t pb : {-2, -1, 0, 1, 2})  // negative: OH below torch's, rows left unread
+          for (int64_t c : {5, 8, 21, 40}) {
+            const int64_t pr = (w + c) % 2;
+            if (h + 1 + pb < 3 || w + 1 + pr < 3) continue;
+            const Shape sh{1 + (h + w) % 2, h, w, c, 1, 3, 3, s, s, 1, 1, 1, pb, 1, pr};
+            const Activation act = static_cast<Activation>((h + w + c) % 4);
+            check_shape(sh, act, rng, {});
+            check_shape(sh, act, rng, {1, 2, 5});     // odd starts, a 1-row call
+            check_shape(sh, act, rng, {3, 4, 7, 8});  // 1-row calls between pairs
+          }
+  // No top padding: every row pair of the band reads real rows (the fused blocks' bands).
+  for (int64_t s : {1, 2})
+    for (int64_t h : {3, 6, 11})
+      check_shape({2, h, 10, 24, 1, 3, 3, s, s, 1, 1, 0, 0, 1, 1}, Activation::relu6, rng, {3});
+}
+
+// Large images: many full-width blocks per row, channels over several vectors with a tail.
+TEST(F32Dwconv, LargeImages) {
+  std::mt19937 rng(6);
+  for (int64_t s : {1, 2}) {
+    check_shape({1, 57, 61, 35, 1, 3, 3, s, s, 1, 1, 1, 1, 1, 1}, Activation::relu6, rng);
+    check_shape({1, 40, 112, 32, 1, 3, 3, s, s, 1, 1, 1, 1, 1, 1}, Activation::relu6, rng);
+  }
 }
 
 TEST(F32Dwconv, GenericShapes) {

@@ -4,6 +4,15 @@
 #include "kernels/f32-dwconv/f32_dwconv_simd.h"
 
 namespace mk {
+namespace {
+// Two-row blocks (see block2_channels), 16 ymm registers: stride 1, 4 pixels x 2 rows = 8
+// accumulators + 6 input columns; stride 2, 3 x 2 = 6 + 7 columns. Measured on Zen 3 against
+// the one-row blocks (6 / 4 pixels): 14x14 and 7x7 stride 1 -17..-20%, 112x112 -5%.
+template <>
+struct TwoRowBlockW<VecF32Avx2> {
+  static constexpr int kStride1 = 4, kStride2 = 3;
+};
+}  // namespace
 
 void f32_dwconv_avx2(const F32DwconvParams& p, const float* input, const float* packed,
                    float* output, int64_t row_begin, int64_t row_end, int64_t c_begin,

@@ -9,7 +9,9 @@
 // at once. Per kernel row the block loads its kw weights once and the input columns the
 // block's pixels share once (stride 1, 3x3, 4 pixels: 3 + 6 loads feed 12 FMAs). Rows outside
 // the input are skipped per row; border columns use the same code with zero-filled
-// out-of-range columns.
+// out-of-range columns. Where an ISA sets TwoRowBlockW (AVX2), pairs of output rows that read no
+// padding rows run as two-row blocks (block2_channels): the input rows they share are loaded
+// once for both, and twice the accumulators hide the FMA latency.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -172,6 +174,89 @@ void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64
   for (; ow < p.OW; ++ow) block_channels<V, KH, KW, S, 1, A, true>(p, r, pk, cpad, ow, c0, c1);
 }
 
+// Two-row block widths per ISA (stride 1, stride 2); 0 = one row at a time. An ISA file
+// specialises this before instantiating the body (only AVX2 does: measured there; NEON and
+// AVX-512 keep the one-row blocks until measured on such a CPU).
+template <class V>
+struct TwoRowBlockW {
+  static constexpr int kStride1 = 0, kStride2 = 0;
+};
+
+// Output rows oh and oh+1 of one image whose KH taps all fall inside the input (no padding row):
+// their KH+S input rows are loaded once per block, input row i feeding output row 0 with kernel
+// row i and output row 1 with kernel row i-S (stride 1: 4 rows for 2 outputs instead of 6;
+// stride 2: 5 instead of 6). 3-wide kernels with left padding 1 only, borders as in row_fixed's
+// compile-time path (LZ / TZ).
+template <class V, int KH, int KW, int S, int BW, Activation A, int LZ = 0, int TZ = 0>
+MK_ALWAYS_INLINE void block2_channels(const F32DwconvParams& p, const float* in_top, float* out_row0,
+                                      const float* pk, int64_t cpad, int64_t ow, int64_t c0, int64_t c1) {
+  using T = typename V::T;
+  constexpr int NX = (BW - 1) * S + KW, NR = KH + S;
+  const int64_t C = p.C, cout = p.cout(), row_stride = p.W * C;
+  const float* cols = in_top + (ow * S - p.PL) * C;  // column -1 at the left border: never read (LZ)
+  float* out0 = out_row0 + ow * cout;
+  float* out1 = out0 + p.OW * cout;
+  const float* bias = pk + KH * KW * cpad;
+
+  auto tile = [&](int64_t c, int64_t n, auto tail_tag) __attribute__((always_inline)) {
+    constexpr bool Tail = decltype(tail_tag)::value;
+    T acc0[BW], acc1[BW];
+    const T b = V::load(bias + c);
+    for (int j = 0; j < BW; ++j) acc0[j] = acc1[j] = b;
+    const float* wk = pk + (c >> 4) * (KH * KW * 16) + (c & 15);
+    for (int i = 0; i < NR; ++i) {
+      const float* row = cols + i * row_stride + c;
+      T x[NX];
+      for (int t = 0; t < NX; ++t)
+        x[t] = (t < LZ || t >= NX - TZ) ? V::zero() : ld<V, Tail>(row + t * C, n);  // zeros never read
+      for (int kw = 0; kw < KW; ++kw) {
+        if (i < KH) {
+          const T w = V::load(wk + (i * KW + kw) * 16);
+          for (int j = 0; j < BW; ++j)
+            if (j * S + kw >= LZ && j * S + kw < NX - TZ) acc0[j] = V::fmadd(x[j * S + kw], w, acc0[j]);
+        }
+        if (i >= S) {
+          const T w = V::load(wk + ((i - S) * KW + kw) * 16);
+          for (int j = 0; j < BW; ++j)
+            if (j * S + kw >= LZ && j * S + kw < NX - TZ) acc1[j] = V::fmadd(x[j * S + kw], w, acc1[j]);
+        }
+      }
+    }
+    for (int j = 0; j < BW; ++j) st<V, A, Tail>(p, out0 + j * cout + c, acc0[j], n);
+    for (int j = 0; j < BW; ++j) st<V, A, Tail>(p, out1 + j * cout + c, acc1[j], n);
+  };
+  int64_t c = c0;
+  for (; c + V::kWidth <= c1; c += V::kWidth) tile(c, V::kWidth, std::false_type{});
+  if (c < c1) tile(c, c1 - c, std::true_type{});
+}
+
+template <class V, int KH, int KW, int S, int B, Activation A, int LZ = 0, int TZ = 0>
+void block2_any(int64_t bw, const F32DwconvParams& p, const float* in_top, float* out_row0,
+                const float* pk, int64_t cpad, int64_t ow, int64_t c0, int64_t c1) {
+  if constexpr (B > 1)
+    if (bw < B) return block2_any<V, KH, KW, S, B - 1, A, LZ, TZ>(bw, p, in_top, out_row0, pk, cpad, ow, c0, c1);
+  block2_channels<V, KH, KW, S, B, A, LZ, TZ>(p, in_top, out_row0, pk, cpad, ow, c0, c1);
+}
+
+// Output rows oh, oh+1 (out_row0 = row oh) from input rows starting at in_top = row oh*S - PT,
+// KxK = 3x3, left padding 1, at most one column of right padding read (row_fixed's conditions).
+template <class V, int S, Activation A>
+void row2_fixed(const F32DwconvParams& p, const float* in_top, float* out_row0, const float* pk,
+                int64_t cpad, int64_t c0, int64_t c1) {
+  constexpr int B = S == 1 ? TwoRowBlockW<V>::kStride1 : TwoRowBlockW<V>::kStride2;
+  const int64_t nb = ceil_div(p.OW, B), base = p.OW / nb, wider = p.OW % nb;
+  int64_t ow = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    const int64_t bw = base + (i < wider ? 1 : 0);
+    const bool lz = ow == 0, tz = (ow + bw - 1) * S + 2 > p.W;
+    if (lz && tz) block2_any<V, 3, 3, S, B, A, 1, 1>(bw, p, in_top, out_row0, pk, cpad, ow, c0, c1);
+    else if (lz) block2_any<V, 3, 3, S, B, A, 1, 0>(bw, p, in_top, out_row0, pk, cpad, ow, c0, c1);
+    else if (tz) block2_any<V, 3, 3, S, B, A, 0, 1>(bw, p, in_top, out_row0, pk, cpad, ow, c0, c1);
+    else block2_any<V, 3, 3, S, B, A>(bw, p, in_top, out_row0, pk, cpad, ow, c0, c1);
+    ow += bw;
+  }
+}
+
 template <class V, Activation A>
 void row_generic(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad,
                  int64_t c0, int64_t c1, int64_t, int64_t) {
@@ -208,22 +293,50 @@ RowFn<V, A> pick_row(const F32DwconvParams& p) {
 }
 
 template <class V, Activation A>
+using Row2Fn = void (*)(const F32DwconvParams&, const float*, float*, const float*, int64_t, int64_t,
+                        int64_t);
+
+// The two-row path for a shape, or nullptr: 3x3 stride 1 or 2 with row_fixed's compile-time
+// borders (left padding 1, at most one column of right padding read), on ISAs that set it.
+template <class V, Activation A>
+Row2Fn<V, A> pick_row2(const F32DwconvParams& p) {
+  if constexpr (TwoRowBlockW<V>::kStride1 > 0 && TwoRowBlockW<V>::kStride2 > 0) {
+    if (p.PL != 1 || (p.OW - 1) * p.SW + 1 > p.W) return nullptr;
+    switch (fixed_index(p)) {
+      case 0: return row2_fixed<V, 1, A>;
+      case 1: return row2_fixed<V, 2, A>;
+      default: return nullptr;
+    }
+  }
+  return nullptr;
+}
+
+template <class V, Activation A>
 void run_act(const F32DwconvParams& p, const float* input, const float* pk, float* output,
              int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
   const int64_t cpad = round_up(p.cout(), kF32DwconvChannelAlign);
   const RowFn<V, A> row_fn = pick_row<V, A>(p);
+  const Row2Fn<V, A> row2_fn = pick_row2<V, A>(p);
   int64_t ow_lo, ow_hi;
   interior_cols(p, ow_lo, ow_hi);
-  for (int64_t row = row_begin; row < row_end; ++row) {
+  for (int64_t row = row_begin; row < row_end;) {
     const int64_t nimg = row / p.OH, oh = row % p.OH;
     RowCtx r;
     r.in_n = input + nimg * p.H * p.W * p.C;
     r.out_row = output + row * p.OW * p.cout();
     r.ih0 = oh * p.SH - p.PT;
+    // Rows oh and oh+1 of this image, both inside the range, reading input rows
+    // [ih0, ih0 + S + K) all inside the image: one two-row block.
+    if (row2_fn && row + 1 < row_end && oh + 1 < p.OH && r.ih0 >= 0 && r.ih0 + p.SH + p.KH <= p.H) {
+      row2_fn(p, r.in_n + r.ih0 * p.W * p.C, r.out_row, pk, cpad, c_begin, c_end);
+      row += 2;
+      continue;
+    }
     // kh with 0 <= ih0 + kh*DH < H
     r.kh_lo = imin(p.KH, imax(0, (-r.ih0 + p.DH - 1) / p.DH));
     r.kh_hi = imax(r.kh_lo, imin(p.KH, floor_div(p.H - 1 - r.ih0, p.DH) + 1));
     row_fn(p, r, pk, cpad, c_begin, c_end, ow_lo, ow_hi);
+    ++row;
   }
 }
 template <class V>

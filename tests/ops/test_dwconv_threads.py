@@ -1,0 +1,43 @@
+"""fp32 depthwise at 1, 2 and 3 threads against a float64 reference, per ISA: the op splits
+rows into one contiguous run per thread (the kernels pair rows within a run into two-row
+blocks) or, for few rows, chunk-major (2-row runs x channel chunks). Results must not depend
+on the thread count: every element is summed in the same order."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mobilekernels as mk
+
+SHAPES = [
+    # (N, C, H, W, stride)
+    (1, 32, 15, 15, 1),
+    (1, 32, 15, 15, 2),
+    (2, 40, 14, 14, 1),
+    (3, 24, 7, 9, 2),
+    (1, 120, 7, 7, 1),   # few rows: channel chunks
+    (2, 21, 3, 5, 1),    # few rows over two images, channel tail
+    (1, 16, 1, 6, 2),
+    (1, 24, 28, 28, 2),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_dwconv_threads_match_reference(f32_isa, shape):
+    n, c, h, w, s = shape
+    g = torch.Generator().manual_seed(n * 1000 + c * 10 + h + s)
+    x = torch.randn(n, c, h, w, generator=g)
+    wt, b = torch.randn(c, 1, 3, 3, generator=g), torch.randn(c, generator=g)
+    ref = F.conv2d(x.double(), wt.double(), b.double(), s, 1, 1, c).clamp(0, 6).float()
+    prev = torch.get_num_threads()
+    outs = []
+    try:
+        for nt in (1, 2, 3):
+            torch.set_num_threads(nt)
+            outs.append(mk.ops.dwconv2d(x, wt, b, s, 1, 1, "relu6"))
+    finally:
+        torch.set_num_threads(prev)
+    torch.testing.assert_close(outs[0], ref, rtol=1e-5, atol=1e-5)
+    for y in outs[1:]:
+        assert torch.equal(y, outs[0])
