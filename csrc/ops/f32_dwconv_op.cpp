@@ -80,20 +80,20 @@ void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float
   const int nt = std::max(1, num_threads);
   if (nt == 1) return k.run(p, input, data, output, 0, rows, 0, cout);
   // Work items: (run of rows, channel chunk). Enough rows: one contiguous run of rows per
-  // thread, all channels (the kernels pair rows into two-row blocks within a run). Few rows
-  // (late layers are 7x7 spatial with 960+ channels): channel chunks too, with runs of 2 rows
-  // and items ordered chunk-major, so each thread takes whole chunks over all rows (7 rows on
-  // 2 threads: runs 2+2+2+1 per chunk, the same work for both).
+  // thread, all channels (the kernels pair rows into two-row blocks within a run; 1-row items
+  // never would). Few rows (late layers are 7x7 spatial with 960+ channels): 1-row items times
+  // channel chunks, row-major, as before the two-row blocks (runs of 2 rows ordered
+  // chunk-major measured slower at 2 threads on the 7-row layers).
   int64_t chunk = cout, run_rows = ceil_div(rows, nt);
   if (rows < 4 * nt) {
-    run_rows = 2;
-    const int64_t splits = std::min<int64_t>(ceil_div(4 * nt, ceil_div(rows, run_rows)), ceil_div(cout, 16));
+    run_rows = 1;
+    const int64_t splits = std::min<int64_t>(ceil_div(4 * nt, rows), ceil_div(cout, 16));
     chunk = round_up(ceil_div(cout, splits), 16);
   }
   const int64_t nchunks = ceil_div(cout, chunk), nruns = ceil_div(rows, run_rows);
   const int64_t items = nruns * nchunks;
   auto work = [&](int64_t item) {
-    const int64_t r0 = (item % nruns) * run_rows, ci = item / nruns;
+    const int64_t r0 = (item / nchunks) * run_rows, ci = item % nchunks;
     k.run(p, input, data, output, r0, std::min(rows, r0 + run_rows), ci * chunk,
           std::min(cout, (ci + 1) * chunk));
   };

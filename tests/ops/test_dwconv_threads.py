@@ -1,7 +1,8 @@
 """fp32 depthwise at 1, 2 and 3 threads against a float64 reference, per ISA: the op splits
 rows into one contiguous run per thread (the kernels pair rows within a run into two-row
-blocks) or, for few rows, chunk-major (2-row runs x channel chunks). Results must not depend
-on the thread count: every element is summed in the same order."""
+blocks, so runs of odd length end in a one-row block) or, for few rows, 1-row items times
+channel chunks. Results must not depend on the thread count: every element is summed in the
+same order."""
 from __future__ import annotations
 
 import pytest
