@@ -157,10 +157,7 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
   const int64_t pieces = split ? 1 : pieces_per_image(p, nt), items = p.N * pieces;
   const int64_t piece_rows = ceil_div(OH, pieces);
   const int64_t band_auto = f32_inverted_residual_band_rows(p);
-  // Bands of equal height within a piece (7 rows in bands of 6 run as 4 + 3, not 6 + 1: a
-  // one-row band is a 7-row GEMM and 3 expanded rows for 1 output row).
-  const int64_t band_max = std::min(band_auto, piece_rows);
-  const int64_t band = ceil_div(piece_rows, ceil_div(piece_rows, band_max));
+  const int64_t band = irbands::even_band(band_auto, piece_rows);  // equal bands in a piece
   int64_t ct = channel_tile_for(p, band_auto);
   if (split) ct = std::min(ct, round_up(ceil_div(p.Chid, nt), kF32GemmPanel));  // >= nt tiles
   const int64_t tiles = ceil_div(p.Chid, ct);

@@ -55,6 +55,27 @@ float* grow(std::vector<float>& v, int64_t n) {
   return v.data();
 }
 
+// f32_se's sum_rows over channels [c0, c1) of C-wide rows (the channel-split pass 1 owns a
+// column slice): the same float-per-row, double-across-rows order, so the same sums.
+void sum_rows_slice(const float* x, int64_t rows, int64_t ow, int64_t C, int64_t c0, int64_t c1,
+                    float* racc, double* acc) {
+  const int64_t cw = c1 - c0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ow * C + c0;
+    std::fill(racc, racc + cw, 0.f);
+    for (int64_t w = 0; w < ow; ++w)
+      for (int64_t j = 0; j < cw; ++j) racc[j] += row[w * C + j];
+    for (int64_t j = 0; j < cw; ++j) acc[c0 + j] += racc[j];
+  }
+}
+
+// Images of at most this many output rows split pass 1 by hidden channels when the batch does
+// not spread over the threads: a row split of 7 rows gives one thread 4, and each run expands
+// its halo rows again (7x7 at 5x5 on 2 threads: 11 expanded rows for 7). At 14 rows the row
+// split is even and the channel split measured slower (V3-Large 14x14 k3 blocks +15-20% at 2
+// threads: pass 3 then reads half of each pixel's hidden channels from the other core's cache).
+constexpr int64_t kSplitMaxRows = 7;
+
 float gate_of(float v, SeGate g) {
   if (g == SeGate::sigmoid) return 1.f / (1.f + std::exp(-v));
   return std::min(std::max(v + 3.f, 0.f), 6.f) / 6.f;  // torch's hardsigmoid, division included
@@ -117,12 +138,15 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
   const int64_t OH = p.OH(), OW = p.OW(), C = p.Chid, row_hid = p.W * C;
   const int64_t img = OH * OW * C;  // floats of one image's depthwise output
   const int nt = std::max(1, num_threads);
-  const int64_t pieces = irbands::pieces_per_image(p, nt), items = p.N * pieces;
+  // Pass 1 splits a small image's hidden channels between the threads when the batch does not
+  // spread over them (see kSplitMaxRows); otherwise threads take runs of rows.
+  const bool split = nt > 1 && p.N % nt != 0 && OH <= kSplitMaxRows && C >= 2 * kF32GemmPanel * nt;
+  const int64_t pieces = split ? 1 : irbands::pieces_per_image(p, nt), items = p.N * pieces;
   const int64_t piece_rows = ceil_div(OH, pieces);
-  const int64_t band = std::min(irbands::band_rows(p, int64_t(sizeof(float))), piece_rows);
+  const int64_t band = irbands::even_band(irbands::band_rows(p, int64_t(sizeof(float))), piece_rows);
   const int64_t scratch = p.expand ? irbands::in_rows(p, band) * row_hid : 0;
 
-  // Owned by the calling thread; the workers write disjoint rows of it.
+  // Owned by the calling thread; the workers write disjoint rows (or channels) of it.
   static thread_local std::vector<float> dbuf_v, se_v;
   static thread_local std::vector<double> sums_v;
   float* dbuf = grow(dbuf_v, p.N * img);
@@ -133,16 +157,14 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
   float* squeezed = pooled + p.N * C;
   float* scale = squeezed + p.N * sp.Csq;
 
-  // Pass 1: expand + depthwise into dbuf, per-item channel sums.
-  auto pass1 = [&](int64_t item) {
-    const int64_t n = item / pieces, o_begin = (item % pieces) * piece_rows;
-    const int64_t o_end = std::min(OH, o_begin + piece_rows);
-    double* acc = sums + item * C;
-    std::fill(acc, acc + C, 0.0);
-    if (o_begin >= o_end) return;
+  // Pass 1: expand + depthwise of output rows [o_begin, o_end) of image n, hidden channels
+  // [c0, c1) (c0 a multiple of 16), into dbuf; acc [C] gets the channel sums of those rows.
+  auto pass1 = [&](int64_t n, int64_t o_begin, int64_t o_end, int64_t c0, int64_t c1, double* acc) {
+    std::fill(acc + c0, acc + c1, 0.0);
+    if (o_begin >= o_end || c0 >= c1) return;
     static thread_local std::vector<float> buf_v;
     static thread_local std::vector<float> racc_v;
-    float* buf = grow(buf_v, scratch);  // expanded rows [have_lo, have_hi)
+    float* buf = grow(buf_v, scratch);  // expanded rows [have_lo, have_hi), C wide
     float* racc = grow(racc_v, C);      // one output row's channel sums
     const float* x_n = x + n * p.H * p.W * p.Cin;
     float* d_n = dbuf + n * img;
@@ -165,7 +187,7 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
           const F32GemmParams g{(ih_hi - first_new) * p.W, p.Cin, C, p.Cin, C, p.act_expand,
                                 nullptr, 0};
           gk.run(g, x_n + first_new * p.W * p.Cin, epk, buf + (first_new - ih_lo) * row_hid, 0,
-                 g.M, 0, C);
+                 g.M, c0, c1);
         }
         have_lo = ih_lo;
         have_hi = ih_hi;
@@ -174,41 +196,55 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
       const F32DwconvParams q{1, ih_hi - ih_lo, p.W, C, 1, p.K, p.K, p.S, p.S, 1, 1,
                               p.PT + ih_lo - b0 * p.S, p.PL, b1 - b0, OW, p.act_dw};
       float* dst = d_n + b0 * OW * C;
-      dk.run(q, src, dpk, dst, 0, b1 - b0, 0, C);
+      dk.run(q, src, dpk, dst, 0, b1 - b0, c0, c1);
       // Channel sums of the band while it is in L1: float per row, double across rows.
-      rf.sum_rows(dst, b1 - b0, OW, C, racc, acc);
+      if (c0 == 0 && c1 == C)
+        rf.sum_rows(dst, b1 - b0, OW, C, racc, acc);
+      else
+        sum_rows_slice(dst, b1 - b0, OW, C, c0, c1, racc, acc);
     }
   };
 
-  // Pass 3: scale rows by the SE gate, project (+ residual).
-  const int64_t chunk_rows = std::max<int64_t>(1, kScaleChunkFloats / (OW * C));
-  auto pass3 = [&](int64_t item) {
-    const int64_t n = item / pieces, o_begin = (item % pieces) * piece_rows;
-    const int64_t o_end = std::min(OH, o_begin + piece_rows);
-    const float* s = scale + n * C;
-    const float* x_n = x + n * p.H * p.W * p.Cin;
-    float* d_n = dbuf + n * img;
-    float* out_n = out + n * OH * OW * p.Cout;
-    for (int64_t r0 = o_begin; r0 < o_end; r0 += chunk_rows) {
-      const int64_t r1 = std::min(o_end, r0 + chunk_rows);
-      float* d = d_n + r0 * OW * C;
-      rf.scale(d, (r1 - r0) * OW, C, s);
-      const F32GemmParams g{(r1 - r0) * OW, C, p.Cout, C, p.Cout, p.act_project,
-                            p.residual ? x_n + r0 * p.W * p.Cin : nullptr, p.Cin};
-      gk.run(g, d, ppk, out_n + r0 * OW * p.Cout, 0, g.M, 0, p.Cout);
+  // Pass 3: scale pixels [m0, m1) of the batch (dbuf, out and x are all [N*OH*OW] pixel rows)
+  // by their image's SE gate, project (+ residual).
+  const int64_t chunk_px = std::max<int64_t>(1, kScaleChunkFloats / C);
+  auto pass3 = [&](int64_t m0, int64_t m1) {
+    for (int64_t r0 = m0; r0 < m1;) {
+      const int64_t n = r0 / (OH * OW);
+      const int64_t r1 = std::min({m1, r0 + chunk_px, (n + 1) * OH * OW});  // one image per chunk
+      float* d = dbuf + r0 * C;
+      rf.scale(d, r1 - r0, C, scale + n * C);
+      const F32GemmParams g{r1 - r0, C, p.Cout, C, p.Cout, p.act_project,
+                            p.residual ? x + r0 * p.Cin : nullptr, p.Cin};
+      gk.run(g, d, ppk, out + r0 * p.Cout, 0, g.M, 0, p.Cout);
+      r0 = r1;
     }
   };
 
-  auto parallel = [&](auto& work) {
-    if (nt == 1 || items == 1) {
-      for (int64_t i = 0; i < items; ++i) work(i);
-      return;
+  const int64_t pixels = p.N * OH * OW;
+  if (nt == 1 || (items == 1 && !split)) {
+    for (int64_t i = 0; i < items; ++i) {
+      const int64_t n = i / pieces, o_begin = (i % pieces) * piece_rows;
+      pass1(n, o_begin, std::min(OH, o_begin + piece_rows), 0, C, sums + i * C);
     }
+  } else if (split) {
+    // Thread t expands and depthwises its share of the 16-channel panels over every row of
+    // every image: no halo rows twice, equal work on 7 or 14 rows.
+#pragma omp parallel num_threads(nt)
+    {
+      const int team = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t panels = ceil_div(C, kF32GemmPanel);
+      const int64_t c0 = std::min(C, panels * t / team * kF32GemmPanel);
+      const int64_t c1 = std::min(C, panels * (t + 1) / team * kF32GemmPanel);
+      for (int64_t n = 0; n < p.N; ++n) pass1(n, 0, OH, c0, c1, sums + n * C);
+    }
+  } else {
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < items; ++i) work(i);
-  };
-
-  parallel(pass1);
+    for (int64_t i = 0; i < items; ++i) {
+      const int64_t n = i / pieces, o_begin = (i % pieces) * piece_rows;
+      pass1(n, o_begin, std::min(OH, o_begin + piece_rows), 0, C, sums + i * C);
+    }
+  }
 
   // Pass 2: SE on the means (tiny: N x Chid x Csq twice), in the calling thread.
   const double inv = 1.0 / double(OH * OW);
@@ -224,7 +260,17 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
   gk.run(g2, squeezed, f32_gemm_pack_data(fc2_pack), scale, 0, p.N, 0, C);
   for (int64_t i = 0; i < p.N * C; ++i) scale[i] = gate_of(scale[i], sp.gate);
 
-  parallel(pass3);
+  // Pass 3 in equal pixel ranges (rows of 7 do not split evenly; pixels nearly do).
+  const int busy = static_cast<int>(std::min<int64_t>(nt, ceil_div(pixels, 6)));
+  if (busy <= 1) {
+    pass3(0, pixels);
+  } else {
+#pragma omp parallel num_threads(busy)
+    {
+      const int team = omp_get_num_threads(), t = omp_get_thread_num();
+      pass3(pixels * t / team, pixels * (t + 1) / team);
+    }
+  }
 }
 
 }  // namespace mk

@@ -16,8 +16,12 @@
 //      the band is still in L1;
 //   2. SE on the per-image sums: fc1 and fc2 are GEMMs with M = N (the 1x1 conv packs), the
 //      gate (hardsigmoid relu6(v+3)/6, or sigmoid) in a scalar loop;
-//   3. each thread scales its rows of the buffer in place by s (the same rounded product the
-//      unfused d * s computes) and runs the project GEMM on them, residual in the epilogue.
+//   3. each thread scales an equal range of the buffer's pixels in place by s (the same
+//      rounded product the unfused d * s computes) and runs the project GEMM on them, residual
+//      in the epilogue.
+// Threads take runs of rows in pass 1, except on images of at most 7 output rows whose batch
+// does not spread over them: there they take 16-channel panels of the hidden width over every
+// row (no halo rows expanded twice, no 4 : 3 row split of 7 rows).
 // Folding s into the project weights instead would repack Chid x Cout per image, more work
 // than scaling OH*OW*Chid activations for every SE block of V3 (7x7: 49*960 vs 960*160).
 // Sums are accumulated per work item in double and combined in item order, so a call is

@@ -54,6 +54,16 @@ int64_t band_rows(const P& p, int64_t elem) {
   return band;
 }
 
+// The band height for a run of `rows` output rows when bands may be up to `band_max` tall:
+// equal bands (7 rows with at most 6 run as 4 + 3, not 6 + 1: a one-row band is a short GEMM
+// that re-expands the halo rows for a single output row).
+inline int64_t even_band(int64_t band_max, int64_t rows) {
+  if (rows <= 1) return 1;
+  const int64_t b = std::max<int64_t>(1, std::min(band_max, rows));
+  const int64_t bands = (rows + b - 1) / b;
+  return (rows + bands - 1) / bands;
+}
+
 // Rows of one image each work item covers: one run per thread when the batch alone cannot
 // spread evenly (N = 1 or 3 on 2 threads), so N * pieces is a multiple of the thread count.
 template <class P>

@@ -16,6 +16,7 @@
 #include "kernels/f32-dwconv/f32_dwconv.h"
 #include "kernels/f32-gemm/f32_gemm.h"
 #include "ops/f32_inverted_residual_op.h"
+#include "ops/ir_bands.h"
 #include "f32_reference.h"
 
 using namespace mk;
@@ -227,6 +228,33 @@ TEST(F32InvertedResidual, ThreadsSplitHiddenChannelsOnSmallImages) {
     check(make_block(p, rng), {0, 2}, {2, 3}, {0, 16, 48});
     if (HasFatalFailure()) return;
   }
+}
+
+TEST(F32InvertedResidual, ThreadsAndBandsOnMobileNetRowCounts) {
+  // The row counts of MobileNet maps (7, 14, 28) and odd ones around them (13, 15), batch 1 and
+  // 3, 2 and 3 threads: row splits into pieces (15, 28 rows; 14 rows when the hidden width is
+  // too narrow to split), channel splits (7, 13, 14 rows), automatic and forced bands.
+  std::mt19937 rng(27);
+  struct S { int64_t n, h, w, cin, t, cout, s; };
+  for (const S& c : {S{1, 14, 14, 16, 6, 16, 1}, S{3, 14, 14, 16, 6, 24, 1}, S{1, 7, 7, 24, 6, 24, 1},
+                     S{3, 7, 7, 24, 4, 40, 1}, S{1, 13, 13, 16, 5, 16, 1}, S{1, 15, 9, 8, 6, 8, 1},
+                     S{3, 15, 6, 8, 3, 12, 1}, S{1, 28, 28, 8, 6, 8, 1}, S{3, 27, 10, 8, 6, 16, 2},
+                     S{1, 14, 14, 8, 2, 8, 1}}) {
+    check(make_block(block(c.n, c.h, c.w, c.cin, c.t, c.cout, c.s), rng), {0, 5}, {2, 3});
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(F32InvertedResidual, EvenBands) {
+  // Equal bands within a run: 14 rows with up to 5 -> 5, 5, 4; 7 with up to 6 -> 4 + 3.
+  EXPECT_EQ(irbands::even_band(5, 14), 5);
+  EXPECT_EQ(irbands::even_band(6, 7), 4);
+  EXPECT_EQ(irbands::even_band(4, 14), 4);
+  EXPECT_EQ(irbands::even_band(16, 7), 7);
+  EXPECT_EQ(irbands::even_band(1, 7), 1);
+  EXPECT_EQ(irbands::even_band(3, 1), 1);
+  EXPECT_EQ(irbands::even_band(0, 5), 1);
+  EXPECT_EQ(irbands::even_band(13, 28), 10);  // 10, 10, 8
 }
 
 TEST(F32InvertedResidual, ScratchIsSmallerThanTheExpandedTensor) {

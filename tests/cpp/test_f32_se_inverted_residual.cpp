@@ -232,6 +232,42 @@ TEST(F32SEInvertedResidual, DeterministicAndRepeatable) {
   }
 }
 
+TEST(F32SEInvertedResidual, ThreadsSplitHiddenChannelsOnSmallImages) {
+  // OH <= 7 with a batch that does not spread over the threads (N = 1, 3 on 2 or 3 threads):
+  // pass 1 splits the hidden channels (ragged last panels, t == 1 reading x, stride 2, 3x3 and
+  // 5x5, forced bands), pass 3 takes equal pixel ranges; OH 13 and 14 split rows. Against the
+  // fp64 reference, and fp32-close to one thread (each channel's sums add in the same order;
+  // only the kernels' channel and row ranges differ).
+  std::mt19937 rng(34);
+  struct S { int64_t n, h, w, cin, chid, cout, s, k; };
+  int i = 0;
+  for (const S& c : {S{1, 7, 7, 40, 200, 40, 1, 5}, S{3, 14, 14, 24, 100, 32, 1, 3}, S{1, 13, 9, 16, 96, 16, 1, 5},
+                     S{3, 14, 11, 32, 120, 48, 2, 5}, S{1, 5, 7, 112, 112, 112, 1, 3}, S{1, 7, 6, 40, 70, 40, 1, 3},
+                     S{3, 3, 9, 16, 112, 24, 1, 3}, S{1, 14, 14, 40, 120, 40, 2, 5}}) {
+    F32SEInvertedResidualParams p = se_block(c.n, c.h, c.w, c.cin, c.chid, c.cout, c.s, c.k,
+                                             i % 2 ? Activation::hardswish : Activation::relu,
+                                             i % 3 == 2 ? SeGate::sigmoid : SeGate::hardsigmoid);
+    p.ir.act_project = static_cast<Activation>(i++ % 4);
+    const SEBlock b = make_block(p, rng);
+    check(b, {0, 1, 3}, {2, 3});
+    if (HasFatalFailure()) return;
+    const int64_t total = p.ir.N * p.ir.OH() * p.ir.OW() * p.ir.Cout;
+    const Isa saved = active_isa();
+    for (Isa isa : supported_isas()) {
+      set_isa(isa_name(isa));
+      std::vector<float> one(total + 2 * kCanary), many(total + 2 * kCanary);
+      run(b, p, one, 1);
+      for (int nt : {2, 3}) {
+        run(b, p, many, nt);
+        for (int64_t j = 0; j < total; ++j)
+          ASSERT_NEAR(many[kCanary + j], one[kCanary + j], 1e-5 * (1.0 + std::fabs(one[kCanary + j])))
+              << "at " << j << ", " << isa_name(isa) << " threads " << nt << ", " << describe(p);
+      }
+    }
+    set_isa(isa_name(saved));
+  }
+}
+
 TEST(F32SEInvertedResidual, BadParamsAndPacksThrow) {
   std::mt19937 rng(34);
   const SEBlock b = make_block(se_block(1, 5, 5, 8, 24, 8, 1, 3, Activation::relu), rng);
