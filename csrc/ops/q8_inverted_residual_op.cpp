@@ -288,20 +288,7 @@ void q8_inverted_residual_validate(const Q8InvertedResidualParams& p) {
 }
 
 int64_t q8_inverted_residual_band_rows(const Q8InvertedResidualParams& p) {
-  // The fp32 block's rules in bytes of int8 activations, then (automatic choice only) grown to
-  // at least kMinBandPixels output pixels while the scratch stays within the byte budget. The
-  // shared rule keeps the scratch under 1/8 of the expanded tensor on H >= 28, which for int8
-  // meant 1-2 row bands at 56x56 and 28x28: every band pays fixed costs the unfused ops pay
-  // once (the GEMM widens its weights per call, the depthwise kernel prepares its weights and
-  // padding row per call), 4-17% of those blocks (V2 blocks 3-7, 1 thread, thread CPU time
-  // against the same kernels run once on the whole tensors); at >= 256 pixels it is within 2%.
-  constexpr int64_t kMinBandPixels = 256;
-  int64_t band = irbands::band_rows(p, 1);
-  if (p.band_rows > 0) return band;
-  const int64_t cap = std::min(p.OH(), irbands::kMaxBandRows);
-  while (band < cap && band * p.OW() < kMinBandPixels && act_bytes(p, band + 1) <= irbands::kScratchBudgetBytes)
-    ++band;
-  return band;
+  return irbands::band_rows(p, 1);  // the fp32 block's rules, in bytes of int8 activations
 }
 
 int64_t q8_inverted_residual_scratch_bytes(const Q8InvertedResidualParams& p, bool row_sums) {
