@@ -34,9 +34,17 @@ class CachedPackMixin:
         return self
 
     def _pack(self) -> torch.Tensor:
-        key = (tensor_key(self.weight), tensor_key(self.bias))
+        # Runs on every eager call: the parameters are read from _parameters, not through
+        # nn.Module.__getattr__ (~0.9 us each), and the key skips is_inference() unless the
+        # version counter is missing (inference tensors raise RuntimeError on _version).
+        params = self._parameters
+        w, b = params["weight"], params.get("bias")
+        try:
+            key = ((w.data_ptr(), w._version), None if b is None else (b.data_ptr(), b._version))
+        except RuntimeError:
+            key = (tensor_key(w), tensor_key(b))
         if self._pack_key != key:
-            self._packed = self._make_pack(self.weight, self.bias)
+            self._packed = self._make_pack(w, b)
             self._pack_key = key
         return self._packed
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._pack_cache import CachedPackMixin, tensor_key
+from ._pack_cache import CachedPackMixin
 from .. import _ops
 from .._checks import conv_padding
 
@@ -55,21 +55,6 @@ class DepthwiseConv2d(CachedPackMixin, nn.Conv2d):
 
     def _make_pack(self, weight, bias) -> torch.Tensor:
         return _ops.pack_dw(weight, bias)
-
-    def _pack(self) -> torch.Tensor:
-        # CachedPackMixin._pack with the same key, read without nn.Module.__getattr__ (~0.9 us
-        # per parameter): this runs on every eager call. Inference tensors have no version
-        # counter (RuntimeError): the mixin's tensor_key covers them.
-        params = self._parameters
-        w, b = params["weight"], params.get("bias")
-        try:
-            key = (w.data_ptr(), w._version, None if b is None else (b.data_ptr(), b._version))
-        except RuntimeError:
-            key = (tensor_key(w), tensor_key(b))
-        if self._pack_key != key:
-            self._packed = self._make_pack(w, b)
-            self._pack_key = key
-        return self._packed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Eager inference first (cheapest checks first): the same kernel as the registered op,
