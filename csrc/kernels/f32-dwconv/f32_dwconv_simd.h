@@ -134,6 +134,34 @@ void block_any(int64_t bw, const F32DwconvParams& p, const RowCtx& r, const floa
   block_channels<V, KH, KW, S, B, A, Checked, LZ, TZ>(p, r, pk, cpad, ow, c0, c1);
 }
 
+// 3-wide kernel, left padding 1, at most one column of right padding read: only column -1
+// (first block) and column W (last block, when (OW-1)*S + 1 == W) fall outside, so every block,
+// borders included, can run at full width with its border columns skipped at compile time.
+// (More right padding puts whole taps past W: row_fixed's checked path.)
+inline bool borders_known_3x3(const F32DwconvParams& p, int64_t S) {
+  return p.PL == 1 && (p.OW - 1) * S + 1 <= p.W;
+}
+
+// Cuts a row of OW outputs into the fewest blocks of at most B pixels, of balanced widths, and
+// calls f(bw, ow, lz, tz) per block, lz / tz integral constants (1: the block's first / last
+// input column is outside the input), under borders_known_3x3.
+template <int B, int S, class F>
+MK_ALWAYS_INLINE void balanced_blocks_3x3(const F32DwconvParams& p, F&& f) {
+  using I0 = std::integral_constant<int, 0>;
+  using I1 = std::integral_constant<int, 1>;
+  const int64_t nb = ceil_div(p.OW, B), base = p.OW / nb, wider = p.OW % nb;
+  int64_t ow = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    const int64_t bw = base + (i < wider ? 1 : 0);
+    const bool lz = ow == 0, tz = (ow + bw - 1) * S + 2 > p.W;
+    if (lz && tz) f(bw, ow, I1{}, I1{});
+    else if (lz) f(bw, ow, I1{}, I0{});
+    else if (tz) f(bw, ow, I0{}, I1{});
+    else f(bw, ow, I0{}, I0{});
+    ow += bw;
+  }
+}
+
 template <class V, int KH, int KW, int S, Activation A>
 void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad, int64_t c0,
                int64_t c1, int64_t ow_lo, int64_t ow_hi) {
@@ -144,22 +172,10 @@ void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64
   // each loaded column, so it takes a wider block where the vector file allows.
   constexpr int B = S == 1 ? V::kBlockWStride1 : V::kBlockW;
   if constexpr (KW == 3) {
-    if (p.PL == 1 && (p.OW - 1) * S + 1 <= p.W) {
-      // 3-wide kernel, left padding 1, at most one column of right padding read: only column
-      // -1 (first block) and column W (last block, when (OW-1)*S + 1 == W) fall outside, so
-      // every block, borders included, runs at full width with its border columns skipped at
-      // compile time. (More right padding puts whole taps past W: the checked path below.)
-      const int64_t nb = ceil_div(p.OW, B), base = p.OW / nb, wider = p.OW % nb;
-      int64_t ow = 0;
-      for (int64_t i = 0; i < nb; ++i) {
-        const int64_t bw = base + (i < wider ? 1 : 0);
-        const bool lz = ow == 0, tz = (ow + bw - 1) * S + 2 > p.W;
-        if (lz && tz) block_any<V, KH, KW, S, B, A, false, 1, 1>(bw, p, r, pk, cpad, ow, c0, c1);
-        else if (lz) block_any<V, KH, KW, S, B, A, false, 1, 0>(bw, p, r, pk, cpad, ow, c0, c1);
-        else if (tz) block_any<V, KH, KW, S, B, A, false, 0, 1>(bw, p, r, pk, cpad, ow, c0, c1);
-        else block_any<V, KH, KW, S, B, A, false>(bw, p, r, pk, cpad, ow, c0, c1);
-        ow += bw;
-      }
+    if (borders_known_3x3(p, S)) {
+      balanced_blocks_3x3<B, S>(p, [&](int64_t bw, int64_t ow, auto lz, auto tz) __attribute__((always_inline)) {
+        block_any<V, KH, KW, S, B, A, false, decltype(lz)::value, decltype(tz)::value>(bw, p, r, pk, cpad, ow, c0, c1);
+      });
       return;
     }
   }
@@ -244,17 +260,10 @@ template <class V, int S, Activation A>
 void row2_fixed(const F32DwconvParams& p, const float* in_top, float* out_row0, const float* pk,
                 int64_t cpad, int64_t c0, int64_t c1) {
   constexpr int B = S == 1 ? TwoRowBlockW<V>::kStride1 : TwoRowBlockW<V>::kStride2;
-  const int64_t nb = ceil_div(p.OW, B), base = p.OW / nb, wider = p.OW % nb;
-  int64_t ow = 0;
-  for (int64_t i = 0; i < nb; ++i) {
-    const int64_t bw = base + (i < wider ? 1 : 0);
-    const bool lz = ow == 0, tz = (ow + bw - 1) * S + 2 > p.W;
-    if (lz && tz) block2_any<V, 3, 3, S, B, A, 1, 1>(bw, p, in_top, out_row0, pk, cpad, ow, c0, c1);
-    else if (lz) block2_any<V, 3, 3, S, B, A, 1, 0>(bw, p, in_top, out_row0, pk, cpad, ow, c0, c1);
-    else if (tz) block2_any<V, 3, 3, S, B, A, 0, 1>(bw, p, in_top, out_row0, pk, cpad, ow, c0, c1);
-    else block2_any<V, 3, 3, S, B, A>(bw, p, in_top, out_row0, pk, cpad, ow, c0, c1);
-    ow += bw;
-  }
+  balanced_blocks_3x3<B, S>(p, [&](int64_t bw, int64_t ow, auto lz, auto tz) __attribute__((always_inline)) {
+    block2_any<V, 3, 3, S, B, A, decltype(lz)::value, decltype(tz)::value>(bw, p, in_top, out_row0, pk, cpad,
+                                                                           ow, c0, c1);
+  });
 }
 
 template <class V, Activation A>
@@ -301,7 +310,7 @@ using Row2Fn = void (*)(const F32DwconvParams&, const float*, float*, const floa
 template <class V, Activation A>
 Row2Fn<V, A> pick_row2(const F32DwconvParams& p) {
   if constexpr (TwoRowBlockW<V>::kStride1 > 0 && TwoRowBlockW<V>::kStride2 > 0) {
-    if (p.PL != 1 || (p.OW - 1) * p.SW + 1 > p.W) return nullptr;
+    if (!borders_known_3x3(p, p.SW)) return nullptr;
     switch (fixed_index(p)) {
       case 0: return row2_fixed<V, 1, A>;
       case 1: return row2_fixed<V, 2, A>;
