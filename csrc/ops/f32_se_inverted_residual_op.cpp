@@ -222,11 +222,12 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
   };
 
   const int64_t pixels = p.N * OH * OW;
+  auto pass1_item = [&](int64_t i) {  // rows of piece i % pieces of image i / pieces, all channels
+    const int64_t n = i / pieces, o_begin = (i % pieces) * piece_rows;
+    pass1(n, o_begin, std::min(OH, o_begin + piece_rows), 0, C, sums + i * C);
+  };
   if (nt == 1 || (items == 1 && !split)) {
-    for (int64_t i = 0; i < items; ++i) {
-      const int64_t n = i / pieces, o_begin = (i % pieces) * piece_rows;
-      pass1(n, o_begin, std::min(OH, o_begin + piece_rows), 0, C, sums + i * C);
-    }
+    for (int64_t i = 0; i < items; ++i) pass1_item(i);
   } else if (split) {
     // Thread t expands and depthwises its share of the 16-channel panels over every row of
     // every image: no halo rows twice, equal work on 7 or 14 rows.
@@ -240,10 +241,7 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
     }
   } else {
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < items; ++i) {
-      const int64_t n = i / pieces, o_begin = (i % pieces) * piece_rows;
-      pass1(n, o_begin, std::min(OH, o_begin + piece_rows), 0, C, sums + i * C);
-    }
+    for (int64_t i = 0; i < items; ++i) pass1_item(i);
   }
 
   // Pass 2: SE on the means (tiny: N x Chid x Csq twice), in the calling thread.
