@@ -356,7 +356,7 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
   const int nt = std::max(1, num_threads);
   const int64_t pieces = pieces_per_image(p, nt), items = p.N * pieces;
   const int64_t piece_rows = ceil_div(OH, pieces);
-  const int64_t band = std::min(q8_inverted_residual_band_rows(p), piece_rows);
+  const int64_t band = irbands::even_band(q8_inverted_residual_band_rows(p), piece_rows);  // equal bands in a piece
   const bool sums = es.has_wzp || ps.has_wzp;
   const int64_t sum_bytes = sums ? 4 * rowsum_ints(p, band) : 0;
   const int64_t buf_bytes = p.expand ? in_rows(p, band) * row_hid : 0;
