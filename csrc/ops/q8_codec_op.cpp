@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/q8-add/q8_residual_add.h"
+
 namespace mk {
 namespace {
 
@@ -88,14 +90,7 @@ void q8_global_avgpool(const uint8_t* x, int64_t N, int64_t HW, int64_t C, doubl
 
 void q8_add(const uint8_t* a, double sa, int32_t za, const uint8_t* b, double sb, int32_t zb, double so,
             int32_t zo, uint8_t* out, int64_t n) {
-  const float fa = static_cast<float>(sa / so), fb = static_cast<float>(sb / so);
-  const float fza = static_cast<float>(za), fzb = static_cast<float>(zb), fzo = static_cast<float>(zo);
-  for (int64_t i = 0; i < n; ++i) {
-    // two rounded products, then a rounded sum (no FMA: see the flags in CMakeLists.txt)
-    const float va = (static_cast<float>(a[i]) - fza) * fa;
-    const float vb = (static_cast<float>(b[i]) - fzb) * fb;
-    out[i] = requant_byte(va + vb, fzo);
-  }
+  residual_add(make_add_quant(sa, za, false, sb, zb, false, so, zo, false), a, b, out, n);
 }
 
 void q8_mul_channel_gate(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double s, int32_t z,

@@ -119,6 +119,10 @@ TEST(Q8Codec, AddRoundsEveryProductLikeTorch) {
       ASSERT_EQ(out[i], ref_requant(sum, zo)) << i;
     }
     expect_canary(out, n);
+    // a ragged length (the SIMD loop's scalar tail) written in place over b, as the fused block does
+    std::vector<uint8_t> inplace(b.begin(), b.begin() + (n - 5));
+    q8_add(a.data(), sa, za, inplace.data(), sb, zb, so, zo, inplace.data(), n - 5);
+    for (int64_t i = 0; i < n - 5; ++i) ASSERT_EQ(inplace[i], out[i]) << "in place, " << i;
   }
 }
 
