@@ -3,7 +3,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "kernels/q8-add/q8_residual_add.h"
+#include "kernels/q8-eltwise/q8_requant8.h"
+#include "kernels/q8-eltwise/q8_residual_add.h"
 
 namespace mk {
 namespace {
@@ -11,7 +12,7 @@ namespace {
 // round half to even of a float, as torch.round (nearbyint in the default rounding mode).
 // Adding and subtracting 1.5 * 2^23 leaves no fraction bits, so the FPU's round-to-nearest-even
 // does the rounding; exact for |v| < 2^22, and callers clamp to a far smaller range first.
-// Written out (not nearbyintf) so the loops vectorize at the baseline ISA.
+// Written out (not nearbyintf) so the scalar loops and tails stay cheap.
 inline float round_half_even(float v) {
   constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
   return (v + kMagic) - kMagic;
@@ -27,6 +28,50 @@ inline uint8_t requant_byte(float v, float zp) {
   return static_cast<uint8_t>(clamp_f(round_half_even(clamp_f(v, -512.f, 512.f)) + zp, 0.f, 255.f));
 }
 
+// y[i] = requant_byte(x[i] / s, zp) for n contiguous floats (x / s rounded as torch divides).
+void quantize_dense(const float* x, int64_t n, float s, float zp, uint8_t* y) {
+  int64_t i = 0;
+#if defined(__SSE2__) || defined(__ARM_NEON)
+  const Requant8 rq(-zp, 255.f - zp, static_cast<int32_t>(zp), false);
+#endif
+#if defined(__SSE2__)
+  const __m128 sv = _mm_set1_ps(s);
+  for (; i + 8 <= n; i += 8)
+    rq.store(_mm_div_ps(_mm_loadu_ps(x + i), sv), _mm_div_ps(_mm_loadu_ps(x + i + 4), sv), y + i);
+#elif defined(__ARM_NEON)
+  const float32x4_t sv = vdupq_n_f32(s);
+  for (; i + 8 <= n; i += 8) rq.store(vdivq_f32(vld1q_f32(x + i), sv), vdivq_f32(vld1q_f32(x + i + 4), sv), y + i);
+#endif
+  for (; i < n; ++i) y[i] = requant_byte(x[i] / s, zp);
+}
+
+// po[c] = requant_byte((x[c] - z) * gate[c], yz) for c < n (po may alias px).
+void gate_row(const uint8_t* px, const float* gate, int64_t n, int32_t z, float yz, uint8_t* po) {
+  int64_t c = 0;
+#if defined(__SSE2__) || defined(__ARM_NEON)
+  const Requant8 rq(-yz, 255.f - yz, static_cast<int32_t>(yz), false);
+#endif
+#if defined(__SSE2__)
+  const __m128i zv = _mm_set1_epi32(z);
+  for (; c + 8 <= n; c += 8) {
+    __m128i x0, x1;
+    widen8(px + c, 0, x0, x1);
+    rq.store(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(x0, zv)), _mm_loadu_ps(gate + c)),
+             _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(x1, zv)), _mm_loadu_ps(gate + c + 4)), po + c);
+  }
+#elif defined(__ARM_NEON)
+  const int32x4_t zv = vdupq_n_s32(z);
+  for (; c + 8 <= n; c += 8) {
+    int32x4_t x0, x1;
+    widen8(px + c, 0, x0, x1);
+    rq.store(vmulq_f32(vcvtq_f32_s32(vsubq_s32(x0, zv)), vld1q_f32(gate + c)),
+             vmulq_f32(vcvtq_f32_s32(vsubq_s32(x1, zv)), vld1q_f32(gate + c + 4)), po + c);
+  }
+#endif
+  const float fz = static_cast<float>(z);
+  for (; c < n; ++c) po[c] = requant_byte((static_cast<float>(px[c]) - fz) * gate[c], yz);
+}
+
 }  // namespace
 
 void q8_quantize_f32(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t sN, int64_t sC,
@@ -35,8 +80,7 @@ void q8_quantize_f32(const float* x, int64_t N, int64_t C, int64_t H, int64_t W,
   const float z = static_cast<float>(zp);
   // x / s in fp32 as torch divides (|x / s| >= 512 saturates either way).
   if (sC == 1 && sW == C && sH == W * C && sN == H * W * C) {  // dense NHWC: one flat loop
-    const int64_t n = N * H * W * C;
-    for (int64_t i = 0; i < n; ++i) y[i] = requant_byte(x[i] / s, z);
+    quantize_dense(x, N * H * W * C, s, z, y);
     return;
   }
   if (sW == 1 && C > 1) {
@@ -49,7 +93,7 @@ void q8_quantize_f32(const float* x, int64_t N, int64_t C, int64_t H, int64_t W,
           uint8_t* py = y + ((n * H + h) * W + w0) * C;
           for (int64_t c = 0; c < C; ++c) {
             const float* px = x + n * sN + c * sC + h * sH + w0;
-            for (int64_t w = 0; w < wn; ++w) row[w] = requant_byte(px[w] / s, z);
+            quantize_dense(px, wn, s, z, row);
             for (int64_t w = 0; w < wn; ++w) py[w * C + c] = row[w];
           }
         }
@@ -96,17 +140,14 @@ void q8_add(const uint8_t* a, double sa, int32_t za, const uint8_t* b, double sb
 void q8_mul_channel_gate(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double s, int32_t z,
                          const uint8_t* g, double gs, int32_t gz, double ys, int32_t yz, uint8_t* out) {
   const float f = static_cast<float>(s * gs / ys);
-  const float fz = static_cast<float>(z), fgz = static_cast<float>(gz), fyz = static_cast<float>(yz);
+  const float fgz = static_cast<float>(gz), fyz = static_cast<float>(yz);
   for (int64_t n = 0; n < N; ++n) {
     float gate[4096];
     for (int64_t c0 = 0; c0 < C; c0 += 4096) {  // gate factors of a channel chunk, then every pixel
       const int64_t cn = C - c0 < 4096 ? C - c0 : 4096;
       for (int64_t c = 0; c < cn; ++c) gate[c] = (static_cast<float>(g[n * C + c0 + c]) - fgz) * f;
-      for (int64_t p = 0; p < HW; ++p) {
-        const uint8_t* px = x + (n * HW + p) * C + c0;
-        uint8_t* po = out + (n * HW + p) * C + c0;
-        for (int64_t c = 0; c < cn; ++c) po[c] = requant_byte((static_cast<float>(px[c]) - fz) * gate[c], fyz);
-      }
+      for (int64_t p = 0; p < HW; ++p)
+        gate_row(x + (n * HW + p) * C + c0, gate, cn, z, fyz, out + (n * HW + p) * C + c0);
     }
   }
 }
