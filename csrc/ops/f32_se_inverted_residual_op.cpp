@@ -55,20 +55,6 @@ float* grow(std::vector<float>& v, int64_t n) {
   return v.data();
 }
 
-// f32_se's sum_rows over channels [c0, c1) of C-wide rows (the channel-split pass 1 owns a
-// column slice): the same float-per-row, double-across-rows order, so the same sums.
-void sum_rows_slice(const float* x, int64_t rows, int64_t ow, int64_t C, int64_t c0, int64_t c1,
-                    float* racc, double* acc) {
-  const int64_t cw = c1 - c0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * ow * C + c0;
-    std::fill(racc, racc + cw, 0.f);
-    for (int64_t w = 0; w < ow; ++w)
-      for (int64_t j = 0; j < cw; ++j) racc[j] += row[w * C + j];
-    for (int64_t j = 0; j < cw; ++j) acc[c0 + j] += racc[j];
-  }
-}
-
 // Images of at most this many output rows split pass 1 by hidden channels when the batch does
 // not spread over the threads: a row split of 7 rows gives one thread 4, and each run expands
 // its halo rows again (7x7 at 5x5 on 2 threads: 11 expanded rows for 7). At 14 rows the row
@@ -197,11 +183,9 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
                               p.PT + ih_lo - b0 * p.S, p.PL, b1 - b0, OW, p.act_dw};
       float* dst = d_n + b0 * OW * C;
       dk.run(q, src, dpk, dst, 0, b1 - b0, c0, c1);
-      // Channel sums of the band while it is in L1: float per row, double across rows.
-      if (c0 == 0 && c1 == C)
-        rf.sum_rows(dst, b1 - b0, OW, C, racc, acc);
-      else
-        sum_rows_slice(dst, b1 - b0, OW, C, c0, c1, racc, acc);
+      // Channel sums of the band's channels [c0, c1) while it is in L1 (the channel-split pass 1
+      // owns a column slice): float per row, double across rows.
+      rf.sum_rows(dst + c0, b1 - b0, OW, c1 - c0, C, racc, acc + c0);
     }
   };
 

@@ -7,13 +7,13 @@
 namespace mk::f32se {
 namespace {
 
-inline void sum_rows(const float* __restrict x, int64_t rows, int64_t ow, int64_t c,
+inline void sum_rows(const float* __restrict x, int64_t rows, int64_t ow, int64_t c, int64_t ld,
                      float* __restrict racc, double* __restrict acc) {
   for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * ow * c;
+    const float* row = x + r * ow * ld;
     for (int64_t j = 0; j < c; ++j) racc[j] = 0.f;
     for (int64_t w = 0; w < ow; ++w)
-      for (int64_t j = 0; j < c; ++j) racc[j] += row[w * c + j];
+      for (int64_t j = 0; j < c; ++j) racc[j] += row[w * ld + j];
     for (int64_t j = 0; j < c; ++j) acc[j] += racc[j];
   }
 }

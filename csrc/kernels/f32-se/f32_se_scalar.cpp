@@ -4,9 +4,9 @@
 
 namespace mk {
 
-void f32_se_sum_rows_scalar(const float* x, int64_t rows, int64_t ow, int64_t c, float* racc,
+void f32_se_sum_rows_scalar(const float* x, int64_t rows, int64_t ow, int64_t c, int64_t ld, float* racc,
                             double* acc) {
-  f32se::sum_rows(x, rows, ow, c, racc, acc);
+  f32se::sum_rows(x, rows, ow, c, ld, racc, acc);
 }
 void f32_se_scale_scalar(float* d, int64_t pixels, int64_t c, const float* s) {
   f32se::scale(d, pixels, c, s);
