@@ -43,6 +43,10 @@ struct Q8DwconvParams {
   bool x_signed, y_signed;
   int32_t y_zp;
   float y_lo, y_hi;      // clamp bounds minus y_zp
+  // Optional: this kernel's per-call preparation (weights, bias / scale order, padding row)
+  // done ahead by its Q8DwconvPrepareFn for these w, bias, scale, zero, W, C, KH, KW (nullptr:
+  // the kernel prepares per call).
+  const void* prepared = nullptr;
 };
 
 // Output rows [row_begin, row_end) of the flattened N*OH rows, channels [c_begin, c_end);
@@ -50,12 +54,20 @@ struct Q8DwconvParams {
 using Q8DwconvFn = void (*)(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end,
                             int64_t c_begin, int64_t c_end);
 
+// Setup/run split for callers that run the same weights on many short row ranges (the fused
+// block's bands): returns the bytes of the kernel's prepared data for p, all channels (0:
+// nothing to prepare), and fills out (64-byte aligned) when it is not nullptr. Read-only
+// afterwards, so threads may share it.
+using Q8DwconvPrepareFn = int64_t (*)(const Q8DwconvParams& p, void* out);
+
 void q8_dwconv_scalar(const Q8DwconvParams&, int64_t, int64_t, int64_t, int64_t);
 #if defined(MK_X86)
 void q8_dwconv_avx2(const Q8DwconvParams&, int64_t, int64_t, int64_t, int64_t);
+int64_t q8_dwconv_avx2_prepare(const Q8DwconvParams&, void*);
 #endif
 #if defined(MK_ARM64)
 void q8_dwconv_neon(const Q8DwconvParams&, int64_t, int64_t, int64_t, int64_t);
+int64_t q8_dwconv_neon_prepare(const Q8DwconvParams&, void*);
 #endif
 
 }  // namespace mk

@@ -9,4 +9,6 @@ void q8_dwconv_avx2(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end,
   q8_dwconv_simd<Q8DwAvx2>(p, row_begin, row_end, c_begin, c_end);
 }
 
+int64_t q8_dwconv_avx2_prepare(const Q8DwconvParams& p, void* out) { return q8_dw_prepare<Q8DwAvx2>(p, out); }
+
 }  // namespace mk

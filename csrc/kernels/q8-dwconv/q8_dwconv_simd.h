@@ -43,23 +43,74 @@ int64_t blocks3x3(const uint8_t* const (&rp)[3], int64_t o, int64_t ow, int64_t 
   return ow_hi;
 }
 
+// Per-call preparation, for all channel blocks: prepared weights, then bias and scale in the
+// accumulators' order, then (3x3 register blocks) a row of x_zp bytes standing in for a padding
+// input row. Computed per call unless the caller prepared it ahead (p.prepared).
+struct Q8DwPrepLayout {
+  int64_t prep_block, bias, scale, zrow, total;
+};
+
+template <class D>
+Q8DwPrepLayout q8_dw_prep_layout(const Q8DwconvParams& p) {
+  const int64_t T = p.KH * p.KW, nblocks = ceil_div(p.C, kQ8DwChannelBlock);
+  Q8DwPrepLayout l{};
+  l.prep_block = D::prep_size(T);
+  l.bias = round_up(2 * l.prep_block * nblocks, 64);
+  l.scale = l.bias + round_up(4 * kQ8DwChannelBlock * nblocks, 64);
+  l.zrow = l.scale + round_up(4 * kQ8DwChannelBlock * nblocks, 64);
+  l.total = l.zrow + (T == 9 && D::kHas3x3s1 ? round_up(p.W * p.C, 64) : 0);
+  return l;
+}
+
+// Channel blocks [b_begin, b_end) (and the zero row) into a buffer laid out by q8_dw_prep_layout.
+template <class D>
+void q8_dw_fill_prep(const Q8DwconvParams& p, const Q8DwPrepLayout& l, int64_t b_begin, int64_t b_end,
+                     uint8_t* buf) {
+  const int64_t T = p.KH * p.KW, cpad = round_up(p.C, kQ8DwChannelBlock);
+  auto* prep = reinterpret_cast<int16_t*>(buf);
+  auto* bias = reinterpret_cast<int32_t*>(buf + l.bias);
+  auto* scale = reinterpret_cast<float*>(buf + l.scale);
+  for (int64_t b = b_begin; b < b_end; ++b) {
+    const int64_t c = b * kQ8DwChannelBlock;
+    D::prepare(p.w + c, cpad, T, prep + b * l.prep_block);
+    D::prepare_bs(p.bias + c, p.scale + c, bias + b * kQ8DwChannelBlock, scale + b * kQ8DwChannelBlock);
+  }
+  if (l.total > l.zrow) std::memset(buf + l.zrow, p.zero[0], static_cast<size_t>(p.W * p.C));
+}
+
+template <class D>
+int64_t q8_dw_prepare(const Q8DwconvParams& p, void* out) {
+  const Q8DwPrepLayout l = q8_dw_prep_layout<D>(p);
+  if (out) q8_dw_fill_prep<D>(p, l, 0, ceil_div(p.C, kQ8DwChannelBlock), static_cast<uint8_t*>(out));
+  return l.total;
+}
+
 template <class D, int TC, bool XS>
 void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int64_t c_begin,
                 int64_t c_end) {
-  const int64_t T = p.KH * p.KW, cpad = round_up(p.C, kQ8DwChannelBlock);
+  const int64_t T = p.KH * p.KW;
   const int64_t nblocks = ceil_div(c_end - c_begin, kQ8DwChannelBlock);
-  const int64_t prep_block = D::prep_size(T);
-  std::vector<int16_t> prep(static_cast<size_t>(prep_block * nblocks));
-  std::vector<int32_t> bias(static_cast<size_t>(nblocks * kQ8DwChannelBlock));
-  std::vector<float> scale(static_cast<size_t>(nblocks * kQ8DwChannelBlock));
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const int64_t c = c_begin + b * kQ8DwChannelBlock;
-    D::prepare(p.w + c, cpad, T, prep.data() + b * prep_block);
-    D::prepare_bs(p.bias + c, p.scale + c, bias.data() + b * kQ8DwChannelBlock, scale.data() + b * kQ8DwChannelBlock);
+  const Q8DwPrepLayout l = q8_dw_prep_layout<D>(p);
+  const int64_t b0 = c_begin / kQ8DwChannelBlock;  // block index in the whole-C layout
+  // Without p.prepared, only this call's blocks are prepared (into their whole-C places).
+  std::unique_ptr<uint8_t[]> own;
+  const uint8_t* pb = static_cast<const uint8_t*>(p.prepared);
+  if (!pb) {
+    own.reset(new uint8_t[static_cast<size_t>(l.total)]);
+    q8_dw_fill_prep<D>(p, l, b0, b0 + nblocks, own.get());
+    pb = own.get();
   }
-  std::vector<const uint8_t*> ind(static_cast<size_t>(p.OW * T));
+  const int64_t prep_block = l.prep_block;
+  const int16_t* prep = reinterpret_cast<const int16_t*>(pb) + b0 * prep_block;
+  const int32_t* bias = reinterpret_cast<const int32_t*>(pb + l.bias) + b0 * kQ8DwChannelBlock;
+  const float* scale = reinterpret_cast<const float*>(pb + l.scale) + b0 * kQ8DwChannelBlock;
+  // Per-thread and reused: callers running a row or two per call (the fused block's bands)
+  // would otherwise pay two allocations per call.
+  thread_local std::vector<const uint8_t*> ind;
+  if (ind.size() < static_cast<size_t>(p.OW * T)) ind.resize(static_cast<size_t>(p.OW * T));
   // Tap offsets from a pixel's top-left input position, for columns whose taps are all inside.
-  std::vector<int64_t> off(static_cast<size_t>(T));
+  thread_local std::vector<int64_t> off;
+  if (off.size() < static_cast<size_t>(T)) off.resize(static_cast<size_t>(T));
   for (int64_t kh = 0; kh < p.KH; ++kh)
     for (int64_t kw = 0; kw < p.KW; ++kw) off[kh * p.KW + kw] = (kh * p.DH * p.W + kw * p.DW) * p.C;
   // Interior columns [ow_lo, ow_hi): every iw in range.
@@ -76,14 +127,7 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
   // the per-pixel path, on 56-wide ones (112x112x96 s2) 24% faster.
   const bool fast3x3 = p.KH == 3 && p.KW == 3 && p.DH == 1 && p.DW == 1 &&
                        (p.SW == 1 || (p.SW == 2 && ow_hi - ow_lo >= 12));
-  // A row of x_zp bytes that stands in for a padding input row in the 3x3 register blocks.
-  // (A plain buffer: no std::vector<uint8_t> member instantiated in an ISA translation unit,
-  // where the linker could pick it for baseline callers.)
-  std::unique_ptr<uint8_t[]> zrow;
-  if (TC == 9 && D::kHas3x3s1 && fast3x3) {
-    zrow.reset(new uint8_t[static_cast<size_t>(p.W * p.C)]);
-    std::memset(zrow.get(), p.zero[0], static_cast<size_t>(p.W * p.C));
-  }
+  const uint8_t* zrow = l.total > l.zrow ? pb + l.zrow : nullptr;  // x_zp row (padding input rows)
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / p.OH, oh = r % p.OH;
     const uint8_t* img = p.x + n * p.H * p.W * p.C;
@@ -97,7 +141,7 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
     if (TC == 9 && D::kHas3x3s1 && fast3x3)
       for (int kh = 0; kh < 3; ++kh) {
         const int64_t ih = ih0 + kh;
-        rp[kh] = ih >= 0 && ih < p.H ? img + ih * p.W * p.C : zrow.get();
+        rp[kh] = ih >= 0 && ih < p.H ? img + ih * p.W * p.C : zrow;
       }
     const int64_t skip_lo = ow_lo, skip_hi = blocked ? ow_hi : ow_lo;
     for (int64_t ow = 0; ow < p.OW; ++ow) {
@@ -124,9 +168,9 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
     for (int64_t b = 0; b < nblocks; ++b) {
       const int64_t c = c_begin + b * kQ8DwChannelBlock;
       const int64_t cn = c_end - c < kQ8DwChannelBlock ? c_end - c : kQ8DwChannelBlock;
-      const int16_t* wb = prep.data() + b * prep_block;
-      const int32_t* bb = bias.data() + b * kQ8DwChannelBlock;
-      const float* sb = scale.data() + b * kQ8DwChannelBlock;
+      const int16_t* wb = prep + b * prep_block;
+      const int32_t* bb = bias + b * kQ8DwChannelBlock;
+      const float* sb = scale + b * kQ8DwChannelBlock;
       if (TC == 9 && D::kHas3x3s1 && fast3x3 && cn == kQ8DwChannelBlock) {
         // 3x3: interior columns in register blocks of 4 pixels (the last 1-3 in one narrower
         // block), the padded edge columns per pixel.

@@ -79,15 +79,25 @@ struct Q8GemmParams {
   uint32_t x_flip;        // 0 or 0x80808080: XOR that maps input bytes to the kernel's domain
   int32_t y_zp;
   float y_lo, y_hi;       // clamp bounds minus y_zp (integers, exact in fp32)
+  // Optional: this kernel's per-call weight preparation done ahead by its Q8GemmPrepareFn for
+  // these w, bias, scale, wzp, K, N (nullptr: the kernel prepares per call).
+  const void* prepared = nullptr;
 };
 
 // Computes rows [m_begin, m_end) and output channels [n_begin, n_end); n_begin % 16 == 0.
 using Q8GemmFn = void (*)(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t n_begin,
                           int64_t n_end);
 
+// Setup/run split for callers that run the same weights on many short row ranges (the fused
+// block's bands): returns the bytes of the kernel's prepared weights for p (0: nothing to
+// prepare), and fills out (64-byte aligned) when it is not nullptr. Read-only afterwards, so
+// threads may share it.
+using Q8GemmPrepareFn = int64_t (*)(const Q8GemmParams& p, void* out);
+
 void q8_gemm_scalar(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 #if defined(MK_X86)
 void q8_gemm_avx2(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
+int64_t q8_gemm_avx2_prepare(const Q8GemmParams&, void*);  // widened weights + epilogue (K < 256)
 void q8_gemm_avxvnni(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 void q8_gemm_avx512vnni(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 // AMX-INT8 (UNTESTED: no AMX hardware was available; see q8_gemm_amx.cpp). Falls back to the

@@ -306,7 +306,34 @@ void run_tiles(const int16_t* panel, int64_t ks, int64_t rows, const int16_t* wp
   }
 }
 
+// Prepared weights (q8_gemm_avx2_prepare): per 16-column block, its Epi then its widened
+// weights exactly as the per-call loop below makes them (wide or narrow by the block's columns).
+int64_t prepared_block_bytes(int64_t kpairs) {
+  return static_cast<int64_t>(sizeof(Epi)) + round_up(2 * 32 * (kpairs + 1), 64);
+}
+
 }  // namespace
+
+int64_t q8_gemm_avx2_prepare(const Q8GemmParams& p, void* out) {
+  if (p.K >= kQuadMinK) return 0;  // the quad tiling widens in its k loop: nothing per call
+  const int64_t kpad = round_up(p.K, kQ8GemmKR), kpairs = (p.K + 1) / 2;
+  const int64_t bb = prepared_block_bytes(kpairs), nblocks = ceil_div(p.N, kQ8GemmNR);
+  if (!out) return nblocks * bb;
+  for (int64_t b = 0; b < nblocks; ++b) {
+    auto* blk = static_cast<uint8_t*>(out) + b * bb;
+    const int64_t n0 = b * kQ8GemmNR;
+    const int8_t* w = p.w + b * kpad * kQ8GemmNR;
+    auto* wp = reinterpret_cast<int16_t*>(blk + sizeof(Epi));
+    if (p.N - n0 > 8) {
+      prepare_epi<true>(p, n0, *reinterpret_cast<Epi*>(blk));
+      widen_weights<true>(w, kpairs, wp);
+    } else {
+      prepare_epi<false>(p, n0, *reinterpret_cast<Epi*>(blk));
+      widen_weights<false>(w, kpairs, wp);
+    }
+  }
+  return nblocks * bb;
+}
 
 void q8_gemm_avx2(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end) {
   if (m_begin >= m_end || n_begin >= n_end) return;
@@ -319,23 +346,40 @@ void q8_gemm_avx2(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t
   if (mc > m_end - m_begin) mc = m_end - m_begin;
   thread_local std::vector<int16_t> panel, wpanel;
   if (static_cast<int64_t>(panel.size()) < mc * ks) panel.resize(static_cast<size_t>(mc * ks));
-  if (static_cast<int64_t>(wpanel.size()) < 32 * (kpairs + 1)) wpanel.resize(static_cast<size_t>(32 * (kpairs + 1)));
+  const auto* prep = static_cast<const uint8_t*>(p.prepared);
+  const int64_t pbb = prepared_block_bytes(kpairs);
+  if (!prep && static_cast<int64_t>(wpanel.size()) < 32 * (kpairs + 1))
+    wpanel.resize(static_cast<size_t>(32 * (kpairs + 1)));
   const uint8_t flip = static_cast<uint8_t>(p.x_flip & 0xFF);
-  Epi e;
+  Epi own;
   for (int64_t m0 = m_begin; m0 < m_end; m0 += mc) {
     const int64_t rows = m_end - m0 < mc ? m_end - m0 : mc;
     widen_rows(p.x + m0 * p.K, p.K, rows, ks, flip, panel.data());
     for (int64_t n0 = n_begin; n0 < n_end; n0 += kQ8GemmNR) {
       const int64_t ncols = n_end - n0 < kQ8GemmNR ? n_end - n0 : kQ8GemmNR;
+      // A prepared block is wide when the block has > 8 columns in the whole N; the caller's
+      // n_end may cut it shorter, which a wide tile stores correctly (ncols bytes per row).
+      const bool wide = prep ? p.N - n0 > 8 : ncols > 8;
+      const Epi* e = &own;
+      const int16_t* wp = wpanel.data();
+      if (prep) {
+        const uint8_t* blk = prep + (n0 / kQ8GemmNR) * pbb;
+        e = reinterpret_cast<const Epi*>(blk);
+        wp = reinterpret_cast<const int16_t*>(blk + sizeof(Epi));
+      }
       const int8_t* blk = p.w + (n0 / kQ8GemmNR) * kpad * kQ8GemmNR;
-      if (ncols > 8) {
-        widen_weights<true>(blk, kpairs, wpanel.data());
-        prepare_epi<true>(p, n0, e);
-        run_tiles<true>(panel.data(), ks, rows, wpanel.data(), kpairs, e, p, m0, n0, ncols);
+      if (wide) {
+        if (!prep) {
+          widen_weights<true>(blk, kpairs, wpanel.data());
+          prepare_epi<true>(p, n0, own);
+        }
+        run_tiles<true>(panel.data(), ks, rows, wp, kpairs, *e, p, m0, n0, ncols);
       } else {
-        widen_weights<false>(blk, kpairs, wpanel.data());
-        prepare_epi<false>(p, n0, e);
-        run_tiles<false>(panel.data(), ks, rows, wpanel.data(), kpairs, e, p, m0, n0, ncols);
+        if (!prep) {
+          widen_weights<false>(blk, kpairs, wpanel.data());
+          prepare_epi<false>(p, n0, own);
+        }
+        run_tiles<false>(panel.data(), ks, rows, wp, kpairs, *e, p, m0, n0, ncols);
       }
     }
   }

@@ -11,12 +11,13 @@ struct Q8GemmKernel {
   Q8GemmFn run;
   bool signed_x;     // activation domain the kernel multiplies in: int8 (ARM) or uint8 (x86)
   const char* name;  // reported by info() / kernel_name
+  Q8GemmPrepareFn prepare = nullptr;  // setup/run split, where the kernel has per-call setup
 };
 
 inline constexpr Q8GemmKernel kQ8GemmKernels[] = {
     {Isa::scalar, q8_gemm_scalar, false, "scalar/reference"},
 #if defined(MK_X86)
-    {Isa::avx2, q8_gemm_avx2, false, "avx2/6x16+6x8-vpmaddwd"},
+    {Isa::avx2, q8_gemm_avx2, false, "avx2/6x16+6x8-vpmaddwd", q8_gemm_avx2_prepare},
     {Isa::avxvnni, q8_gemm_avxvnni, false, "avxvnni/4x16-vpdpbusd"},
     {Isa::avx512vnni, q8_gemm_avx512vnni, false, "avx512vnni/8x16-vpdpbusd"},
     // UNTESTED on hardware; dispatched only with MOBILEKERNELS_Q8_AMX=1 (ops/q8_gemm_op.cpp).
