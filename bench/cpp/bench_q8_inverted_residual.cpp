@@ -5,10 +5,19 @@
 //   q8_block/<i>/fused            the whole block (residual add included where the block has one)
 //   q8_block/<i>/fused_no_add     the same without the residual add (compare with the kernels)
 //   q8_block/<i>/kernels          q8_gemm expand -> q8_dwconv -> q8_gemm project, one call each
+//   q8_block/<i>/fused_2t         the whole block on 2 threads (wall time; run on 2 quiet cores,
+//                                 e.g. taskset -c 0,1; cpu_time there is both threads' sum)
+//   q8_block/<i>/fused_2t_cpu     the same timed as the busier thread's CPU time per call (the
+//                                 critical path without the waits); run with
+//                                 OMP_WAIT_POLICY=passive so that waiting threads sleep instead
+//                                 of spinning. For a loaded machine, where wall time at 2 threads
+//                                 mostly measures the other processes.
 //   ./mk_bench --benchmark_filter=q8_block --benchmark_min_time=0.2
-// Timed in process CPU time (one thread runs), which other work on a shared machine disturbs
-// less than wall time.
+// The 1-thread entries are timed in process CPU time, which other work on a shared machine
+// disturbs less than wall time.
 #include <benchmark/benchmark.h>
+#include <omp.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cmath>
@@ -86,9 +95,9 @@ struct Block {
     y.resize(p.OH() * p.OW() * cout);
   }
 
-  void fused(const mk::Q8InvertedResidualParams& q) {
+  void fused(const mk::Q8InvertedResidualParams& q, int threads = 1) {
     mk::q8_inverted_residual_run(q, x.data(), pe.data(), pe.size(), pd.data(), pd.size(), pp.data(), pp.size(),
-                                 y.data(), 1);
+                                 y.data(), threads);
   }
 
   void kernels() {
@@ -107,12 +116,33 @@ struct Block {
   }
 };
 
+double thread_cpu_seconds() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// The busier thread's CPU time of one 2-thread call: each thread of the (reused) OpenMP team
+// reads its own CPU clock in a parallel region before and after the call.
+void run_thread_cpu(benchmark::State& state, std::shared_ptr<Block> b) {
+  for (auto _ : state) {
+    double t0[2] = {0, 0}, t1[2] = {0, 0};
+#pragma omp parallel num_threads(2)
+    t0[omp_get_thread_num() & 1] = thread_cpu_seconds();
+    b->fused(b->p, 2);
+#pragma omp parallel num_threads(2)
+    t1[omp_get_thread_num() & 1] = thread_cpu_seconds();
+    state.SetIterationTime(std::max(t1[0] - t0[0], t1[1] - t0[1]));
+    benchmark::DoNotOptimize(b->y.data());
+  }
+}
+
 void run(benchmark::State& state, std::shared_ptr<Block> b, int mode) {
   mk::Q8InvertedResidualParams q = b->p;
   if (mode == 1) q.residual = false;
   for (auto _ : state) {
     if (mode == 2) b->kernels();
-    else b->fused(q);
+    else b->fused(q, mode == 3 ? 2 : 1);
     benchmark::DoNotOptimize(b->y.data());
   }
   state.counters["band"] = static_cast<double>(mk::q8_inverted_residual_band_rows(b->p));
@@ -123,9 +153,11 @@ int register_all() {
   for (const auto& s : mkbench::read_shapes("mobilenet_v2_blocks.txt")) {
     auto b = std::make_shared<Block>(s);
     const std::string base = "q8_block/" + std::to_string(++i) + "/";
-    const char* modes[] = {"fused", "fused_no_add", "kernels"};
+    const char* modes[] = {"fused", "fused_no_add", "kernels", "fused_2t"};
     for (int m = 0; m < 3; ++m)
       benchmark::RegisterBenchmark((base + modes[m]).c_str(), run, b, m)->MeasureProcessCPUTime();
+    benchmark::RegisterBenchmark((base + modes[3]).c_str(), run, b, 3)->MeasureProcessCPUTime()->UseRealTime();
+    benchmark::RegisterBenchmark((base + "fused_2t_cpu").c_str(), run_thread_cpu, b)->UseManualTime();
   }
   return 0;
 }

@@ -17,7 +17,12 @@
 // rows; the expand GEMM writes only the expanded rows a band needs into a per-thread scratch
 // (rows shared with the previous band are kept), the depthwise kernel reads that scratch and
 // writes one band of Chid-wide rows, and the project GEMM writes the output band, to which the
-// residual is added in place. Same band / thread plan as the fp32 block, sized in bytes.
+// residual is added in place. Same band / thread plan as the fp32 block, sized in bytes. The
+// kernels' per-call setup (GEMM weight widening, depthwise weight order) runs once per call
+// when threads run several bands. Small images (<= 14 output rows from < 28 input rows) whose
+// batch does not spread over the threads split hidden channels instead: each thread expands and
+// depthwises its channels of the whole image into shared buffers, then projects its output
+// channels.
 //
 // Activations: clamps in the quantized range (ReLU / ReLU6 = a narrower [min, max]), as in
 // qconv1x1 / qdwconv2d, and/or a 256-entry lookup table per stage (Hardswish, any elementwise
@@ -75,6 +80,9 @@ int64_t q8_inverted_residual_band_rows(const Q8InvertedResidualParams& p);
 // weight pack keeps zero points, row_sums), and the threads a call would keep busy.
 int64_t q8_inverted_residual_scratch_bytes(const Q8InvertedResidualParams& p, bool row_sums);
 int q8_inverted_residual_threads(const Q8InvertedResidualParams& p, int num_threads);
+// Whether a call on num_threads splits the hidden channels between threads instead of the
+// output rows (small images whose batch does not spread over the threads; see the .cpp).
+bool q8_inverted_residual_splits_channels(const Q8InvertedResidualParams& p, int num_threads);
 // What runs at the active ISA level, e.g. "gemm avx2/6x8-vpmaddwd + dwconv avx2/16c-vpmaddwd, band 4".
 std::string q8_inverted_residual_kernel_name(const Q8InvertedResidualParams& p);
 // out [N, OH, OW, Cout] dense NHWC bytes. Each pack is a whole int8 pack (header checked);

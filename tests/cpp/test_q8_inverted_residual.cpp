@@ -8,7 +8,9 @@
 // unfused op; the table kernels themselves against the scalar loop on every byte.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <random>
 #include <stdexcept>
@@ -397,4 +399,135 @@ TEST(Q8InvertedResidual, RejectsBadTableQparams) {
   p.d.lut_zp = 300;
   EXPECT_THROW(run(p), std::invalid_argument);
   EXPECT_NO_THROW(run(b.p));
+}
+
+TEST(Q8InvertedResidual, ChannelSplitSmallImages) {
+  // Small images whose batch does not spread over the threads: the threads split the hidden
+  // channels (expand + depthwise per 16-channel share of the whole image, then the projection
+  // per share of output channels). Ragged hidden widths (not multiples of 16, odd), t == 1,
+  // stride 2, kernel 5, batch 1 and 3, with and without residual, tables, weight zero points
+  // (row sums), both dtypes; each against the unfused ops, on 1, 2 and 3 threads.
+  std::mt19937 rng(21);
+  struct S { int64_t n, h, w, cin, t, cout, s, k; bool res; int luts; bool xs, ys, wzp; };
+  for (const S& s : {S{1, 7, 7, 24, 5, 40, 1, 3, true, 0, false, false, false},     // hidden 120: 7.5 blocks
+                     S{3, 7, 7, 24, 5, 24, 1, 3, true, 0, false, false, true},      // batch 3, row sums
+                     S{1, 7, 5, 100, 1, 100, 1, 3, true, 0, false, false, false},   // t == 1
+                     S{1, 13, 13, 16, 6, 56, 2, 3, false, 0, true, true, false},    // stride 2, 13 -> 7
+                     S{3, 14, 14, 16, 6, 48, 1, 5, false, 3, false, false, false},  // kernel 5, tables
+                     S{1, 11, 9, 13, 7, 35, 1, 3, false, 7, true, false, true},     // odd hidden 91
+                     S{1, 9, 9, 40, 3, 40, 1, 5, true, 2, false, true, false}}) {
+    Block b = make_block(rng, s.n, s.h, s.w, s.cin, s.t, s.cout, s.s, s.k, s.res, s.xs, s.ys, true, s.wzp);
+    if (s.luts) add_luts(b, rng, s.luts);
+    const bool three = s.n % 3 != 0;  // 3 threads split only when the batch does not spread
+    ASSERT_TRUE(q8_inverted_residual_splits_channels(b.p, 2)) << describe(b.p);
+    if (three) ASSERT_TRUE(q8_inverted_residual_splits_channels(b.p, 3)) << describe(b.p);
+    ASSERT_FALSE(q8_inverted_residual_splits_channels(b.p, 1));
+    if (three) check(b, {0}, {1, 2, 3});
+    else check(b, {0}, {1, 2});
+  }
+}
+
+TEST(Q8InvertedResidual, ChannelSplitOnlyOnSmallImages) {
+  std::mt19937 rng(22);
+  const Block small = make_block(rng, 1, 14, 14, 16, 6, 32, 1, 3, true, false, false, true, false);
+  EXPECT_TRUE(q8_inverted_residual_splits_channels(small.p, 2));
+  Q8InvertedResidualParams p = small.p;
+  p.N = 2;  // one image per thread instead
+  EXPECT_FALSE(q8_inverted_residual_splits_channels(p, 2));
+  p = small.p;
+  p.H = p.W = 28;  // the 1/8 scratch rule's sizes keep their bands
+  p.S = 2;
+  p.residual = false;
+  EXPECT_FALSE(q8_inverted_residual_splits_channels(p, 2));
+  p = small.p;
+  p.H = 15;  // 15 output rows
+  EXPECT_FALSE(q8_inverted_residual_splits_channels(p, 2));
+}
+
+// The kernels' setup/run split (kernels/q8-gemm/q8_gemm.h Q8GemmPrepareFn, q8-dwconv likewise)
+// against the same kernel preparing per call: narrow / wide / ragged column blocks, odd K,
+// sub-ranges of columns and channels, weight zero points.
+TEST(Q8KernelPrepare, GemmPreparedEqualsPerCall) {
+  std::mt19937 rng(31);
+  std::uniform_int_distribution<int> byte(0, 255), bias(-5000, 5000);
+  std::uniform_real_distribution<float> sc(0.001f, 0.02f);
+  for (const Q8GemmKernel& k : kQ8GemmKernels) {
+    if (!k.prepare || !isa_supported(k.isa)) continue;
+    for (int64_t K : {1, 3, 8, 33, 96, 255, 300})
+      for (int64_t N : {1, 8, 9, 16, 24, 40, 57})
+        for (bool wzp : {false, true}) {
+          const int64_t M = 1 + byte(rng) % 14;
+          std::vector<uint8_t> pack = pack_gemm(rng, K, N, 0.03, true, wzp);
+          const Q8GemmLayout l = q8_gemm_layout(K, N);
+          std::vector<int32_t> b(l.npad), z(l.npad), rs(M);
+          std::vector<float> s(l.npad);
+          for (int64_t i = 0; i < l.npad; ++i) b[i] = bias(rng), s[i] = sc(rng), z[i] = wzp ? byte(rng) % 7 - 3 : 0;
+          std::vector<uint8_t> x(M * K);
+          for (auto& v : x) v = static_cast<uint8_t>(byte(rng));
+          for (int64_t m = 0; m < M; ++m) rs[m] = bias(rng);
+          Q8GemmParams g{};
+          g.M = M, g.K = K, g.N = N, g.x = x.data(), g.w = reinterpret_cast<const int8_t*>(pack.data() + l.weights);
+          g.bias = b.data(), g.scale = s.data(), g.wzp = wzp ? z.data() : nullptr, g.rowsum = rs.data();
+          g.x_flip = 0, g.y_zp = 3, g.y_lo = -3, g.y_hi = 200;
+          const int64_t bytes = k.prepare(g, nullptr);
+          std::vector<uint8_t> prep_raw(bytes + 64);
+          void* prep = prep_raw.data() + (64 - reinterpret_cast<uintptr_t>(prep_raw.data()) % 64) % 64;
+          if (bytes > 0) EXPECT_EQ(k.prepare(g, prep), bytes);
+          for (int64_t n0 = 0; n0 < N; n0 += 16)
+            for (int64_t n1 : {std::min(N, n0 + 5), std::min(N, n0 + 16), N}) {
+              std::vector<uint8_t> want(M * N, 0x5A), got(M * N, 0x5A);
+              g.y = want.data();
+              g.prepared = nullptr;
+              k.run(g, 0, M, n0, n1);
+              g.y = got.data();
+              g.prepared = bytes > 0 ? prep : nullptr;
+              k.run(g, 0, M, n0, n1);
+              ASSERT_EQ(got, want) << k.name << " K " << K << " N " << N << " M " << M << " cols " << n0 << ".."
+                                   << n1 << " wzp " << wzp;
+            }
+        }
+  }
+}
+
+TEST(Q8KernelPrepare, DwconvPreparedEqualsPerCall) {
+  std::mt19937 rng(32);
+  std::uniform_int_distribution<int> byte(0, 255), bias(-5000, 5000);
+  std::uniform_real_distribution<float> sc(0.001f, 0.02f);
+  for (const Q8DwconvKernel& k : kQ8DwconvKernels) {
+    if (!k.prepare || !isa_supported(k.isa)) continue;
+    for (int64_t C : {1, 15, 16, 17, 40, 72})
+      for (int64_t KS : {3, 5})
+        for (int64_t S : {1, 2})
+          for (int64_t W : {3, 13, 30}) {
+            const int64_t H = 6, pad = KS / 2, OH = (H + 2 * pad - KS) / S + 1, OW = (W + 2 * pad - KS) / S + 1;
+            if (OW < 1) continue;
+            std::vector<uint8_t> pack = pack_dw(rng, C, KS, 0.03, true, false);
+            const Q8DwLayout l = q8_dwconv_layout(C, KS, KS);
+            std::vector<int32_t> b(l.cpad);
+            std::vector<float> s(l.cpad);
+            for (int64_t i = 0; i < l.cpad; ++i) b[i] = bias(rng), s[i] = sc(rng);
+            std::vector<uint8_t> x(H * W * C), zero(C, 77);
+            for (auto& v : x) v = static_cast<uint8_t>(byte(rng));
+            Q8DwconvParams q{1, H, W, C, KS, KS, S, S, 1, 1, pad, pad, OH, OW, x.data(),
+                             reinterpret_cast<const int16_t*>(pack.data() + l.weights), b.data(), s.data(),
+                             zero.data(), nullptr, false, false, 5, -5.f, 250.f};
+            const int64_t bytes = k.prepare(q, nullptr);
+            std::vector<uint8_t> prep_raw(bytes + 64);
+            void* prep = prep_raw.data() + (64 - reinterpret_cast<uintptr_t>(prep_raw.data()) % 64) % 64;
+            if (bytes > 0) EXPECT_EQ(k.prepare(q, prep), bytes);
+            for (int64_t c0 = 0; c0 < C; c0 += 16)
+              for (int64_t c1 : {std::min(C, c0 + 16), C}) {
+                std::vector<uint8_t> want(OH * OW * C, 0x5A), got(OH * OW * C, 0x5A);
+                q.y = want.data();
+                q.prepared = nullptr;
+                k.run(q, 0, OH, c0, c1);
+                q.y = got.data();
+                q.prepared = bytes > 0 ? prep : nullptr;
+                k.run(q, 1, OH, c0, c1);  // two calls, as bands
+                k.run(q, 0, 1, c0, c1);
+                ASSERT_EQ(got, want) << k.name << " C " << C << " k" << KS << " s" << S << " W " << W << " ch " << c0
+                                     << ".." << c1;
+              }
+          }
+  }
 }

@@ -110,6 +110,24 @@ def test_mobilenet_v2_blocks(isa, res):
         _assert_same(blk.fused(x, s), blk.unfused(x, s), f"block {i} {h}x{h} {cin}x{t}->{cout} s{s} at {res}")
 
 
+@pytest.mark.parametrize("n", [1, 3])
+def test_small_images_threads(isa, n):
+    # V2's 14x14 and 7x7 blocks (plus a ragged hidden width, a table-free t == 1 and kernel 5) on
+    # 2 and 3 threads with a batch that does not spread over them: the threads split the hidden
+    # channels there (C++ test ChannelSplitSmallImages checks that the split is taken).
+    g = torch.Generator().manual_seed(40 + n)
+    shapes = [(h, cin, t, cout, s, 3, None) for h, cin, t, cout, s in V2_BLOCKS if h <= 14]
+    shapes += [(7, 40, 6, 40, 1, 5, 200), (9, 72, 1, 72, 1, 3, None), (13, 24, 6, 40, 2, 5, None)]
+    for h, cin, t, cout, s, k, chid in shapes:
+        blk = Block(g, cin, t, cout, k, chid=chid)
+        x = _codes(g, (n, cin, h, h), torch.uint8).contiguous(memory_format=torch.channels_last)
+        expect = blk.unfused(x, s)
+        for nt in (2, 3):
+            with _threads(nt):
+                got = blk.fused(x, s)
+            _assert_same(got, expect, f"N{n} {h}x{h} {cin}x{t}->{cout} k{k} s{s} threads {nt}")
+
+
 ODD = list(itertools.product([1, 2, 3, 5, 8, 13, 17], [1, 4, 6]))
 
 
