@@ -17,8 +17,17 @@ def check_tensor(name: str, t, dtype: torch.dtype, dim: int | None = None) -> No
         raise ValueError(f"{name} must be {dim}-D, got {t.dim()}-D with shape {tuple(t.shape)}")
 
 
+def empty_cl(shape, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised channels_last ``[n, c, h, w]`` tensor: ``torch.empty(shape, dtype=dtype,
+    memory_format=torch.channels_last)`` with the strides given (cheaper than resolving the format)."""
+    n, c, h, w = shape
+    return torch.empty_strided(shape, (h * w * c, 1, w * c, c), dtype=dtype)
+
+
 def pair(name: str, v, minimum: int) -> tuple[int, int]:
     """Normalise an int or a pair of ints, each >= minimum."""
+    if type(v) is int and v >= minimum:  # the common case, first
+        return v, v
     if isinstance(v, int) and not isinstance(v, bool):
         v = (v, v)
     if (not isinstance(v, (tuple, list)) or len(v) != 2
@@ -37,7 +46,9 @@ def conv_padding(padding, kernel: Sequence[int], stride: Sequence[int],
     and only stride 1 is allowed. Each side is limited to dilation * (k - 1): more padding
     would produce output rows or columns that see nothing but zeros.
     """
-    if isinstance(padding, str):
+    if type(padding) is int and padding >= 0:  # the common case: no pair to normalise
+        pads = (padding,) * 4
+    elif isinstance(padding, str):
         if padding == "valid":
             return (0, 0, 0, 0)
         if padding == "same":
@@ -47,7 +58,7 @@ def conv_padding(padding, kernel: Sequence[int], stride: Sequence[int],
             th, tw = dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1)
             return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
         raise ValueError(f"padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
-    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+    elif isinstance(padding, (tuple, list)) and len(padding) == 4:
         pads = tuple(padding)
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in pads) or min(pads) < 0:
             raise ValueError(f"padding must be non-negative ints, got {pads}")

@@ -17,7 +17,8 @@ from typing import Sequence
 import torch
 
 from . import _C
-from ._checks import check_tensor, dw_geometry, out_size
+from ._checks import check_tensor, dw_geometry, empty_cl, out_size
+from ._eager import remember
 
 NS = "mobilekernels"
 ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 2, "hardswish": 3}
@@ -57,7 +58,7 @@ def _check_weight(weight: torch.Tensor, bias) -> None:
 
 
 def _empty_out(n: int, cout: int, oh: int, ow: int) -> torch.Tensor:
-    return torch.empty((n, cout, oh, ow), dtype=torch.float32, memory_format=torch.channels_last)
+    return empty_cl((n, cout, oh, ow), torch.float32)
 
 
 def _nhwc(x: torch.Tensor) -> torch.Tensor:
@@ -75,6 +76,19 @@ def _run_dw(x, packed, cout, kernel, stride, padding, dilation, activation) -> t
                   stride[0], stride[1], dilation[0], dilation[1], padding[0], padding[2], oh, ow,
                   ACTIVATIONS[activation], torch.get_num_threads(), packed.numel())
     return out
+
+
+def _dw_call(x_shape, cout, kernel, stride, padding, dilation, activation):
+    """Validate a depthwise call's geometry; return (output shape, its channels_last strides, the
+    validated ``_C.F32DwconvCall`` or None for an empty batch)."""
+    n, c, h, w, m, oh, ow = _dw_geometry(x_shape, cout, kernel, stride, padding, dilation, activation)
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    # channels_last strides of the [n, cout, oh, ow] output (what torch.empty(memory_format=
+    # torch.channels_last) gives, without its format resolution cost)
+    strides = (oh * ow * cout, 1, ow * cout, cout)
+    cpp = None if n == 0 else _C.F32DwconvCall(n, h, w, c, m, kh, kw, sh, sw, dh, dw, padding[0], padding[2], oh,
+                                                ow, ACTIVATIONS[activation])
+    return (n, cout, oh, ow), strides, cpp
 
 
 # Cached calls per plan: bounded, since a module fed ever-new input sizes would grow it without end.
@@ -111,17 +125,10 @@ class DwPlan:
         check_tensor("x", x, torch.float32, 4)
         if x.shape[1] != self.cin:
             raise ValueError(f"x has {x.shape[1]} channels, this layer expects {self.cin}")
-        n, c, h, w, m, oh, ow = _dw_geometry(x.shape, self.cout, self.kernel, self.stride, self.padding,
-                                             self.dilation, self.activation)
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
-        # channels_last strides of the [n, cout, oh, ow] output (what torch.empty(memory_format=
-        # torch.channels_last) gives, without its format resolution cost)
-        strides = (oh * ow * self.cout, 1, ow * self.cout, self.cout)
-        cpp = None if n == 0 else _C.F32DwconvCall(n, h, w, c, m, kh, kw, sh, sw, dh, dw, self.padding[0],
-                                                    self.padding[2], oh, ow, self.act_code)
         if len(self._calls) >= _MAX_PLAN_CALLS:
             self._calls = {}
-        call = self._calls[x.shape] = ((n, self.cout, oh, ow), strides, cpp)
+        call = self._calls[x.shape] = _dw_call(x.shape, self.cout, self.kernel, self.stride, self.padding,
+                                               self.dilation, self.activation)
         return call
 
     def run(self, x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
@@ -225,14 +232,44 @@ def _dwconv2d_pack_fake(weight, bias):
     return weight.new_empty((_C.f32_dwconv_packed_size(cout, kh, kw),))
 
 
-def _dwconv2d_packed_cpu(x, packed, out_channels, kernel, stride, padding, dilation, activation):
+def _check_packed_call(x, packed, out_channels, kernel) -> None:
     check_tensor("x", x, torch.float32, 4)
     check_tensor("packed", packed, torch.float32, 1)
     if min(kernel) < 1 or out_channels < 1:
         raise ValueError(f"invalid kernel {tuple(kernel)} / out_channels {out_channels}")
     if not packed.is_contiguous():
         raise ValueError("packed weight must be contiguous (use the tensor dwconv2d_pack returned)")
+
+
+def _dwconv2d_packed_cpu(x, packed, out_channels, kernel, stride, padding, dilation, activation):
+    _check_packed_call(x, packed, out_channels, kernel)
     return _run_dw(x, packed, out_channels, kernel, stride, padding, dilation, activation)
+
+
+# Validated calls of the functional fast path (ops.dwconv2d_packed), per (x shape, arguments).
+# The key holds everything the geometry checks read, so an entry cannot go stale; the tensors'
+# own properties are checked at every call, the pack's size by C++. Bounded (_eager.remember).
+_EAGER_CALLS: dict = {}
+
+
+def dwconv2d_packed_eager(x, packed, out_channels: int, kernel: tuple, stride: tuple, padding: tuple,
+                          dilation: tuple, activation: str) -> torch.Tensor:
+    """What the ``dwconv2d_packed`` CPU impl computes, without the dispatcher (plain tensors, see
+    ``_eager``); ``kernel`` .. ``dilation`` normalised tuples."""
+    key = (x.shape, out_channels, kernel, stride, padding, dilation, activation)
+    call = _EAGER_CALLS.get(key)
+    if (call is None or x.dtype is not torch.float32 or not x.is_cpu or packed.dtype is not torch.float32
+            or not packed.is_cpu or packed.dim() != 1 or not packed.is_contiguous()):
+        _check_packed_call(x, packed, out_channels, kernel)  # the precise errors
+        call = remember(_EAGER_CALLS, key, _dw_call(x.shape, out_channels, kernel, stride, padding, dilation,
+                                                    activation))
+    shape, strides, cpp = call
+    out = torch.empty_strided(shape, strides, dtype=torch.float32)
+    if cpp is None:  # empty batch
+        return out
+    x = x.contiguous(memory_format=torch.channels_last)
+    cpp.run(x.data_ptr(), packed.data_ptr(), packed.numel(), out.data_ptr(), torch.get_num_threads())
+    return out
 
 
 @torch.library.register_fake(f"{NS}::dwconv2d_packed")

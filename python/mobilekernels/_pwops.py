@@ -22,7 +22,8 @@ import torch
 
 from . import _C
 from ._checks import check_tensor
-from ._checks import enum_code, ir_geometry, out_size
+from ._checks import empty_cl, enum_code, ir_geometry, out_size
+from ._eager import remember
 from ._ops import ACTIVATIONS, NS, _nhwc, pack_dw
 
 _lib = torch.library.Library(NS, "FRAGMENT")
@@ -91,7 +92,7 @@ def conv1x1_kernel_name() -> str:
 def _run_pw(x, packed, cout: int, activation: str) -> torch.Tensor:
     n, cin, h, w = x.shape
     act = _act(activation)
-    out = torch.empty((n, cout, h, w), dtype=torch.float32, memory_format=torch.channels_last)
+    out = empty_cl((n, cout, h, w), torch.float32)
     if n == 0:
         return out
     x = _nhwc(x)
@@ -177,12 +178,17 @@ def _ir_geometry(x_shape, cin, chid, cout, kernel, stride, padding, acts, residu
     return ir_geometry(x_shape, cin, chid, cout, kernel, stride, padding, residual)
 
 
-def _ir_args(x_shape, cin, chid, cout, kernel, stride, padding, acts, residual, band_rows, expand):
-    n, h, w, _, _ = _ir_geometry(x_shape, cin, chid, cout, kernel, stride, padding, acts, residual)
+def _ir_call(x_shape, cin, chid, cout, kernel, stride, padding, acts, residual, band_rows, expand):
+    """Validate a fused block call; return ((OH, OW), the C++ arguments n .. band_rows)."""
+    n, h, w, oh, ow = _ir_geometry(x_shape, cin, chid, cout, kernel, stride, padding, acts, residual)
     if band_rows < 0:
         raise ValueError(f"band_rows must be >= 0 (0 = automatic), got {band_rows}")
-    return (n, h, w, cin, chid, cout, kernel, stride, *padding, expand, *(ACTIVATIONS[a] for a in acts),
-            residual, band_rows)
+    return (oh, ow), (n, h, w, cin, chid, cout, kernel, stride, *padding, expand, *(ACTIVATIONS[a] for a in acts),
+                      residual, band_rows)
+
+
+def _ir_args(x_shape, cin, chid, cout, kernel, stride, padding, acts, residual, band_rows, expand):
+    return _ir_call(x_shape, cin, chid, cout, kernel, stride, padding, acts, residual, band_rows, expand)[1]
 
 
 def inverted_residual_info(x_shape, in_channels, hidden_channels, out_channels, kernel=3, stride=1,
@@ -200,16 +206,27 @@ def inverted_residual_info(x_shape, in_channels, hidden_channels, out_channels, 
 
 
 def _run_ir(x, epk, dpk, ppk, chid, cout, kernel, stride, padding, acts, residual, band_rows):
+    return _launch_ir(x, epk, dpk, ppk, _ir_x_call(x, epk, chid, cout, kernel, stride, padding, acts, residual,
+                                                   band_rows))
+
+
+def _ir_x_call(x, epk, chid, cout, kernel, stride, padding, acts, residual, band_rows):
+    """Check x against a block call; return (output shape, C++ arguments)."""
     _check_x(x)
     cin = x.shape[1]
     expand = epk is not None
     if not expand and chid != cin:
         raise ValueError(f"without an expand conv the hidden width ({chid}) must equal the input channels ({cin})")
-    args = _ir_args(x.shape, cin, chid, cout, kernel, stride, padding, acts, residual, band_rows, expand)
-    n, h, w, oh, ow = _ir_geometry(x.shape, cin, chid, cout, kernel, stride, padding, acts, residual)
-    out = torch.empty((n, cout, oh, ow), dtype=torch.float32, memory_format=torch.channels_last)
-    if n == 0:
+    (oh, ow), args = _ir_call(x.shape, cin, chid, cout, kernel, stride, padding, acts, residual, band_rows, expand)
+    return (args[0], cout, oh, ow), args
+
+
+def _launch_ir(x, epk, dpk, ppk, call):
+    shape, args = call
+    out = empty_cl(shape, torch.float32)
+    if shape[0] == 0:
         return out
+    expand = epk is not None
     x = _nhwc(x)
     _C.f32_inverted_residual(x.data_ptr(), epk.data_ptr() if expand else 0, epk.numel() if expand else 0,
                              dpk.data_ptr(), dpk.numel(), ppk.data_ptr(), ppk.numel(), out.data_ptr(), *args,
@@ -259,15 +276,68 @@ def _inverted_residual_fake(x, ew, eb, dw, db, pw, pb, stride, padding, act_expa
 _lib.impl("inverted_residual", _inverted_residual_cpu, "CPU")
 
 
-def _inverted_residual_packed_cpu(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, padding,
-                                  act_expand, act_dw, act_project, residual, band_rows):
+def _check_ir_packs(epk, dpk, ppk, hidden_channels, out_channels) -> None:
     for name, t in (("expand_packed", epk), ("dw_packed", dpk), ("project_packed", ppk)):
         if t is not None:
             _check_packed(name, t)
     if hidden_channels < 1 or out_channels < 1:
         raise ValueError(f"hidden_channels and out_channels must be >= 1, got {hidden_channels}, {out_channels}")
+
+
+def _inverted_residual_packed_cpu(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, padding,
+                                  act_expand, act_dw, act_project, residual, band_rows):
+    _check_ir_packs(epk, dpk, ppk, hidden_channels, out_channels)
     return _run_ir(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, list(padding),
                    (act_expand, act_dw, act_project), residual, band_rows)
+
+
+def _f32_pack_ok(t) -> bool:
+    return t.dtype is torch.float32 and t.is_cpu and t.dim() == 1 and t.is_contiguous()
+
+
+def inverted_residual_packed_eager(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, padding,
+                                   act_expand, act_dw, act_project, residual, band_rows):
+    """The CPU impl for plain tensors and exactly typed scalars (see ``_eager`` and ops_block),
+    reusing the validated C++ arguments per (x shape, arguments): the key holds everything the
+    geometry checks read, the tensors' kinds are checked at every call (the packs' headers by C++)."""
+    key = (x.shape, epk is None, hidden_channels, out_channels, kernel, stride, tuple(padding), act_expand, act_dw,
+           act_project, residual, band_rows)
+    call = _EAGER_IR_CALLS.get(key)
+    if (call is None or x.dtype is not torch.float32 or not x.is_cpu or not _f32_pack_ok(dpk)
+            or not _f32_pack_ok(ppk) or (epk is not None and not _f32_pack_ok(epk))):
+        _check_ir_packs(epk, dpk, ppk, hidden_channels, out_channels)  # the precise errors
+        call = _ir_x_call(x, epk, hidden_channels, out_channels, kernel, stride, list(padding),
+                          (act_expand, act_dw, act_project), residual, band_rows)
+        remember(_EAGER_IR_CALLS, key, call)
+    return _launch_ir(x, epk, dpk, ppk, call)
+
+
+def conv1x1_packed_eager(x, packed, out_channels: int, activation: str) -> torch.Tensor:
+    """The ``conv1x1_packed`` CPU impl for plain tensors (see ``_eager``), the output shape and
+    activation code kept per (x shape, arguments); the pack's header is checked by C++."""
+    key = (x.shape, out_channels, activation)
+    call = _EAGER_PW_CALLS.get(key)
+    if call is None or x.dtype is not torch.float32 or not x.is_cpu or not _f32_pack_ok(packed):
+        _check_x(x)  # the precise errors, in the impl's order
+        _check_packed("packed", packed)
+        if out_channels < 1:
+            raise ValueError(f"out_channels must be >= 1, got {out_channels}")
+        n, cin, h, w = x.shape
+        call = ((n, out_channels, h, w), n * h * w, cin, _act(activation))
+        remember(_EAGER_PW_CALLS, key, call)
+    shape, pixels, cin, act = call
+    out = empty_cl(shape, torch.float32)
+    if pixels == 0:
+        return out
+    x = _nhwc(x)
+    _C.f32_conv1x1(x.data_ptr(), packed.data_ptr(), packed.numel(), out.data_ptr(), pixels, cin, out_channels, act,
+                   torch.get_num_threads())
+    return out
+
+
+# Validated calls of the functional fast paths, bounded (see _eager.remember).
+_EAGER_IR_CALLS: dict = {}
+_EAGER_PW_CALLS: dict = {}
 
 
 @torch.library.register_fake(f"{NS}::inverted_residual_packed")

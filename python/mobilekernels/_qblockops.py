@@ -36,11 +36,14 @@ table's input and ``lut_scales[i]`` / ``lut_zero_points[i]`` the stage's output 
 """
 from __future__ import annotations
 
+import ctypes
+
 import torch
 
 from . import _C
-from ._checks import ir_geometry, out_size
-from ._qops import (NS, _DTYPE_RANGE, _check_packed, _check_qtensor, _packed_bytes_dw, _packed_bytes_pw,
+from ._checks import empty_cl, ir_geometry, out_size
+from ._eager import remember
+from ._qops import (HEADER_BYTES, NS, _DTYPE_RANGE, _check_packed, _check_qtensor, _packed_bytes_dw, _packed_bytes_pw,
                     check_scale, check_zero_point)
 
 _lib = torch.library.Library(NS, "FRAGMENT")
@@ -113,7 +116,7 @@ def _args(x, epk, dpk, ppk, chid, cout, kernel, stride, padding, x_scale, x_zp, 
     cin = int(x.shape[1]) if x.dim() == 4 else -1
     if expand:  # the expand pack's header says which input width it was made for
         _check_packed(epk, epk.numel() if isinstance(epk, torch.Tensor) else 0, "qconv1x1")
-        head = bytes(epk[:16].tolist())
+        head = _header(epk)
         if head[:4] != b"MKQ8":
             raise ValueError("expand_packed is not a mobilekernels int8 pack (bad magic): make it with "
                              "qops.qconv1x1_pack")
@@ -139,15 +142,58 @@ def _args(x, epk, dpk, ppk, chid, cout, kernel, stride, padding, x_scale, x_zp, 
                          out_dtype == torch.int8, sc, zp, cl, *luts)
 
 
+def _header(pack: torch.Tensor) -> bytes:
+    """The first 16 bytes of a pack (checked: a contiguous CPU uint8 tensor of >= 64 bytes)."""
+    return ctypes.string_at(pack.data_ptr(), 16)
+
+
 def _qinverted_residual_cpu(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, padding, x_scale,
                             x_zero_point, scales, zero_points, clamps, out_dtype, residual, out_scale,
                             out_zero_point, band_rows, expand_lut=None, dw_lut=None, project_lut=None,
                             lut_scales=None, lut_zero_points=None):
-    (n, oh, ow), args = _args(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, padding, x_scale,
-                              x_zero_point, scales, zero_points, clamps, out_dtype, residual, out_scale,
-                              out_zero_point, band_rows, expand_lut, dw_lut, project_lut, lut_scales,
-                              lut_zero_points)
-    out = torch.empty((n, out_channels, oh, ow), dtype=out_dtype, memory_format=torch.channels_last)
+    call = _args(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, padding, x_scale, x_zero_point,
+                 scales, zero_points, clamps, out_dtype, residual, out_scale, out_zero_point, band_rows, expand_lut,
+                 dw_lut, project_lut, lut_scales, lut_zero_points)
+    return _run(x, epk, dpk, ppk, out_channels, out_dtype, call)
+
+
+# Validated calls of the functional fast path (qops.qinverted_residual without lookup tables),
+# per (x shape and dtype, expand pack header, pack sizes, every scalar argument): everything
+# _args reads, so an entry cannot go stale; the tensors' kinds are checked at every call, the
+# pack headers again by C++. Bounded (_eager.remember).
+_EAGER_CALLS: dict = {}
+
+
+def _pack_ok(t) -> bool:
+    return t.dtype is torch.uint8 and t.is_cpu and t.dim() == 1 and t.numel() >= HEADER_BYTES and t.is_contiguous()
+
+
+def qinverted_residual_eager(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, padding, x_scale,
+                             x_zero_point, scales, zero_points, clamps, out_dtype, residual, out_scale,
+                             out_zero_point, band_rows, expand_lut=None, dw_lut=None, project_lut=None,
+                             lut_scales=None, lut_zero_points=None):
+    """The CPU impl for plain tensors (see ``_eager``); scalars of exact types (qops normalises
+    them). Calls without lookup tables reuse their validated C++ arguments."""
+    if (expand_lut is not None or dw_lut is not None or project_lut is not None or not x.is_cpu
+            or not _pack_ok(dpk) or not _pack_ok(ppk) or (epk is not None and not _pack_ok(epk))):
+        return _qinverted_residual_cpu(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, padding,
+                                       x_scale, x_zero_point, scales, zero_points, clamps, out_dtype, residual,
+                                       out_scale, out_zero_point, band_rows, expand_lut, dw_lut, project_lut,
+                                       lut_scales, lut_zero_points)
+    key = (x.shape, x.dtype, None if epk is None else (_header(epk), epk.numel()), dpk.numel(), ppk.numel(),
+           hidden_channels, out_channels, kernel, stride, tuple(padding), x_scale, x_zero_point, tuple(scales),
+           tuple(zero_points), tuple(clamps), out_dtype, residual, out_scale, out_zero_point, band_rows)
+    call = _EAGER_CALLS.get(key)
+    if call is None:
+        call = remember(_EAGER_CALLS, key, _args(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride,
+                                                 padding, x_scale, x_zero_point, scales, zero_points, clamps,
+                                                 out_dtype, residual, out_scale, out_zero_point, band_rows))
+    return _run(x, epk, dpk, ppk, out_channels, out_dtype, call)
+
+
+def _run(x, epk, dpk, ppk, out_channels, out_dtype, call):
+    (n, oh, ow), args = call
+    out = empty_cl((n, out_channels, oh, ow), out_dtype)
     if n == 0:
         return out
     x = x.contiguous(memory_format=torch.channels_last)  # no copy when already NHWC in memory

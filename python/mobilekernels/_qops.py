@@ -37,7 +37,8 @@ import math
 import torch
 
 from . import _C
-from ._checks import check_tensor, dw_geometry, out_size
+from ._checks import check_tensor, dw_geometry, empty_cl, out_size
+from ._eager import remember
 
 NS = "mobilekernels"
 HEADER_BYTES = 64
@@ -168,8 +169,9 @@ def _qconv1x1_pack_fake(weight, w_scale, w_zero_point, bias):
     return weight.new_empty((_packed_bytes_pw(weight.shape[1], weight.shape[0]),), dtype=torch.uint8)
 
 
-def _qconv1x1_cpu(x, packed, out_channels, x_scale, x_zero_point, y_scale, y_zero_point, out_dtype,
-                  y_min, y_max):
+def _qconv1x1_call(x, packed, out_channels, x_scale, x_zero_point, y_scale, y_zero_point, out_dtype, y_min, y_max):
+    """Every check of a qconv1x1 call; return (output shape, the C++ arguments between the
+    input and the output pointers)."""
     _check_qtensor("x", x)
     if x.dim() != 4:
         raise ValueError(f"x must be 4-D [N, Cin, H, W], got shape {tuple(x.shape)}")
@@ -178,14 +180,47 @@ def _qconv1x1_cpu(x, packed, out_channels, x_scale, x_zero_point, y_scale, y_zer
         raise ValueError(f"need Cin >= 1 and out_channels >= 1, got {cin} and {out_channels}")
     _check_quant(x, x_scale, x_zero_point, y_scale, y_zero_point, out_dtype, y_min, y_max)
     _check_packed(packed, _packed_bytes_pw(cin, out_channels), "qconv1x1")
-    out = torch.empty((n, out_channels, h, w), dtype=out_dtype, memory_format=torch.channels_last)
+    return (n, out_channels, h, w), (n * h * w, cin, out_channels, x_scale, x_zero_point, x.dtype == torch.int8,
+                                     y_scale, y_zero_point, out_dtype == torch.int8, y_min, y_max)
+
+
+def _run_q(kernel, x, packed, out_dtype, call):
+    shape, args = call
+    out = empty_cl(shape, out_dtype)
     if out.numel() == 0:
         return out
     x = x.contiguous(memory_format=torch.channels_last)  # no copy if already NHWC in memory
-    _C.q8_gemm(packed.data_ptr(), packed.numel(), x.data_ptr(), n * h * w, cin, out_channels,
-               x_scale, x_zero_point, x.dtype == torch.int8, y_scale, y_zero_point,
-               out_dtype == torch.int8, y_min, y_max, out.data_ptr(), torch.get_num_threads())
+    kernel(packed.data_ptr(), packed.numel(), x.data_ptr(), *args, out.data_ptr(), torch.get_num_threads())
     return out
+
+
+def _qconv1x1_cpu(x, packed, out_channels, x_scale, x_zero_point, y_scale, y_zero_point, out_dtype,
+                  y_min, y_max):
+    call = _qconv1x1_call(x, packed, out_channels, x_scale, x_zero_point, y_scale, y_zero_point, out_dtype, y_min,
+                          y_max)
+    return _run_q(_C.q8_gemm, x, packed, out_dtype, call)
+
+
+# Validated calls of the functional fast paths (qops.qconv1x1 / qdwconv2d), per (op, x shape and
+# dtype, pack size, every scalar argument): everything the checks read, so an entry cannot go
+# stale; the tensors' kinds are checked at every call, the pack header again by C++.
+_EAGER_CALLS: dict = {}
+
+
+def _eager_ok(x, packed) -> bool:
+    return (x.is_cpu and packed.dtype is torch.uint8 and packed.is_cpu and packed.dim() == 1
+            and packed.is_contiguous())
+
+
+def qconv1x1_eager(x, packed, out_channels, x_scale, x_zero_point, y_scale, y_zero_point, out_dtype, y_min, y_max):
+    """The qconv1x1 CPU impl for plain tensors and exactly typed scalars (see ``_eager``, qops)."""
+    key = ("pw", x.shape, x.dtype, packed.numel(), out_channels, x_scale, x_zero_point, y_scale, y_zero_point,
+           out_dtype, y_min, y_max)
+    call = _EAGER_CALLS.get(key)
+    if call is None or not _eager_ok(x, packed):
+        call = remember(_EAGER_CALLS, key, _qconv1x1_call(x, packed, out_channels, x_scale, x_zero_point, y_scale,
+                                                          y_zero_point, out_dtype, y_min, y_max))
+    return _run_q(_C.q8_gemm, x, packed, out_dtype, call)
 
 
 @torch.library.register_fake(f"{NS}::qconv1x1")
@@ -224,21 +259,37 @@ def _qdwconv2d_pack_fake(weight, w_scale, w_zero_point, bias):
     return weight.new_empty((_packed_bytes_dw(c, kh, kw),), dtype=torch.uint8)
 
 
-def _qdwconv2d_cpu(x, packed, out_channels, kernel, stride, padding, dilation, x_scale, x_zero_point,
-                   y_scale, y_zero_point, out_dtype, y_min, y_max):
+def _qdwconv2d_call(x, packed, out_channels, kernel, stride, padding, dilation, x_scale, x_zero_point, y_scale,
+                    y_zero_point, out_dtype, y_min, y_max):
+    """Every check of a qdwconv2d call; (output shape, C++ arguments) as :func:`_qconv1x1_call`."""
     _check_qtensor("x", x)
     n, c, h, w, m, oh, ow = dw_geometry(x.shape, out_channels, kernel, stride, padding, dilation)
     _check_quant(x, x_scale, x_zero_point, y_scale, y_zero_point, out_dtype, y_min, y_max)
     _check_packed(packed, _packed_bytes_dw(out_channels, kernel[0], kernel[1]), "qdwconv2d")
-    out = torch.empty((n, out_channels, oh, ow), dtype=out_dtype, memory_format=torch.channels_last)
-    if n == 0:
-        return out
-    x = x.contiguous(memory_format=torch.channels_last)
-    _C.q8_dwconv(packed.data_ptr(), packed.numel(), x.data_ptr(), n, h, w, c, m, kernel[0], kernel[1],
-                 stride[0], stride[1], dilation[0], dilation[1], padding[0], padding[2], oh, ow,
-                 x_scale, x_zero_point, x.dtype == torch.int8, y_scale, y_zero_point,
-                 out_dtype == torch.int8, y_min, y_max, out.data_ptr(), torch.get_num_threads())
-    return out
+    return (n, out_channels, oh, ow), (n, h, w, c, m, kernel[0], kernel[1], stride[0], stride[1], dilation[0],
+                                       dilation[1], padding[0], padding[2], oh, ow, x_scale, x_zero_point,
+                                       x.dtype == torch.int8, y_scale, y_zero_point, out_dtype == torch.int8, y_min,
+                                       y_max)
+
+
+def _qdwconv2d_cpu(x, packed, out_channels, kernel, stride, padding, dilation, x_scale, x_zero_point,
+                   y_scale, y_zero_point, out_dtype, y_min, y_max):
+    call = _qdwconv2d_call(x, packed, out_channels, kernel, stride, padding, dilation, x_scale, x_zero_point, y_scale,
+                           y_zero_point, out_dtype, y_min, y_max)
+    return _run_q(_C.q8_dwconv, x, packed, out_dtype, call)
+
+
+def qdwconv2d_eager(x, packed, out_channels, kernel, stride, padding, dilation, x_scale, x_zero_point, y_scale,
+                    y_zero_point, out_dtype, y_min, y_max):
+    """The qdwconv2d CPU impl for plain tensors and exactly typed scalars (normalised tuples)."""
+    key = ("dw", x.shape, x.dtype, packed.numel(), out_channels, kernel, stride, padding, dilation, x_scale,
+           x_zero_point, y_scale, y_zero_point, out_dtype, y_min, y_max)
+    call = _EAGER_CALLS.get(key)
+    if call is None or not _eager_ok(x, packed):
+        call = remember(_EAGER_CALLS, key, _qdwconv2d_call(x, packed, out_channels, kernel, stride, padding,
+                                                           dilation, x_scale, x_zero_point, y_scale, y_zero_point,
+                                                           out_dtype, y_min, y_max))
+    return _run_q(_C.q8_dwconv, x, packed, out_dtype, call)
 
 
 @torch.library.register_fake(f"{NS}::qdwconv2d")

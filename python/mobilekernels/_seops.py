@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 
 from . import _C
-from ._checks import enum_code
+from ._checks import empty_cl, enum_code
 from ._ops import NS, _nhwc, pack_dw
-from ._pwops import _act, _check_packed, _check_pw_weight, _ir_args, _ir_geometry, _ir_out_shape, _ir_weights, pack_pw
+from ._pwops import _act, _check_packed, _check_pw_weight, _ir_call, _ir_out_shape, _ir_weights, pack_pw
 
 GATES = {"hardsigmoid": 0, "sigmoid": 1}
 
@@ -45,13 +45,20 @@ def _gate(name: str) -> int:
 def se_args(x_shape, cin, chid, cout, csq, kernel, stride, padding, acts, act_se, gate, residual, band_rows,
             expand):
     """Validate an SE-block call; return the C++ arguments (n .. band_rows) as a tuple."""
+    return _se_call(x_shape, cin, chid, cout, csq, kernel, stride, padding, acts, act_se, gate, residual, band_rows,
+                    expand)[1]
+
+
+def _se_call(x_shape, cin, chid, cout, csq, kernel, stride, padding, acts, act_se, gate, residual, band_rows,
+             expand):
+    """:func:`se_args` and the output size: ((OH, OW), C++ arguments)."""
     if csq < 1:
         raise ValueError(f"squeeze_channels must be >= 1, got {csq}")
     act_se_code, gate_code = _act(act_se), _gate(gate)
-    (n, h, w, cin, chid, cout, k, s, pt, pb, pl, pr, expand, ae, ad, ap, residual,
-     band_rows) = _ir_args(x_shape, cin, chid, cout, kernel, stride, padding, acts, residual, band_rows, expand)
-    return (n, h, w, cin, chid, cout, csq, k, s, pt, pb, pl, pr, expand, ae, ad, ap, act_se_code, gate_code,
-            residual, band_rows)
+    (oh, ow), (n, h, w, cin, chid, cout, k, s, pt, pb, pl, pr, expand, ae, ad, ap, residual, band_rows) = _ir_call(
+        x_shape, cin, chid, cout, kernel, stride, padding, acts, residual, band_rows, expand)
+    return (oh, ow), (n, h, w, cin, chid, cout, csq, k, s, pt, pb, pl, pr, expand, ae, ad, ap, act_se_code, gate_code,
+                      residual, band_rows)
 
 
 def se_inverted_residual_info(x_shape, in_channels, hidden_channels, out_channels, squeeze_channels, kernel=3,
@@ -76,10 +83,9 @@ def run_se(x, epk, dpk, ppk, f1pk, f2pk, chid, cout, csq, kernel, stride, paddin
     expand = epk is not None
     if not expand and chid != cin:
         raise ValueError(f"without an expand conv the hidden width ({chid}) must equal the input channels ({cin})")
-    args = se_args(x.shape, cin, chid, cout, csq, kernel, stride, padding, acts, act_se, gate, residual, band_rows,
-                   expand)
-    _, _, _, oh, ow = _ir_geometry(x.shape, cin, chid, cout, kernel, stride, padding, acts, residual)
-    out = torch.empty((x.shape[0], cout, oh, ow), dtype=torch.float32, memory_format=torch.channels_last)
+    (oh, ow), args = _se_call(x.shape, cin, chid, cout, csq, kernel, stride, padding, acts, act_se, gate, residual,
+                              band_rows, expand)
+    out = empty_cl((x.shape[0], cout, oh, ow), torch.float32)
     if x.shape[0] == 0:
         return out
     x = _nhwc(x)

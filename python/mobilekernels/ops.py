@@ -1,5 +1,9 @@
 """Typed functional wrappers around ``torch.ops.mobilekernels.*``.
 
+A plain eager call runs the op's CPU implementation directly (no dispatcher, same validation
+and result); when an input needs grad, under torch.compile, export or any torch mode the
+registered op runs (``_eager``).
+
 Tensors are NCHW-shaped as in torch; a ``channels_last`` input is read in place (it is NHWC in
 memory) and results come back ``channels_last``.
 """
@@ -11,6 +15,7 @@ import torch
 
 from . import _ops
 from ._checks import check_tensor, conv_padding, pair
+from ._eager import eager
 
 Padding = Union[int, tuple, str]
 
@@ -33,11 +38,15 @@ def dwconv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
     check_tensor("weight", weight, torch.float32, 4)
     s, d = pair("stride", stride, 1), pair("dilation", dilation, 1)
     p = conv_padding(padding, weight.shape[2:], s, d)
+    if type(activation) is str and eager((x, weight), (bias,)):  # no dispatcher (see _eager)
+        return _ops._dwconv2d_cpu(x, weight, bias, s, p, d, activation)
     return torch.ops.mobilekernels.dwconv2d(x, weight, bias, list(s), list(p), list(d), activation)
 
 
 def dwconv2d_pack(weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Pack a depthwise weight (and bias) once for :func:`dwconv2d_packed`."""
+    if eager((weight,), (bias,)):
+        return _ops.pack_dw(weight, bias)
     return torch.ops.mobilekernels.dwconv2d_pack(weight, bias)
 
 
@@ -46,6 +55,8 @@ def dwconv2d_packed(x: torch.Tensor, packed: torch.Tensor, out_channels: int, ke
     """:func:`dwconv2d` on a weight prepacked by :func:`dwconv2d_pack` (inference only)."""
     k, s, d = pair("kernel_size", kernel_size, 1), pair("stride", stride, 1), pair("dilation", dilation, 1)
     p = conv_padding(padding, k, s, d)
+    if type(out_channels) is int and type(activation) is str and eager((x, packed)):
+        return _ops.dwconv2d_packed_eager(x, packed, out_channels, k, s, p, d, activation)
     return torch.ops.mobilekernels.dwconv2d_packed(x, packed, out_channels, list(k), list(s), list(p),
                                                    list(d), activation)
 

@@ -1,6 +1,10 @@
 """Typed functional wrappers for the fp32 pointwise conv and the fused inverted-residual blocks
 (``torch.ops.mobilekernels.conv1x1*`` / ``inverted_residual*`` / ``se_inverted_residual``).
 
+A plain eager call runs the op's CPU implementation directly (no dispatcher, same validation
+and result); when an input needs grad, under torch.compile, export or any torch mode the
+registered op runs (``_eager``).
+
 Tensors are NCHW-shaped as in torch; a ``channels_last`` input is read in place (it is NHWC in
 memory) and results come back ``channels_last``. Activations: ``none | relu | relu6 | hardswish``.
 """
@@ -10,8 +14,9 @@ from typing import NamedTuple, Optional, Sequence
 
 import torch
 
-from . import _pwops, _seops
+from . import _ops, _pwops, _seops
 from ._checks import check_tensor, conv_padding
+from ._eager import eager
 
 ACTS_V2 = ("relu6", "relu6", "none")
 
@@ -20,17 +25,23 @@ def conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] 
             activation: str = "none") -> torch.Tensor:
     """``activation(F.conv2d(x, weight, bias))`` for a 1x1, stride-1, ungrouped ``weight``
     ``[Cout, Cin, 1, 1]``: one GEMM of ``(N*H*W) x Cin`` by ``Cin x Cout``. Differentiable."""
+    if type(activation) is str and eager((x, weight), (bias,)):  # no dispatcher (see _eager)
+        return _pwops._conv1x1_cpu(x, weight, bias, activation)
     return torch.ops.mobilekernels.conv1x1(x, weight, bias, activation)
 
 
 def conv1x1_pack(weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Pack a ``[Cout, Cin, 1, 1]`` weight (and bias) once for :func:`conv1x1_packed`."""
+    if eager((weight,), (bias,)):
+        return _pwops.pack_pw(weight, bias)
     return torch.ops.mobilekernels.conv1x1_pack(weight, bias)
 
 
 def conv1x1_packed(x: torch.Tensor, packed: torch.Tensor, out_channels: int,
                    activation: str = "none") -> torch.Tensor:
     """:func:`conv1x1` on a prepacked weight (inference only)."""
+    if type(out_channels) is int and type(activation) is str and eager((x, packed)):
+        return _pwops.conv1x1_packed_eager(x, packed, out_channels, activation)
     return torch.ops.mobilekernels.conv1x1_packed(x, packed, out_channels, activation)
 
 
@@ -64,9 +75,12 @@ def inverted_residual(x: torch.Tensor, expand_weight: Optional[torch.Tensor], ex
         residual: add ``x``; default ``stride == 1 and Cin == Cout``.
     """
     k, residual = _block_args(x, dw_weight, project_weight, stride, residual)
-    return torch.ops.mobilekernels.inverted_residual(
-        x, expand_weight, expand_bias, dw_weight, dw_bias, project_weight, project_bias, stride, _pads(k, padding),
-        *_acts(activations), residual)
+    args = (x, expand_weight, expand_bias, dw_weight, dw_bias, project_weight, project_bias, stride,
+            _pads(k, padding), *_acts(activations), residual)
+    if _plain(stride, residual, args[9:12]) and eager((x, dw_weight, project_weight),
+                                                      (expand_weight, expand_bias, dw_bias, project_bias)):
+        return _pwops._inverted_residual_cpu(*args)
+    return torch.ops.mobilekernels.inverted_residual(*args)
 
 
 class InvertedResidualPacks(NamedTuple):
@@ -83,7 +97,9 @@ def inverted_residual_pack(expand_weight, expand_bias, dw_weight, dw_bias, proje
                            project_bias) -> InvertedResidualPacks:
     """Pack a block's (BN-folded) weights once for :func:`inverted_residual_packed`."""
     epk = conv1x1_pack(expand_weight, expand_bias) if expand_weight is not None else None
-    return InvertedResidualPacks(epk, torch.ops.mobilekernels.dwconv2d_pack(dw_weight, dw_bias),
+    dpk = _ops.pack_dw(dw_weight, dw_bias) if eager((dw_weight,), (dw_bias,)) else \
+        torch.ops.mobilekernels.dwconv2d_pack(dw_weight, dw_bias)
+    return InvertedResidualPacks(epk, dpk,
                                  conv1x1_pack(project_weight, project_bias), int(dw_weight.shape[0]),
                                  int(project_weight.shape[0]), int(dw_weight.shape[2]))
 
@@ -96,9 +112,12 @@ def inverted_residual_packed(x: torch.Tensor, packs: InvertedResidualPacks, stri
     check_tensor("x", x, torch.float32, 4)
     if residual is None:
         residual = stride == 1 and x.shape[1] == packs.out_channels
-    return torch.ops.mobilekernels.inverted_residual_packed(
-        x, packs.expand, packs.dw, packs.project, packs.hidden_channels, packs.out_channels, packs.kernel,
-        stride, _pads(packs.kernel, padding), *_acts(activations), residual, band_rows)
+    args = (x, packs.expand, packs.dw, packs.project, packs.hidden_channels, packs.out_channels, packs.kernel,
+            stride, _pads(packs.kernel, padding), *_acts(activations), residual, band_rows)
+    if (_plain(stride, residual, args[9:12]) and type(band_rows) is int and type(args[4]) is int
+            and type(args[5]) is int and type(args[6]) is int and eager((x, packs.dw, packs.project), (packs.expand,))):
+        return _pwops.inverted_residual_packed_eager(*args)
+    return torch.ops.mobilekernels.inverted_residual_packed(*args)
 
 
 def se_inverted_residual(x: torch.Tensor, expand_weight: Optional[torch.Tensor], expand_bias: Optional[torch.Tensor],
@@ -117,9 +136,19 @@ def se_inverted_residual(x: torch.Tensor, expand_weight: Optional[torch.Tensor],
     ``hardsigmoid`` (relu6(v + 3) / 6) or ``sigmoid``; the rest as :func:`inverted_residual`.
     """
     k, residual = _block_args(x, dw_weight, project_weight, stride, residual)
-    return torch.ops.mobilekernels.se_inverted_residual(
-        x, expand_weight, expand_bias, dw_weight, dw_bias, project_weight, project_bias, fc1_weight, fc1_bias,
-        fc2_weight, fc2_bias, stride, _pads(k, padding), *_acts(activations), se_activation, gate, residual)
+    args = (x, expand_weight, expand_bias, dw_weight, dw_bias, project_weight, project_bias, fc1_weight, fc1_bias,
+            fc2_weight, fc2_bias, stride, _pads(k, padding), *_acts(activations), se_activation, gate, residual)
+    if (_plain(stride, residual, (*args[13:16], se_activation, gate))
+            and eager((x, dw_weight, project_weight, fc1_weight, fc2_weight),
+                      (expand_weight, expand_bias, dw_bias, project_bias, fc1_bias, fc2_bias))):
+        return _seops._se_inverted_residual_cpu(*args)
+    return torch.ops.mobilekernels.se_inverted_residual(*args)
+
+
+def _plain(stride, residual, names) -> bool:
+    """The scalar arguments have the exact types the op schema converts to (else the registered
+    op runs and raises or converts them as before)."""
+    return type(stride) is int and type(residual) is bool and all(type(a) is str for a in names)
 
 
 def _acts(activations: Sequence[str]) -> tuple[str, str, str]:

@@ -1,5 +1,9 @@
 """Typed wrappers around the int8 ops ``torch.ops.mobilekernels.q*`` (semantics in ``_qops``).
 
+A plain eager call runs the op's CPU implementation directly (no dispatcher, same validation
+and result); when an input needs grad, under torch.compile, export or any torch mode the
+registered op runs (``_eager``).
+
 Tensors are plain ``torch.uint8`` / ``torch.int8`` with explicit scales and zero points, NCHW
 shaped; a ``channels_last`` input is read in place and results come back ``channels_last``.
 Rounding: fp32 requantization, round half to even (as XNNPACK, FBGEMM and ONNX Runtime).
@@ -10,8 +14,9 @@ from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
 
-from . import _qblockops, _qops
+from . import _qaddops, _qblockops, _qops
 from ._checks import conv_padding, pair
+from ._eager import eager
 
 Number = Union[int, float]
 ACTIVATIONS = ("none", "relu", "relu6")
@@ -57,6 +62,8 @@ def qconv1x1_pack(weight: torch.Tensor, w_scale: Union[float, torch.Tensor],
     if isinstance(weight, torch.Tensor) and weight.dim() == 2:
         weight = weight[:, :, None, None]
     s, z = _as_tensor_qparams(w_scale, w_zero_point)
+    if eager((weight, s, z), (bias,)):  # no dispatcher (see _eager)
+        return _qops._qconv1x1_pack_cpu(weight, s, z, bias)
     return torch.ops.mobilekernels.qconv1x1_pack(weight, s, z, bias)
 
 
@@ -66,6 +73,9 @@ def qconv1x1(x: torch.Tensor, packed: torch.Tensor, out_channels: int, x_scale: 
     """int8 1x1 convolution: ``x [N, Cin, H, W]`` uint8/int8 -> ``[N, out_channels, H, W]``
     ``out_dtype``, channels_last, with an optional fused ``relu`` / ``relu6``."""
     y_min, y_max = output_range(activation, y_scale, y_zero_point, out_dtype)
+    if type(out_channels) is int and type(x_zero_point) is int and eager((x, packed)):
+        return _qops.qconv1x1_eager(x, packed, out_channels, float(x_scale), x_zero_point, float(y_scale),
+                                    y_zero_point, out_dtype, y_min, y_max)
     return torch.ops.mobilekernels.qconv1x1(x, packed, out_channels, float(x_scale), x_zero_point,
                                             float(y_scale), y_zero_point, out_dtype, y_min, y_max)
 
@@ -74,6 +84,8 @@ def qdwconv2d_pack(weight: torch.Tensor, w_scale: Union[float, torch.Tensor],
                    w_zero_point: Union[int, torch.Tensor] = 0, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Pack a uint8/int8 depthwise weight ``[C*m, 1, kh, kw]`` (see :func:`qconv1x1_pack`)."""
     s, z = _as_tensor_qparams(w_scale, w_zero_point)
+    if eager((weight, s, z), (bias,)):
+        return _qops._qdwconv2d_pack_cpu(weight, s, z, bias)
     return torch.ops.mobilekernels.qdwconv2d_pack(weight, s, z, bias)
 
 
@@ -86,6 +98,9 @@ def qdwconv2d(x: torch.Tensor, packed: torch.Tensor, out_channels: int, kernel_s
     k, s, d = pair("kernel_size", kernel_size, 1), pair("stride", stride, 1), pair("dilation", dilation, 1)
     p = conv_padding(padding, k, s, d)
     y_min, y_max = output_range(activation, y_scale, y_zero_point, out_dtype)
+    if type(out_channels) is int and type(x_zero_point) is int and eager((x, packed)):
+        return _qops.qdwconv2d_eager(x, packed, out_channels, k, s, p, d, float(x_scale), x_zero_point,
+                                     float(y_scale), y_zero_point, out_dtype, y_min, y_max)
     return torch.ops.mobilekernels.qdwconv2d(x, packed, out_channels, list(k), list(s), list(p), list(d),
                                              float(x_scale), x_zero_point, float(y_scale), y_zero_point,
                                              out_dtype, y_min, y_max)
@@ -169,9 +184,35 @@ def qinverted_residual(x: torch.Tensor, packs: QInvertedResidualPacks, x_scale: 
             stage without one), applied after that stage's requantization to ``qparams[i]``
             (e.g. Hardswish); the stage then outputs ``lut_qparams[i]`` (scale, zero_point).
     """
-    args = _block_call_args(x, packs, x_scale, x_zero_point, qparams, stride, padding, activations, residual,
-                            out_qparams, out_dtype)
-    return torch.ops.mobilekernels.qinverted_residual(*args, band_rows, *_lut_args(luts, lut_qparams))
+    args = (*_block_call_args(x, packs, x_scale, x_zero_point, qparams, stride, padding, activations, residual,
+                              out_qparams, out_dtype), band_rows, *_lut_args(luts, lut_qparams))
+    if _ints(args[4], args[5], args[6], args[10], *args[12], args[17], band_rows, *(args[23] or ())) and eager(
+            (x, packs.dw, packs.project), (packs.expand, *args[19:22])):
+        return _qblockops.qinverted_residual_eager(*args)
+    return torch.ops.mobilekernels.qinverted_residual(*args)
+
+
+def qadd(a: torch.Tensor, a_scale: float, a_zero_point: int, b: torch.Tensor, b_scale: float, b_zero_point: int,
+         out_scale: float, out_zero_point: int, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+    """int8 residual add of codes ``a``, ``b`` (uint8 or int8, same ``[N, C, H, W]`` shape, e.g.
+    a block input and a ``qconv1x1`` output): ``(a - a_zp) * a_scale / out_scale + (b - b_zp) *
+    b_scale / out_scale`` in fp32, rounded half to even, ``+ out_zero_point``, clamped to ``dtype``
+    (uint8 or int8); channels_last. Bit-exact to ``mobilekernels.quant.modules.qadd`` and to the
+    add ``qinverted_residual`` fuses."""
+    if (type(a_scale) is float and type(b_scale) is float and type(out_scale) is float
+            and _ints(a_zero_point, b_zero_point, out_zero_point) and type(dtype) is torch.dtype and eager((a, b))):
+        return _qaddops._qadd_cpu(a, a_scale, a_zero_point, b, b_scale, b_zero_point, out_scale, out_zero_point, dtype)
+    return torch.ops.mobilekernels.qadd(a, a_scale, a_zero_point, b, b_scale, b_zero_point, out_scale,
+                                        out_zero_point, dtype)
+
+
+def _ints(*values) -> bool:
+    """Every value an exact int (what the op schema would convert others to; else the registered
+    op runs and converts or rejects them as before)."""
+    for v in values:
+        if type(v) is not int:
+            return False
+    return True
 
 
 def qinverted_residual_info(x: torch.Tensor, packs: QInvertedResidualPacks, x_scale: float, x_zero_point: int,
