@@ -11,7 +11,7 @@ bytes of the expanded H x W x Cin*t tensor. Medians of interleaved samples (min-
     python bench/bench_blocks.py --dtype int8   # the int8 block (qinverted_residual)
 
 int8 (``--dtype int8``): the fused ``qinverted_residual`` against ``qconv1x1 -> qdwconv2d ->
-qconv1x1`` (+ mobilekernels.quant's int8 residual add in torch ops, what ``mk.quantize`` runs
+qconv1x1`` (+ ``qops.qadd``, our C++ int8 residual add, what ``mk.quantize``'s replay runs
 unfused) and against the three int8 convs alone (the add left out, the fairest kernel-to-kernel
 ratio); uint8 activations, int8 per-channel weights, relu6 clamps; scratch against the bytes of
 the uint8 expanded tensor. Every run first checks the fused output equals the unfused one.
@@ -81,7 +81,6 @@ def block_fns(h, w, cin, t, cout, s, band, batch=1):
 
 def block_fns_q8(h, w, cin, t, cout, s, band, batch=1):
     from mobilekernels import qops
-    from mobilekernels.quant.modules import qadd
 
     g = torch.Generator().manual_seed(0)
     chid = cin * t
@@ -118,7 +117,7 @@ def block_fns_q8(h, w, cin, t, cout, s, band, batch=1):
 
     def unfused():
         y = convs()
-        return qadd(x, xs, xz, y, *qp[2], *oq) if res else y
+        return qops.qadd(x, xs, xz, y, *qp[2], *oq) if res else y  # our C++ int8 add, as the replay runs it
 
     with torch.no_grad():
         if not torch.equal(fused(), unfused()):
