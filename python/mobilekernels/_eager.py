@@ -2,7 +2,7 @@
 through ``torch.ops.mobilekernels.*`` (the dispatcher costs tens of microseconds per call).
 
 Direct is safe only when nothing would observe or transform the call: not under
-``torch.compile`` / dynamo, no torch-function mode (e.g. ``torch.device``) and no
+``torch.compile`` / dynamo nor ``torch.jit.trace``, no torch-function mode (e.g. ``torch.device``) and no
 torch-dispatch mode (``FlopCounterMode``, ``make_fx`` / non-strict export proxies, fake tensor
 mode, a user's logging mode: they must see the ``mobilekernels::*`` op), no functorch
 transform (vmap / grad wrap plain-typed tensors), every tensor argument exactly
@@ -20,13 +20,14 @@ _function_mode = torch._C._is_torch_function_mode_enabled
 _functorch = torch._C._are_functorch_transforms_active
 _grad_enabled = torch._C.is_grad_enabled
 _compiling = torch.compiler.is_compiling
+_jit_tracing = torch._C._get_tracing_state  # not None while torch.jit.trace records
 
 
 def eager(tensors: tuple, optional: tuple = ()) -> bool:
     """True when the direct CPU call may replace the registered op: ``tensors`` (required
     arguments) are all exactly ``torch.Tensor``, ``optional`` ones that or None, and no mode,
     transform, compilation or autograd is involved (see the module docstring)."""
-    if _compiling() or _dispatch_modes() or _function_mode() or _functorch():
+    if _compiling() or _dispatch_modes() or _function_mode() or _functorch() or _jit_tracing() is not None:
         return False
     grad = _grad_enabled()
     for t in tensors:

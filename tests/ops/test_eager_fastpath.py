@@ -250,6 +250,20 @@ def test_predicate():
     assert not _eager.eager((torch.ones(1),), (y,))
 
 
+@pytest.mark.parametrize("name", ["dwconv2d_packed", "conv1x1_packed", "inverted_residual_packed", "qconv1x1",
+                                  "qinverted_residual", "qadd"])
+def test_jit_trace_records_the_op(name):
+    import warnings
+
+    wrapper, op, (args, kwargs) = _inputs(name)
+    x = args[0]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(lambda x: wrapper(x, *args[1:], **kwargs), (x,), check_trace=False)
+        assert torch.equal(traced(x), wrapper(*args, **kwargs))
+    assert f"mobilekernels::{op}" in str(traced.graph)
+
+
 def test_compile_records_the_op():
     graphs = []
 
