@@ -189,6 +189,26 @@ TEST(F32Dwconv, TwoRowBlocks) {
       check_shape({2, h, 10, 24, 1, 3, 3, s, s, 1, 1, 0, 0, 1, 1}, Activation::relu6, rng, {3});
 }
 
+// 3x3 stride-2 sweep blocks (AVX2: rows of at most 7 outputs, left padding 1): every output
+// width 1..8 (8 takes the two-row blocks again) from both input-width parities, so the carried
+// column meets the right border (odd W: the last block's last column is padding) or not; one-
+// and multi-vector channel counts with and without tails; batch 2; padding 0 (checked path)
+// and 1; odd and even heights; row ranges cut at odd rows.
+TEST(F32Dwconv, SweepStride2Blocks) {
+  std::mt19937 rng(7);
+  for (int64_t w = 1; w <= 16; ++w)
+    for (int64_t h : {1, 4, 7, 14})
+      for (int64_t c : {8, 16, 17, 33})
+        for (int64_t pad : {0, 1}) {
+          if (w + 2 * pad < 3 || h + 2 * pad < 3) continue;
+          const Shape sh{1 + (w + h) % 2, h, w, c, 1, 3, 3, 2, 2, 1, 1, pad, pad, pad, pad};
+          const Activation act = static_cast<Activation>((w + c) % 4);
+          check_shape(sh, act, rng);
+          check_shape(sh, act, rng, {1, 3});
+        }
+  check_shape({2, 14, 14, 576, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, Activation::relu6, rng);
+}
+
 // Large images: many full-width blocks per row, channels over several vectors with a tail.
 TEST(F32Dwconv, LargeImages) {
   std::mt19937 rng(6);

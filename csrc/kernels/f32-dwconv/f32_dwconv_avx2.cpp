@@ -12,6 +12,16 @@ template <>
 struct TwoRowBlockW<VecF32Avx2> {
   static constexpr int kStride1 = 4, kStride2 = 3;
 };
+// Stride-2 sweep blocks (see block_s2_channels): 7 pixels = 7 accumulators + 3 weights + the
+// carried column, on rows of at most 7 outputs. In-process A/B on Zen 3 against the two-row
+// blocks (3 pixels x 2 rows, rows of 7 cut 3+2+2): 14x14 inputs (OW 7) 0.86-0.94x time, 7x7
+// inputs 0.96-0.98x; 28x28 (OW 14) 0.98-1.04x and 56x56 / 112x112 (OW 28, 56) 1.06-1.1x, where
+// reading 3 input rows per output row instead of 2.5 costs more than the wider blocks save:
+// those keep the two-row blocks.
+template <>
+struct SweepS2BlockW<VecF32Avx2> {
+  static constexpr int kWidth = 7, kMaxOW = 7;
+};
 }  // namespace
 
 void f32_dwconv_avx2(const F32DwconvParams& p, const float* input, const float* packed,

@@ -11,7 +11,9 @@
 // the input are skipped per row; border columns use the same code with zero-filled
 // out-of-range columns. Where an ISA sets TwoRowBlockW (AVX2), pairs of output rows that read no
 // padding rows run as two-row blocks (block2_channels): the input rows they share are loaded
-// once for both, and twice the accumulators hide the FMA latency.
+// once for both, and twice the accumulators hide the FMA latency. Where an ISA sets
+// SweepS2BlockW (AVX2), short 3x3 stride-2 rows run as one-row sweep blocks instead
+// (block_s2_channels: 7 pixels, the column adjacent outputs share carried in a register).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -76,6 +78,14 @@ inline void interior_cols(const F32DwconvParams& p, int64_t& ow_lo, int64_t& ow_
 }
 
 #define MK_ALWAYS_INLINE inline __attribute__((always_inline))
+
+// Which specialisation serves a shape; -1 = generic.
+inline int fixed_index(const F32DwconvParams& p) {
+  if (p.M != 1 || p.DH != 1 || p.DW != 1 || p.KH != p.KW || p.SH != p.SW) return -1;
+  const int k = p.KH == 3 ? 0 : p.KH == 5 ? 1 : p.KH == 7 ? 2 : -1;
+  const int s = p.SH == 1 ? 0 : p.SH == 2 ? 1 : -1;
+  return (k < 0 || s < 0) ? -1 : k * 2 + s;
+}
 
 // Fixed kernel KHxKW, stride S, dilation 1: BW output pixels starting at column ow, for every
 // channel vector of [c0, c1). Row pointers and column validity are computed once per block and
@@ -162,6 +172,97 @@ MK_ALWAYS_INLINE void balanced_blocks_3x3(const F32DwconvParams& p, F&& f) {
   }
 }
 
+// The 3x3 stride-2 sweep blocks (block_s2_channels) per ISA: kWidth output pixels per block, used
+// on rows of at most kMaxOW outputs; kWidth 0 = off (row_fixed's blocks and the two-row blocks
+// serve stride 2). An ISA file specialises this before instantiating the body (only AVX2:
+// measured there).
+template <class V>
+struct SweepS2BlockW {
+  static constexpr int kWidth = 0, kMaxOW = 0;
+};
+
+// Whether the sweep blocks serve this shape (3x3 stride 2, row_fixed's compile-time borders).
+template <class V>
+inline bool use_sweep_s2(const F32DwconvParams& p) {
+  return SweepS2BlockW<V>::kWidth > 0 && fixed_index(p) == 1 && borders_known_3x3(p, 2) &&
+         p.OW <= SweepS2BlockW<V>::kMaxOW;
+}
+
+// Makes the compiler hold v in a vector register at this point: without it GCC folds a
+// register-carried input column back into each FMA that reads it as a memory operand,
+// loading it twice.
+template <class T>
+MK_ALWAYS_INLINE void keep_in_register(T& v) {
+#if defined(__x86_64__) || defined(__i386__)
+  asm("" : "+x"(v));
+#elif defined(__aarch64__)
+  asm("" : "+w"(v));
+#else
+  (void)v;
+#endif
+}
+
+// 3x3 stride 2, one output row, BW pixels starting at column ow, for every channel vector of
+// [c0, c1), left padding 1 with the borders known at compile time (LZ / TZ as in
+// block_channels). Adjacent stride-2 outputs share one input column (output j reads columns
+// 2j, 2j+1, 2j+2), so each kernel row is swept along W carrying the shared column in a
+// register: 2 loads per output per row instead of 3, and only the 3 weights of that kernel row,
+// the carried column and BW accumulators are live, which leaves room for a row of 7 outputs
+// in one block (the two-row blocks cut it 3+2+2). Each accumulator sums its taps in the same
+// order as block_channels / block2_channels (bias, then kernel rows, then kernel columns):
+// bit-identical results.
+template <class V, int BW, Activation A, int LZ, int TZ>
+MK_ALWAYS_INLINE void block_s2_channels(const F32DwconvParams& p, const RowCtx& r, const float* pk,
+                                        int64_t cpad, int64_t ow, int64_t c0, int64_t c1) {
+  using T = typename V::T;
+  const int64_t C = p.C, cout = p.cout(), col0 = ow * 2 - p.PL;
+  const float* rows[3];
+  for (int kh = 0; kh < 3; ++kh)
+    rows[kh] = (kh >= r.kh_lo && kh < r.kh_hi) ? r.in_n + ((r.ih0 + kh) * p.W + col0) * C : nullptr;
+  float* out = r.out_row + ow * cout;
+  const float* bias = pk + 9 * cpad;
+
+  auto tile = [&](int64_t c, int64_t n, auto tail_tag) __attribute__((always_inline)) {
+    constexpr bool Tail = decltype(tail_tag)::value;
+    T acc[BW];
+    const T b = V::load(bias + c);
+    for (int j = 0; j < BW; ++j) acc[j] = b;
+    const float* wk = pk + (c >> 4) * (9 * 16) + (c & 15);
+#pragma GCC unroll 3
+    for (int kh = 0; kh < 3; ++kh) {
+      if (!rows[kh]) continue;
+      const float* row = rows[kh] + c;
+      const T w0 = V::load(wk + (kh * 3 + 0) * 16), w1 = V::load(wk + (kh * 3 + 1) * 16),
+              w2 = V::load(wk + (kh * 3 + 2) * 16);
+      T carry = LZ ? V::zero() : ld<V, Tail>(row, n);  // column 2j, shared with output j-1
+      keep_in_register(carry);
+#pragma GCC unroll 16
+      for (int j = 0; j < BW; ++j) {
+        if (!(LZ && j == 0)) acc[j] = V::fmadd(carry, w0, acc[j]);
+        acc[j] = V::fmadd(ld<V, Tail>(row + (2 * j + 1) * C, n), w1, acc[j]);
+        if (!(TZ && j == BW - 1)) {
+          carry = ld<V, Tail>(row + (2 * j + 2) * C, n);
+          keep_in_register(carry);
+          acc[j] = V::fmadd(carry, w2, acc[j]);
+        }
+      }
+    }
+    for (int j = 0; j < BW; ++j) st<V, A, Tail>(p, out + j * cout + c, acc[j], n);
+  };
+  int64_t c = c0;
+  for (; c + V::kWidth <= c1; c += V::kWidth) tile(c, V::kWidth, std::false_type{});
+  if (c < c1) tile(c, c1 - c, std::true_type{});
+}
+
+// block_s2_channels for a run-time width bw in [1, B].
+template <class V, int B, Activation A, int LZ, int TZ>
+void block_s2_any(int64_t bw, const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad,
+                  int64_t ow, int64_t c0, int64_t c1) {
+  if constexpr (B > 1)
+    if (bw < B) return block_s2_any<V, B - 1, A, LZ, TZ>(bw, p, r, pk, cpad, ow, c0, c1);
+  block_s2_channels<V, B, A, LZ, TZ>(p, r, pk, cpad, ow, c0, c1);
+}
+
 template <class V, int KH, int KW, int S, Activation A>
 void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad, int64_t c0,
                int64_t c1, int64_t ow_lo, int64_t ow_hi) {
@@ -171,6 +272,17 @@ void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64
   // right border read their out-of-range columns as zero (Checked). Stride 1 reuses more of
   // each loaded column, so it takes a wider block where the vector file allows.
   constexpr int B = S == 1 ? V::kBlockWStride1 : V::kBlockW;
+  if constexpr (KH == 3 && KW == 3 && S == 2 && SweepS2BlockW<V>::kWidth > 0) {
+    if (use_sweep_s2<V>(p)) {
+      // One block for the whole row (OW <= kMaxOW <= kWidth): its first column is the left
+      // padding; its last is the right padding when (OW-1)*2 + 2 > W-1.
+      constexpr int B = SweepS2BlockW<V>::kWidth;
+      static_assert(SweepS2BlockW<V>::kMaxOW <= B, "sweep rows are one block");
+      if ((p.OW - 1) * 2 + 2 > p.W) block_s2_any<V, B, A, 1, 1>(p.OW, p, r, pk, cpad, 0, c0, c1);
+      else block_s2_any<V, B, A, 1, 0>(p.OW, p, r, pk, cpad, 0, c0, c1);
+      return;
+    }
+  }
   if constexpr (KW == 3) {
     if (borders_known_3x3(p, S)) {
       balanced_blocks_3x3<B, S>(p, [&](int64_t bw, int64_t ow, auto lz, auto tz) __attribute__((always_inline)) {
@@ -280,14 +392,6 @@ template <class V, Activation A>
 using RowFn = void (*)(const F32DwconvParams&, const RowCtx&, const float*, int64_t, int64_t,
                        int64_t, int64_t, int64_t);
 
-// Which specialisation serves a shape; -1 = generic.
-inline int fixed_index(const F32DwconvParams& p) {
-  if (p.M != 1 || p.DH != 1 || p.DW != 1 || p.KH != p.KW || p.SH != p.SW) return -1;
-  const int k = p.KH == 3 ? 0 : p.KH == 5 ? 1 : p.KH == 7 ? 2 : -1;
-  const int s = p.SH == 1 ? 0 : p.SH == 2 ? 1 : -1;
-  return (k < 0 || s < 0) ? -1 : k * 2 + s;
-}
-
 template <class V, Activation A>
 RowFn<V, A> pick_row(const F32DwconvParams& p) {
   switch (fixed_index(p)) {
@@ -313,7 +417,7 @@ Row2Fn<V, A> pick_row2(const F32DwconvParams& p) {
     if (!borders_known_3x3(p, p.SW)) return nullptr;
     switch (fixed_index(p)) {
       case 0: return row2_fixed<V, 1, A>;
-      case 1: return row2_fixed<V, 2, A>;
+      case 1: return use_sweep_s2<V>(p) ? nullptr : row2_fixed<V, 2, A>;
       default: return nullptr;
     }
   }
