@@ -23,11 +23,19 @@ _compiling = torch.compiler.is_compiling
 _jit_tracing = torch._C._get_tracing_state  # not None while torch.jit.trace records
 
 
+def unobserved() -> bool:
+    """No compilation, torch-function / torch-dispatch mode, functorch transform or jit trace is
+    active: nothing would miss a direct C++ call. The ``nn`` modules' eager paths test this
+    too (plus their own tensor-type and grad checks)."""
+    return not (_compiling() or _dispatch_modes() or _function_mode() or _functorch()
+                or _jit_tracing() is not None)
+
+
 def eager(tensors: tuple, optional: tuple = ()) -> bool:
     """True when the direct CPU call may replace the registered op: ``tensors`` (required
     arguments) are all exactly ``torch.Tensor``, ``optional`` ones that or None, and no mode,
     transform, compilation or autograd is involved (see the module docstring)."""
-    if _compiling() or _dispatch_modes() or _function_mode() or _functorch() or _jit_tracing() is not None:
+    if not unobserved():
         return False
     grad = _grad_enabled()
     for t in tensors:

@@ -17,6 +17,7 @@ from torch import nn
 
 from ._pack_cache import cached_call, remember_call, tensor_key
 from .. import _C, _chain, _ops, _pwops
+from .._eager import unobserved
 from .._checks import conv_padding
 
 _ACT_NAMES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardswish: "hardswish"}
@@ -283,12 +284,12 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Eager inference first (cheapest checks first).
-        if not torch.is_grad_enabled() and type(x) is torch.Tensor and not torch.compiler.is_compiling():
+        if not torch.is_grad_enabled() and type(x) is torch.Tensor and unobserved():
             return self._eager(x)
         if torch.is_grad_enabled() and (x.requires_grad or any(
                 t is not None and t.requires_grad for t in self._weights())) and not torch.compiler.is_compiling():
             return self._unfused(x)  # the fused op is inference-only
-        if torch.compiler.is_compiling():
+        if not unobserved():  # compile / export / jit trace / a torch mode records the op
             return self._traced_op(x)
         if type(x) is torch.Tensor:  # grad on, but nothing requires it
             return self._eager(x)

@@ -31,6 +31,7 @@ from .depthwise import DepthwiseConv2d
 from .pointwise import PointwiseConv2d
 from .se_block import SEInvertedResidual
 from .. import _chain
+from .._eager import unobserved
 
 _KINDS = {InvertedResidual: "inverted_residual", SEInvertedResidual: "se_inverted_residual",
           PointwiseConv2d: "conv1x1", DepthwiseConv2d: "dwconv"}
@@ -206,7 +207,7 @@ class ChainedSequential(nn.Sequential):
         return "\n".join(lines)
 
     def forward(self, x):
-        if torch.compiler.is_compiling() or torch.is_grad_enabled() or type(x) is not torch.Tensor:
+        if torch.is_grad_enabled() or type(x) is not torch.Tensor or not unobserved():
             return super().forward(x)
         plan = self._plan()
         if any(plan.hook_dicts):

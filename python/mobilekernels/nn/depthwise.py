@@ -7,6 +7,7 @@ from torch import nn
 from ._pack_cache import CachedPackMixin
 from .. import _ops
 from .._checks import conv_padding
+from .._eager import unobserved
 
 
 class DepthwiseConv2d(CachedPackMixin, nn.Conv2d):
@@ -59,11 +60,11 @@ class DepthwiseConv2d(CachedPackMixin, nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Eager inference first (cheapest checks first): the same kernel as the registered op,
         # without the dispatcher round trip.
-        if not torch.is_grad_enabled() and type(x) is torch.Tensor and not torch.compiler.is_compiling():
+        if not torch.is_grad_enabled() and type(x) is torch.Tensor and unobserved():
             return self._plan.run(x, self._pack())
-        # Traced (fx, compile, export) or autograd: the registered differentiable op on the raw
-        # weight, so graphs record it and training works.
-        if (isinstance(x, torch.fx.Proxy) or torch.compiler.is_compiling()
+        # Traced (fx, compile, export, jit), under a torch mode, or autograd: the registered
+        # differentiable op on the raw weight, so graphs and modes record it and training works.
+        if (isinstance(x, torch.fx.Proxy) or not unobserved()
                 or self.weight.requires_grad or x.requires_grad):
             return torch.ops.mobilekernels.dwconv2d(x, self.weight, self.bias, list(self.stride),
                                                     list(self._pads), list(self.dilation), self.activation)

@@ -6,6 +6,7 @@ from torch import nn
 
 from ._pack_cache import CachedPackMixin, cached_call, remember_call
 from .. import _C, _chain, _ops, _pwops
+from .._eager import unobserved
 
 
 class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
@@ -86,9 +87,10 @@ class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Eager inference first (cheapest checks first).
-        if not torch.is_grad_enabled() and type(x) is torch.Tensor and not torch.compiler.is_compiling():
+        if not torch.is_grad_enabled() and type(x) is torch.Tensor and unobserved():
             return self._eager(x)
-        if (torch.compiler.is_compiling() or torch.is_grad_enabled()
+        # traced, under a torch mode, or autograd: the registered op on the raw weight
+        if (not unobserved() or torch.is_grad_enabled()
                 and (self.weight.requires_grad or x.requires_grad)):
             return torch.ops.mobilekernels.conv1x1(x, self.weight, self.bias, self.activation)
         if type(x) is torch.Tensor:  # grad on, but nothing requires it

@@ -21,6 +21,7 @@ from torch import nn
 
 from .. import _qblockops, qops
 from .._checks import conv_padding
+from .._eager import unobserved
 from .._C import q8_inverted_residual as _run_q8_block
 from ._pack_cache import cached_call, remember_call, tensor_key
 
@@ -182,7 +183,7 @@ class QuantizedInvertedResidual(nn.Module):
     def forward_codes(self, q: torch.Tensor, scale: float, zero_point: int, band_rows: int = 0) -> torch.Tensor:
         """uint8 / int8 codes ``[N, Cin, H, W]`` with their qparams -> uint8 codes (channels_last)
         with :meth:`output_qparams`. ``scale`` must be the one the block was built for."""
-        if type(q) is torch.Tensor and not torch.compiler.is_compiling():
+        if type(q) is torch.Tensor and unobserved():
             key = (q.shape, q.dtype, scale, zero_point, band_rows, tensor_key(self.expand_packed),
                    tensor_key(self.dw_packed), tensor_key(self.project_packed), tensor_key(self.qparams),
                    tensor_key(self.luts), tensor_key(self.lut_qparams), self.stride, tuple(self.pads), tuple(self.activations), self.residual)

@@ -23,6 +23,7 @@ from torch import nn
 
 from .. import _C, qops
 from .._checks import conv_padding, dw_geometry
+from .._eager import unobserved
 from ..nn._pack_cache import cached_call, remember_call, tensor_key
 from .observers import (dequantize_tensor, fake_quantize, make_observer, quantize_tensor,
                         quantize_weight_per_channel)
@@ -89,7 +90,7 @@ def _apply_lut(lut: torch.Tensor, q: torch.Tensor, inplace: bool = False) -> tor
     time). Otherwise index_select with int32 indices (~6x faster than ``lut[q.long()]``)."""
     if (type(q) is torch.Tensor and q.dtype == torch.uint8 and q.device.type == "cpu" and lut.dtype == torch.uint8
             and lut.numel() == 256 and lut.is_contiguous() and q.is_contiguous(memory_format=torch.channels_last)
-            and not torch.compiler.is_compiling()):
+            and unobserved()):
         out = q if inplace else q.clone(memory_format=torch.channels_last)
         if out.numel():
             _C.q8_lut(lut.data_ptr(), out.data_ptr(), out.numel())
@@ -249,7 +250,7 @@ class QConv(QStep):
         return qops.qconv1x1(x, self.packed, self.out_channels, s, z, ys, yz, activation=self.act)
 
     def _run_int8(self, x, s, z, ys, yz):
-        if type(x) is not torch.Tensor or torch.compiler.is_compiling():
+        if type(x) is not torch.Tensor or not unobserved():
             return self._run_op(x, s, z, ys, yz)
         key = (x.shape, x.dtype, s, z, ys, yz, tensor_key(self.packed), self.act, self.kind)
         call = cached_call(self, key)

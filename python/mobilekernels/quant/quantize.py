@@ -37,6 +37,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .._eager import unobserved
 from ..nn.block import _fold_bn
 from ..models.attention import CBAM, ECA
 from .modules import FLOAT, KERNEL, TORCH_INT, QAvgPool, QBlock, QCBAM, QConv, QECA, QFlatten, QFloat, QLut, QSE
@@ -78,7 +79,7 @@ class QuantizedModel(nn.Module):
             raise TypeError(f"expected a float [N, C, H, W] tensor, got "
                             f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}")
         replay = (getattr(self, "replay", True) and type(x) is torch.Tensor and x.device.type == "cpu"
-                  and x.shape[0] > 0 and not torch.compiler.is_compiling())
+                  and x.shape[0] > 0 and unobserved())
         if replay:
             key = plan_key(self, x)
             plan = self.__dict__.get("_replay_plan")
