@@ -137,13 +137,19 @@ class DwPlan:
         call = self._calls.get(x.shape)
         if call is None:
             call = self._prepare(x)
-        shape, strides, cpp = call
-        out = torch.empty_strided(shape, strides, dtype=torch.float32)
-        if cpp is None:  # empty batch
-            return out
-        x = x.contiguous(memory_format=torch.channels_last)
-        cpp.run(x.data_ptr(), packed.data_ptr(), packed.numel(), out.data_ptr(), torch.get_num_threads())
+        return _run_call(call, x, packed)
+
+
+def _run_call(call, x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+    """Run a validated depthwise call (``_dw_call``'s (shape, strides, C++ call)) into a new
+    channels_last output."""
+    shape, strides, cpp = call
+    out = torch.empty_strided(shape, strides, dtype=torch.float32)
+    if cpp is None:  # empty batch
         return out
+    x = x.contiguous(memory_format=torch.channels_last)
+    cpp.run(x.data_ptr(), packed.data_ptr(), packed.numel(), out.data_ptr(), torch.get_num_threads())
+    return out
 
 
 def pack_dw(weight: torch.Tensor, bias) -> torch.Tensor:
@@ -263,13 +269,7 @@ def dwconv2d_packed_eager(x, packed, out_channels: int, kernel: tuple, stride: t
         _check_packed_call(x, packed, out_channels, kernel)  # the precise errors
         call = remember(_EAGER_CALLS, key, _dw_call(x.shape, out_channels, kernel, stride, padding, dilation,
                                                     activation))
-    shape, strides, cpp = call
-    out = torch.empty_strided(shape, strides, dtype=torch.float32)
-    if cpp is None:  # empty batch
-        return out
-    x = x.contiguous(memory_format=torch.channels_last)
-    cpp.run(x.data_ptr(), packed.data_ptr(), packed.numel(), out.data_ptr(), torch.get_num_threads())
-    return out
+    return _run_call(call, x, packed)
 
 
 @torch.library.register_fake(f"{NS}::dwconv2d_packed")
