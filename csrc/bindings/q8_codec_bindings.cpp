@@ -25,9 +25,10 @@ void register_q8_codec(py::module_& m) {
     q8_global_avgpool(ptr<const uint8_t>(x), N, HW, C, scale, zp, y_scale, y_zp, ptr<uint8_t>(y));
   });
   m.def("q8_add", [](std::uintptr_t a, double sa, int32_t za, std::uintptr_t b, double sb, int32_t zb, double so,
-                     int32_t zo, std::uintptr_t out, int64_t n) {
+                     int32_t zo, std::uintptr_t out, int64_t n, bool a_signed, bool b_signed, bool out_signed) {
     py::gil_scoped_release nogil;
-    q8_add(ptr<const uint8_t>(a), sa, za, ptr<const uint8_t>(b), sb, zb, so, zo, ptr<uint8_t>(out), n);
+    q8_add(ptr<const uint8_t>(a), sa, za, ptr<const uint8_t>(b), sb, zb, so, zo, ptr<uint8_t>(out), n, a_signed,
+           b_signed, out_signed);
   });
   m.def("q8_mul_channel_gate", [](std::uintptr_t x, int64_t N, int64_t HW, int64_t C, double s, int32_t z,
                                   std::uintptr_t g, double gs, int32_t gz, double ys, int32_t yz, std::uintptr_t out) {

@@ -133,8 +133,8 @@ void q8_global_avgpool(const uint8_t* x, int64_t N, int64_t HW, int64_t C, doubl
 }
 
 void q8_add(const uint8_t* a, double sa, int32_t za, const uint8_t* b, double sb, int32_t zb, double so,
-            int32_t zo, uint8_t* out, int64_t n) {
-  residual_add(make_add_quant(sa, za, false, sb, zb, false, so, zo, false), a, b, out, n);
+            int32_t zo, uint8_t* out, int64_t n, bool a_signed, bool b_signed, bool out_signed) {
+  residual_add(make_add_quant(sa, za, a_signed, sb, zb, b_signed, so, zo, out_signed), a, b, out, n);
 }
 
 void q8_mul_channel_gate(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double s, int32_t z,

@@ -24,11 +24,13 @@ void q8_dequantize_f32(const uint8_t* q, int64_t n, double scale, int32_t zp, fl
 void q8_global_avgpool(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double scale, int32_t zp,
                        double y_scale, int32_t y_zp, uint8_t* y);
 
-// The int8 residual add on uint8 codes (quant.modules.qadd), n elements (out may alias a or b):
-//   clamp(round(f32(a - za) * f32(sa / so) + f32(b - zb) * f32(sb / so)) + zo, 0, 255)
-// with the products and the sum each rounded to fp32 as torch's separate ops round them.
+// The int8 residual add on byte codes (quant.modules.qadd), n elements (out may alias a or b):
+//   clamp(round(f32(a - za) * f32(sa / so) + f32(b - zb) * f32(sb / so)) + zo, out range)
+// with the products and the sum each rounded to fp32 as torch's separate ops round them; each of
+// a, b, out is uint8 or (flag set) int8 codes.
 void q8_add(const uint8_t* a, double sa, int32_t za, const uint8_t* b, double sb, int32_t zb, double so,
-            int32_t zo, uint8_t* out, int64_t n);
+            int32_t zo, uint8_t* out, int64_t n, bool a_signed = false, bool b_signed = false,
+            bool out_signed = false);
 
 // Attention gate on uint8 codes (quant.modules._mul_gate): x [N, HW, C] NHWC times a per-(n, c)
 // gate g [N, C] (SE / ECA) ->

@@ -7,9 +7,8 @@ layouts copied), each with its own scale and zero point, returns channels_last `
     y = clamp(round_half_even(f32(a - za) * f32(sa / so) + f32(b - zb) * f32(sb / so)) + zo, range)
 
 each product and the sum rounded to fp32: ``mobilekernels.quant.modules.qadd`` bit for bit (and
-the add that ``qinverted_residual`` fuses). The C++ kernel (``_C.q8_add``) reads and writes
-uint8 codes; int8 codes run it shifted by 128 (``c ^ 0x80``), which changes neither the
-differences ``a - za`` nor, since 128 is even, the rounding.
+the add that ``qinverted_residual`` fuses). The C++ kernel (``_C.q8_add``) takes each of a, b and the
+output as uint8 or int8 codes.
 """
 from __future__ import annotations
 
@@ -45,25 +44,16 @@ def _check(a, sa, za, b, sb, zb, so, zo, out_dtype) -> None:
         raise ValueError(f"input / output scale ratio too large ({sa} and {sb} over {so})")
 
 
-def _codes_u8(t: torch.Tensor, zp: int):
-    """(uint8 NHWC codes, zero point) of uint8 or int8 codes ``t`` (int8 shifted by 128)."""
-    if t.dtype == torch.int8:
-        t, zp = torch.bitwise_xor(t.view(torch.uint8), 128), zp + 128
-    return t.contiguous(memory_format=torch.channels_last), zp
-
-
 def _qadd_cpu(a, a_scale, a_zero_point, b, b_scale, b_zero_point, out_scale, out_zero_point, out_dtype):
     _check(a, a_scale, a_zero_point, b, b_scale, b_zero_point, out_scale, out_zero_point, out_dtype)
-    out = empty_cl(a.shape, torch.uint8)
+    out = empty_cl(a.shape, out_dtype)
     if out.numel() == 0:
-        return out.view(out_dtype)
-    a, za = _codes_u8(a, a_zero_point)
-    b, zb = _codes_u8(b, b_zero_point)
-    zo = out_zero_point + 128 if out_dtype == torch.int8 else out_zero_point
-    _C.q8_add(a.data_ptr(), a_scale, za, b.data_ptr(), b_scale, zb, out_scale, zo, out.data_ptr(), out.numel())
-    if out_dtype == torch.int8:
-        out.bitwise_xor_(128)
-        return out.view(torch.int8)
+        return out
+    a_signed, b_signed = a.dtype == torch.int8, b.dtype == torch.int8
+    a = a.contiguous(memory_format=torch.channels_last)  # no copy when already NHWC
+    b = b.contiguous(memory_format=torch.channels_last)
+    _C.q8_add(a.data_ptr(), a_scale, a_zero_point, b.data_ptr(), b_scale, b_zero_point, out_scale, out_zero_point,
+              out.data_ptr(), out.numel(), a_signed, b_signed, out_dtype == torch.int8)
     return out
 
 

@@ -74,9 +74,9 @@ def test_add_matches_qadd(sa, za, sb, zb, so, zo):
     b = torch.randint(0, 256, (2, 19, 5, 7), dtype=torch.uint8, generator=g).contiguous(memory_format=torch.channels_last)
     ref = qadd(a, sa, za, b, sb, zb, so, zo)
     out = torch.empty_like(a)
-    _C.q8_add(_ptr(a), sa, za, _ptr(b), sb, zb, so, zo, _ptr(out), a.numel())
+    _C.q8_add(_ptr(a), sa, za, _ptr(b), sb, zb, so, zo, _ptr(out), a.numel(), False, False, False)
     assert torch.equal(out, ref)
-    _C.q8_add(_ptr(a), sa, za, _ptr(b), sb, zb, so, zo, _ptr(b), a.numel())  # in place on b
+    _C.q8_add(_ptr(a), sa, za, _ptr(b), sb, zb, so, zo, _ptr(b), a.numel(), False, False, False)  # in place on b
     assert torch.equal(b, ref)
 
 

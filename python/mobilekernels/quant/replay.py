@@ -201,7 +201,7 @@ def _emit_step(b: _Builder, st, shape, s, z, small: bool = False):
         os_, oz = st.out_qparams()
         y = b.cur
         to = b.big_dst(_numel(shape))
-        b.emit(_C.q8_add, x, xs, xz, y, s, z, os_, oz, to, _numel(shape), to=to)
+        b.emit(_C.q8_add, x, xs, xz, y, s, z, os_, oz, to, _numel(shape), False, False, False, to=to)
         return shape, os_, oz
     if isinstance(st, QConv) and st.kind in ("pointwise", "depthwise", "im2col"):
         return _emit_conv(b, st, shape, s, z)
