@@ -149,11 +149,15 @@ def _conv1x1_pack_fake(weight, bias):
     return weight.new_empty((_C.f32_gemm_packed_size(cin, cout),))
 
 
-def _conv1x1_packed_cpu(x, packed, out_channels, activation):
+def _check_pw_packed(x, packed, out_channels) -> None:
     _check_x(x)
     _check_packed("packed", packed)
     if out_channels < 1:
         raise ValueError(f"out_channels must be >= 1, got {out_channels}")
+
+
+def _conv1x1_packed_cpu(x, packed, out_channels, activation):
+    _check_pw_packed(x, packed, out_channels)
     return _run_pw(x, packed, out_channels, activation)
 
 
@@ -313,26 +317,14 @@ def inverted_residual_packed_eager(x, epk, dpk, ppk, hidden_channels, out_channe
 
 
 def conv1x1_packed_eager(x, packed, out_channels: int, activation: str) -> torch.Tensor:
-    """The ``conv1x1_packed`` CPU impl for plain tensors (see ``_eager``), the output shape and
-    activation code kept per (x shape, arguments); the pack's header is checked by C++."""
+    """The ``conv1x1_packed`` CPU impl for plain tensors (see ``_eager``): the checks of x's shape
+    run once per (x shape, arguments) key, the tensors' kinds every call; the pack's header is
+    checked by C++."""
     key = (x.shape, out_channels, activation)
-    call = _EAGER_PW_CALLS.get(key)
-    if call is None or x.dtype is not torch.float32 or not x.is_cpu or not _f32_pack_ok(packed):
-        _check_x(x)  # the precise errors, in the impl's order
-        _check_packed("packed", packed)
-        if out_channels < 1:
-            raise ValueError(f"out_channels must be >= 1, got {out_channels}")
-        n, cin, h, w = x.shape
-        call = ((n, out_channels, h, w), n * h * w, cin, _act(activation))
-        remember(_EAGER_PW_CALLS, key, call)
-    shape, pixels, cin, act = call
-    out = empty_cl(shape, torch.float32)
-    if pixels == 0:
-        return out
-    x = _nhwc(x)
-    _C.f32_conv1x1(x.data_ptr(), packed.data_ptr(), packed.numel(), out.data_ptr(), pixels, cin, out_channels, act,
-                   torch.get_num_threads())
-    return out
+    if key not in _EAGER_PW_CALLS or x.dtype is not torch.float32 or not x.is_cpu or not _f32_pack_ok(packed):
+        _check_pw_packed(x, packed, out_channels)  # the precise errors, in the impl's order
+        remember(_EAGER_PW_CALLS, key, True)
+    return _run_pw(x, packed, out_channels, activation)
 
 
 # Validated calls of the functional fast paths, bounded (see _eager.remember).
