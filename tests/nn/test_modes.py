@@ -6,36 +6,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import mobilekernels as mk
 from mobilekernels.models import get_model
 from mobilekernels.quant import quantize
-
-
-class RecordOps(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
-class RecordFunctions(TorchFunctionMode):
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.append(str(func))  # an op packet prints as "mobilekernels.<op>"
-        return func(*args, **(kwargs or {}))
-
-
-def _ours(names):
-    return [n for n in names if "mobilekernels" in n]
+from recording_modes import RecordFunctions, RecordOps, mk_ops as _ours
 
 
 def _single_modules():

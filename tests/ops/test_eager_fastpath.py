@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 import mobilekernels as mk
 from mobilekernels import _eager, ops, ops_block, qops
+from recording_modes import RecordFunctions, RecordOps
 
 CL = torch.channels_last
 WRAPPER_MODULES = (ops, ops_block, qops)
@@ -130,30 +129,6 @@ class Spy:
             monkeypatch.setattr(m, "eager", spy)
 
 
-class RecordOps(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.seen.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
-class RecordFunctions(TorchFunctionMode):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.seen.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
-def _mk_ops(names):
-    return [s for s in names if "mobilekernels." in s or "mobilekernels::" in s]
-
-
 def _profiled_ops(fn):
     """mobilekernels:: events the profiler records at the dispatcher (it sets no mode)."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
@@ -193,7 +168,7 @@ def test_dispatch_mode_sees_the_op(name):
     wrapper, op, (args, kwargs) = _inputs(name)
     with torch.no_grad(), RecordOps() as mode:
         wrapper(*args, **kwargs)
-    assert f"mobilekernels.{op}.default" in mode.seen
+    assert f"mobilekernels.{op}.default" in mode.names
 
 
 @pytest.mark.parametrize("name", ["dwconv2d_packed", "conv1x1", "qinverted_residual", "qadd"])
@@ -201,7 +176,7 @@ def test_function_mode_sees_the_op(name):
     wrapper, op, (args, kwargs) = _inputs(name)
     with torch.no_grad(), RecordFunctions() as mode:
         wrapper(*args, **kwargs)
-    assert any(f"mobilekernels.{op}" in s for s in mode.seen)
+    assert any(f"mobilekernels.{op}" in s for s in mode.names)
 
 
 @pytest.mark.parametrize("name", ["dwconv2d", "dwconv2d_packed", "conv1x1_packed", "inverted_residual_packed",
@@ -289,7 +264,7 @@ def test_a_mode_ignoring_fast_path_is_caught(mode, monkeypatch):
     with torch.no_grad(), (RecordOps() if mode == "recording" else FlopCounterMode(display=False)) as m:
         wrapper(*args, **kwargs)
     if mode == "recording":
-        assert f"mobilekernels.{op}.default" not in m.seen
+        assert f"mobilekernels.{op}.default" not in m.names
     assert all(spy.answers)
 
 
