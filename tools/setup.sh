@@ -20,8 +20,10 @@ PIP="python3 -m pip --disable-pip-version-check -q"
 # onnx + onnxruntime (pinned, ~20 MB of wheels, seconds to install): the ONNX Runtime fp32/int8
 # rows of `python -m mobilekernels bench` and its CLI test, and the QLinearConv reference tests.
 # The bench exports with torch's TorchScript exporter (dynamo=False), so onnxscript is not needed.
+# ai-edge-litert (pinned, Google's TFLite runtime, 22 MB wheel; adds only backports.strenum, keeps
+# torch/numpy): the XNNPACK column of bench/bench_dwconv.py and its test.
 $PIP install "torch==2.13.0" numpy "scikit-build-core>=0.10" "pybind11>=2.12" \
-  pytest rich tqdm scikit-learn matplotlib "onnx==1.23.2" "onnxruntime==1.32.0"
+  pytest rich tqdm scikit-learn matplotlib "onnx==1.23.2" "onnxruntime==1.32.0" "ai-edge-litert==2.3.0"
 # The package itself: kept when it is already installed editable from this checkout (a developer's
 # `pip install -e .`, which rebuilds the C++ on import), else built and installed from here.
 if python3 - "$(pwd -P)" <<'PY'
