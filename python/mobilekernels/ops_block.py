@@ -75,10 +75,11 @@ def inverted_residual(x: torch.Tensor, expand_weight: Optional[torch.Tensor], ex
         residual: add ``x``; default ``stride == 1 and Cin == Cout``.
     """
     k, residual = _block_args(x, dw_weight, project_weight, stride, residual)
+    acts = _acts(activations)
     args = (x, expand_weight, expand_bias, dw_weight, dw_bias, project_weight, project_bias, stride,
-            _pads(k, padding), *_acts(activations), residual)
-    if _plain(stride, residual, args[9:12]) and eager((x, dw_weight, project_weight),
-                                                      (expand_weight, expand_bias, dw_bias, project_bias)):
+            _pads(k, padding), *acts, residual)
+    if _plain(stride, residual, acts) and eager((x, dw_weight, project_weight),
+                                                (expand_weight, expand_bias, dw_bias, project_bias)):
         return _pwops._inverted_residual_cpu(*args)
     return torch.ops.mobilekernels.inverted_residual(*args)
 
@@ -112,10 +113,12 @@ def inverted_residual_packed(x: torch.Tensor, packs: InvertedResidualPacks, stri
     check_tensor("x", x, torch.float32, 4)
     if residual is None:
         residual = stride == 1 and x.shape[1] == packs.out_channels
+    acts = _acts(activations)
     args = (x, packs.expand, packs.dw, packs.project, packs.hidden_channels, packs.out_channels, packs.kernel,
-            stride, _pads(packs.kernel, padding), *_acts(activations), residual, band_rows)
-    if (_plain(stride, residual, args[9:12]) and type(band_rows) is int and type(args[4]) is int
-            and type(args[5]) is int and type(args[6]) is int and eager((x, packs.dw, packs.project), (packs.expand,))):
+            stride, _pads(packs.kernel, padding), *acts, residual, band_rows)
+    if (_plain(stride, residual, acts) and type(band_rows) is int and type(packs.hidden_channels) is int
+            and type(packs.out_channels) is int and type(packs.kernel) is int
+            and eager((x, packs.dw, packs.project), (packs.expand,))):
         return _pwops.inverted_residual_packed_eager(*args)
     return torch.ops.mobilekernels.inverted_residual_packed(*args)
 
@@ -136,9 +139,10 @@ def se_inverted_residual(x: torch.Tensor, expand_weight: Optional[torch.Tensor],
     ``hardsigmoid`` (relu6(v + 3) / 6) or ``sigmoid``; the rest as :func:`inverted_residual`.
     """
     k, residual = _block_args(x, dw_weight, project_weight, stride, residual)
+    acts = _acts(activations)
     args = (x, expand_weight, expand_bias, dw_weight, dw_bias, project_weight, project_bias, fc1_weight, fc1_bias,
-            fc2_weight, fc2_bias, stride, _pads(k, padding), *_acts(activations), se_activation, gate, residual)
-    if (_plain(stride, residual, (*args[13:16], se_activation, gate))
+            fc2_weight, fc2_bias, stride, _pads(k, padding), *acts, se_activation, gate, residual)
+    if (_plain(stride, residual, (*acts, se_activation, gate))
             and eager((x, dw_weight, project_weight, fc1_weight, fc2_weight),
                       (expand_weight, expand_bias, dw_bias, project_bias, fc1_bias, fc2_bias))):
         return _seops._se_inverted_residual_cpu(*args)

@@ -184,12 +184,21 @@ def qinverted_residual(x: torch.Tensor, packs: QInvertedResidualPacks, x_scale: 
             stage without one), applied after that stage's requantization to ``qparams[i]``
             (e.g. Hardswish); the stage then outputs ``lut_qparams[i]`` (scale, zero_point).
     """
+    lut_args = _lut_args(luts, lut_qparams)
     args = (*_block_call_args(x, packs, x_scale, x_zero_point, qparams, stride, padding, activations, residual,
-                              out_qparams, out_dtype), band_rows, *_lut_args(luts, lut_qparams))
-    if _ints(args[4], args[5], args[6], args[10], *args[12], args[17], band_rows, *(args[23] or ())) and eager(
-            (x, packs.dw, packs.project), (packs.expand, *args[19:22])):
+                              out_qparams, out_dtype), band_rows, *lut_args)
+    if _exact_block_ints(*args) and eager((x, packs.dw, packs.project), (packs.expand, *lut_args[:3])):
         return _qblockops.qinverted_residual_eager(*args)
     return torch.ops.mobilekernels.qinverted_residual(*args)
+
+
+def _exact_block_ints(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, padding, x_scale,
+                      x_zero_point, scales, zero_points, clamps, out_dtype, residual, out_scale, out_zero_point,
+                      band_rows, expand_lut, dw_lut, project_lut, lut_scales, lut_zero_points) -> bool:
+    """The op's integer arguments (bound by position, as its schema lists them) that are not
+    normalised to int by ``_block_call_args`` / ``_lut_args`` are exact ints (see ``_ints``)."""
+    return _ints(hidden_channels, out_channels, kernel, x_zero_point, *zero_points, out_zero_point, band_rows,
+                 *(lut_zero_points or ()))
 
 
 def qadd(a: torch.Tensor, a_scale: float, a_zero_point: int, b: torch.Tensor, b_scale: float, b_zero_point: int,
