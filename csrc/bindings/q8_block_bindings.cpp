@@ -92,8 +92,9 @@ void register_q8_block(py::module_& m) {
         const Q8InvertedResidualParams p = params(geometry, expand, residual, band_rows, x_signed, y_signed, scales,
                                                   zps, clamps, luts, lut_scales, lut_zps);
         py::dict d;
-        d["kernel"] = q8_inverted_residual_kernel_name(p);
-        d["band_rows"] = q8_inverted_residual_band_rows(p);
+        d["kernel"] = q8_inverted_residual_kernel_name(p, row_sums);
+        d["band_rows"] = q8_inverted_residual_band_rows(p, row_sums);
+        d["chunk_cols"] = q8_inverted_residual_chunk_cols(p, row_sums);
         d["scratch_bytes_per_thread"] = q8_inverted_residual_scratch_bytes(p, row_sums);
         d["threads"] = q8_inverted_residual_threads(p, num_threads);
         d["expanded_bytes"] = p.N * p.H * p.W * p.Chid;

@@ -108,11 +108,45 @@ void block_share(int64_t C, int t, int team, int64_t& lo, int64_t& hi) {
   hi = std::min(C, kQ8GemmNR * (blocks * (t + 1) / team));
 }
 
-// Activation bytes of one thread's scratch: expanded input rows + the depthwise band.
-int64_t act_bytes(const Q8InvertedResidualParams& p, int64_t band) { return irbands::act_elems(p, band); }
+// Depthwise output pixels one step holds: the band, or one chunk of a row.
+int64_t dw_pixels(const Q8InvertedResidualParams& p, int64_t band, int64_t chunk) {
+  return chunk >= p.OW() ? band * p.OW() : chunk;
+}
+// Activation bytes of one thread's scratch: expanded input rows + the depthwise band or chunk.
+int64_t act_bytes(const Q8InvertedResidualParams& p, int64_t band, int64_t chunk) {
+  return (p.expand ? in_rows(p, band) * p.W * p.Chid : 0) + dw_pixels(p, band, chunk) * p.Chid;
+}
 // int32 row sums of the two GEMM inputs (only when a pack keeps weight zero points).
-int64_t rowsum_ints(const Q8InvertedResidualParams& p, int64_t band) {
-  return (p.expand ? in_rows(p, band) * p.W : 0) + band * p.OW();
+int64_t rowsum_ints(const Q8InvertedResidualParams& p, int64_t band, int64_t chunk) {
+  return (p.expand ? in_rows(p, band) * p.W : 0) + dw_pixels(p, band, chunk);
+}
+int64_t scratch_bytes(const Q8InvertedResidualParams& p, int64_t band, int64_t chunk, bool sums) {
+  return act_bytes(p, band, chunk) + (sums ? 4 * rowsum_ints(p, band, chunk) : 0);
+}
+
+// Output columns per depthwise + project step. From 28 rows on the scratch stays within 1/8 of
+// the expanded tensor (irbands::band_rows), but at 28x28 stride 1 (V2 blocks 5 and 6) even a
+// one-row band is 3 expanded rows + 1 depthwise row = 1/7: there the depthwise row is made and
+// projected a chunk of output columns at a time (same numbers: every output pixel is computed
+// alone). The fewest chunks that meet 1/8, and of those widths a multiple of 12 where one
+// gives as few chunks (the GEMM row tiles are 3, 4, 6 or 8 rows, the depthwise register blocks
+// 4 pixels), else the widest: 28 columns run as 14 + 14, or 12 + 12 + 4 with row sums. Whole
+// rows where 1/8 holds without chunks or where the expanded rows alone miss it (5x5 kernels on
+// 28 rows). The price is the setup of more, shorter depthwise and GEMM calls: on V2 blocks 5
+// and 6 (AVX2, thread CPU time, in-process A/B against whole rows) 14 + 14 cost +3.3%,
+// 12 + 12 + 4 +4.0%, 10 + 10 + 8 +5.6%.
+constexpr int64_t kChunkAlign = 12;
+
+int64_t chunk_for(const Q8InvertedResidualParams& p, int64_t band, bool sums) {
+  const int64_t OW = p.OW();
+  if (p.chunk_cols > 0) return std::min(p.chunk_cols, OW);
+  const int64_t expanded = p.H * p.W * p.Chid;
+  auto fits = [&](int64_t c) { return scratch_bytes(p, band, c, sums) * 8 <= expanded; };
+  if (p.H < 28 || fits(OW) || !fits(1)) return OW;
+  int64_t c = OW - 1;
+  while (!fits(c)) --c;
+  const int64_t aligned = c - c % kChunkAlign;
+  return aligned > 0 && ceil_div(OW, aligned) == ceil_div(OW, c) ? aligned : c;
 }
 
 uint8_t* thread_scratch(int64_t bytes) {
@@ -234,6 +268,7 @@ void q8_inverted_residual_validate(const Q8InvertedResidualParams& p) {
   require(!p.residual || (p.S == 1 && p.Cin == p.Cout && p.OH() == p.H && p.OW() == p.W),
           "a residual needs stride 1, Cin == Cout and an output as large as the input");
   require(p.band_rows >= 0, "band_rows must be >= 0 (0 = automatic)");
+  require(p.chunk_cols >= 0, "chunk_cols must be >= 0 (0 = automatic)");
   const int32_t ylo = p.y_signed ? -128 : 0, yhi = p.y_signed ? 127 : 255;
   const char* names[3] = {"expand", "depthwise", "project"};
   const Q8StageQuant* stages[3] = {&p.e, &p.d, &p.p};
@@ -260,13 +295,22 @@ void q8_inverted_residual_validate(const Q8InvertedResidualParams& p) {
   }
 }
 
-int64_t q8_inverted_residual_band_rows(const Q8InvertedResidualParams& p) {
-  return irbands::band_rows(p, 1);  // the fp32 block's rules, in bytes of int8 activations
+int64_t q8_inverted_residual_band_rows(const Q8InvertedResidualParams& p, bool row_sums) {
+  int64_t band = irbands::band_rows(p, 1);  // the fp32 block's rules, in bytes of int8 activations
+  // Row sums add 4 bytes per GEMM input pixel (1/8 more on 32 channels): a band that met 1/8
+  // without them (112x112 t == 1: 14 rows, exactly 1/8) gets shorter rather than chunked.
+  if (p.band_rows > 0 || !row_sums || p.H < 28) return band;
+  while (band > 1 && scratch_bytes(p, band, p.OW(), true) * 8 > p.H * p.W * p.Chid) --band;
+  return band;
+}
+
+int64_t q8_inverted_residual_chunk_cols(const Q8InvertedResidualParams& p, bool row_sums) {
+  return chunk_for(p, q8_inverted_residual_band_rows(p, row_sums), row_sums);
 }
 
 int64_t q8_inverted_residual_scratch_bytes(const Q8InvertedResidualParams& p, bool row_sums) {
-  const int64_t band = q8_inverted_residual_band_rows(p);
-  return act_bytes(p, band) + (row_sums ? 4 * rowsum_ints(p, band) : 0);
+  const int64_t band = q8_inverted_residual_band_rows(p, row_sums);
+  return scratch_bytes(p, band, chunk_for(p, band, row_sums), row_sums);
 }
 
 bool q8_inverted_residual_splits_channels(const Q8InvertedResidualParams& p, int num_threads) {
@@ -279,12 +323,14 @@ int q8_inverted_residual_threads(const Q8InvertedResidualParams& p, int num_thre
   return static_cast<int>(std::min<int64_t>(nt, std::max<int64_t>(1, p.N) * pieces_per_image(p, nt)));
 }
 
-std::string q8_inverted_residual_kernel_name(const Q8InvertedResidualParams& p) {
+std::string q8_inverted_residual_kernel_name(const Q8InvertedResidualParams& p, bool row_sums) {
   q8_inverted_residual_validate(p);
   const bool luts = (p.expand && p.e.lut) || p.d.lut || p.p.lut;
+  const int64_t chunk = q8_inverted_residual_chunk_cols(p, row_sums);
   return std::string("gemm ") + gemm_kernel(active_isa()).name + " + dwconv " + dw_kernel(active_isa()).name +
          (luts ? std::string(" + lut ") + lut_kernel(active_isa()).name : std::string()) + ", band " +
-         std::to_string(q8_inverted_residual_band_rows(p));
+         std::to_string(q8_inverted_residual_band_rows(p, row_sums)) +
+         (chunk < p.OW() ? ", chunk " + std::to_string(chunk) : std::string());
 }
 
 Q8LutFn q8_lut_kernel() { return lut_kernel(active_isa()).run; }
@@ -302,13 +348,19 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
   const int nt = std::max(1, num_threads);
   const int64_t pieces = pieces_per_image(p, nt), items = p.N * pieces;
   const int64_t piece_rows = ceil_div(OH, pieces);
-  const int64_t band = irbands::even_band(q8_inverted_residual_band_rows(p), piece_rows);  // equal bands in a piece
-  // Kernel setup ahead, once per call, only where a thread runs several bands: with one band
-  // per piece (14x14, 7x7) the kernels' own per-call setup is done as often, and widening a
-  // 16-column block at a time into L1 measured ~3% faster than reading all prepared weights
-  // (up to 300 KB on 7x7x960) from L2.
+  // Row sums (scratch) when a GEMM pack keeps weight zero points; band and chunk depend on it.
+  const bool sums =
+      (p.expand && q8_check_pack(expand_pack, expand_bytes, Q8PackKind::gemm, p.Cin, p.Chid, 1, 1).has_wzp) ||
+      q8_check_pack(project_pack, project_bytes, Q8PackKind::gemm, p.Chid, p.Cout, 1, 1).has_wzp;
+  const int64_t band_auto = q8_inverted_residual_band_rows(p, sums);
+  const int64_t band = irbands::even_band(band_auto, piece_rows);  // equal bands in a piece
+  const int64_t chunk = chunk_for(p, band_auto, sums);
+  // Kernel setup ahead, once per call, only where a thread runs several bands (or chunks): with
+  // one band per piece (14x14, 7x7) the kernels' own per-call setup is done as often, and
+  // widening a 16-column block at a time into L1 measured ~3% faster than reading all prepared
+  // weights (up to 300 KB on 7x7x960) from L2.
   const bool split = channel_split(p, nt);
-  const bool bands_repeat = !split && ceil_div(piece_rows, band) > 1;
+  const bool bands_repeat = !split && (ceil_div(piece_rows, band) > 1 || chunk < OW);
 
   // The same per-call preparation as the three unfused ops, hence the same numbers.
   GemmStage es, ps;
@@ -333,10 +385,9 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
   const auto* x = static_cast<const uint8_t*>(x_in);
   auto* out = static_cast<uint8_t*>(out_v);
   const int64_t row_hid = p.W * p.Chid;
-  const bool sums = es.has_wzp || ps.has_wzp;
-  const int64_t sum_bytes = sums ? 4 * rowsum_ints(p, band) : 0;
+  const int64_t sum_bytes = sums ? 4 * rowsum_ints(p, band, chunk) : 0;
   const int64_t buf_bytes = p.expand ? in_rows(p, band) * row_hid : 0;
-  const int64_t need = sum_bytes + act_bytes(p, band);
+  const int64_t need = scratch_bytes(p, band, chunk, sums);
   Q8DwconvParams dw_base{1, 0, p.W, p.Chid, p.K, p.K, p.S, p.S, 1, 1, 0, p.PL, 0, OW,
                          nullptr, ds.w, ds.bias_eff.data(), ds.scale.data(), ds.zero.data(), nullptr,
                          qd.x_signed, qd.y_signed, qd.y_zp,
@@ -427,20 +478,39 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
         have_hi = ih_hi;
         src = buf;
       }
-      // The band as a small image of its input rows (top padding shifted by the rows skipped;
-      // rows past ih_hi are outside the image, so the kernel reads them as padding).
-      Q8DwconvParams q = dw_base;
-      q.H = ih_hi - ih_lo;
-      q.PT = p.PT + ih_lo - b0 * p.S;
-      q.OH = b1 - b0;
-      q.x = src;
-      q.y = dwo;
-      dwfn(q, 0, b1 - b0, 0, p.Chid);
-      if (p.d.lut) lutfn(p.d.lut, dwo, (b1 - b0) * OW * p.Chid);
-      uint8_t* y = out_n + b0 * OW * p.Cout;
-      ps.run(gemm, dwo, (b1 - b0) * OW, y, rs_p);
-      if (p.p.lut) lutfn(p.p.lut, y, (b1 - b0) * OW * p.Cout);
-      if (p.residual) residual_add(aq, x_n + b0 * p.W * p.Cin, y, y, (b1 - b0) * OW * p.Cout);
+      // Depthwise (+ table), project (+ table, + residual) output rows [r0, r1), columns
+      // [c0, c0 + cols) (one row when cols < OW, so the output pixels are contiguous).
+      auto step = [&](int64_t r0, int64_t r1, int64_t c0, int64_t cols) {
+        // The rows as a small image of the band's input rows (top padding shifted by the rows
+        // skipped; rows past ih_hi are outside the image, so the kernel reads them as padding),
+        // the columns as a window of the rows: W stays the row stride and the right edge, the
+        // left padding moves by the columns skipped (negative inside the row). A chunk clear of
+        // both edges starts x at its first input column instead (left padding 0): then the
+        // kernel sees only interior columns and takes its fast paths on all of them.
+        const int64_t left = c0 * p.S - p.PL;  // input column of the chunk's first tap
+        const bool clear = left >= 0 && left + (cols - 1) * p.S + p.K <= p.W;
+        Q8DwconvParams q = dw_base;
+        q.H = ih_hi - ih_lo;
+        q.PT = p.PT + ih_lo - r0 * p.S;
+        q.OH = r1 - r0;
+        q.PL = clear ? 0 : -left;
+        q.OW = cols;
+        q.x = clear ? src + left * p.Chid : src;  // (t == 1: x itself, Cin == Chid)
+        q.y = dwo;
+        dwfn(q, 0, r1 - r0, 0, p.Chid);
+        const int64_t px = (r1 - r0) * cols;
+        if (p.d.lut) lutfn(p.d.lut, dwo, px * p.Chid);
+        uint8_t* y = out_n + (r0 * OW + c0) * p.Cout;
+        ps.run(gemm, dwo, px, y, rs_p);
+        if (p.p.lut) lutfn(p.p.lut, y, px * p.Cout);
+        if (p.residual) residual_add(aq, x_n + (r0 * p.W + c0) * p.Cin, y, y, px * p.Cout);
+      };
+      if (chunk >= OW) {
+        step(b0, b1, 0, OW);
+      } else {
+        for (int64_t r = b0; r < b1; ++r)
+          for (int64_t c0 = 0; c0 < OW; c0 += chunk) step(r, r + 1, c0, std::min(chunk, OW - c0));
+      }
     }
   };
   if (nt == 1 || items == 1) {

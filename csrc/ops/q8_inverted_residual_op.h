@@ -17,7 +17,10 @@
 // rows; the expand GEMM writes only the expanded rows a band needs into a per-thread scratch
 // (rows shared with the previous band are kept), the depthwise kernel reads that scratch and
 // writes one band of Chid-wide rows, and the project GEMM writes the output band, to which the
-// residual is added in place. Same band / thread plan as the fp32 block, sized in bytes. The
+// residual is added in place. Same band / thread plan as the fp32 block, sized in bytes. Where
+// even one-row bands would exceed 1/8 of the expanded tensor (H >= 28; 28x28 stride 1 in
+// MobileNetV2: 3 expanded rows + 1 depthwise row = 1/7), the depthwise output row is made and
+// projected in chunks of output columns instead (the fp32 block tiles hidden channels there). The
 // kernels' per-call setup (GEMM weight widening, depthwise weight order) runs once per call
 // when threads run several bands. Small images (<= 14 output rows from < 28 input rows) whose
 // batch does not spread over the threads split hidden channels instead: each thread expands and
@@ -68,23 +71,33 @@ struct Q8InvertedResidualParams {
   Q8StageQuant e, d, p;    // expand (ignored when !expand), depthwise, project
   double out_scale;        // residual add output (ignored without residual; clamp = dtype range)
   int32_t out_zp;
+  // Output columns per depthwise + project step (one output row at a time when < OW); 0 =
+  // automatic (the whole row unless the 1/8 scratch rule needs chunks). Not exposed to Python:
+  // tests force it.
+  int64_t chunk_cols = 0;
   int64_t OH() const { return (H + PT + PB - K) / S + 1; }
   int64_t OW() const { return (W + PL + PR - K) / S + 1; }
 };
 
 // Throws std::invalid_argument naming the first inconsistent field.
 void q8_inverted_residual_validate(const Q8InvertedResidualParams& p);
-// The band height a call uses (p.band_rows, or the cache-budget choice when 0).
-int64_t q8_inverted_residual_band_rows(const Q8InvertedResidualParams& p);
-// Scratch bytes one thread uses (expanded rows + depthwise band, + int32 row sums when a
-// weight pack keeps zero points, row_sums), and the threads a call would keep busy.
+// The band height a call uses (p.band_rows, or the cache-budget choice when 0; row_sums: see
+// q8_inverted_residual_chunk_cols).
+int64_t q8_inverted_residual_band_rows(const Q8InvertedResidualParams& p, bool row_sums = false);
+// The output columns per depthwise + project step a call uses (OW: whole rows); row_sums: a
+// weight pack keeps zero points (int32 row sums in the scratch; byte 27 of its header).
+int64_t q8_inverted_residual_chunk_cols(const Q8InvertedResidualParams& p, bool row_sums);
+// Scratch bytes one thread allocates when rows are split between threads (expanded rows + the
+// depthwise band or chunk, + int32 row sums when row_sums), and the threads a call would keep
+// busy.
 int64_t q8_inverted_residual_scratch_bytes(const Q8InvertedResidualParams& p, bool row_sums);
 int q8_inverted_residual_threads(const Q8InvertedResidualParams& p, int num_threads);
 // Whether a call on num_threads splits the hidden channels between threads instead of the
 // output rows (small images whose batch does not spread over the threads; see the .cpp).
 bool q8_inverted_residual_splits_channels(const Q8InvertedResidualParams& p, int num_threads);
-// What runs at the active ISA level, e.g. "gemm avx2/6x8-vpmaddwd + dwconv avx2/16c-vpmaddwd, band 4".
-std::string q8_inverted_residual_kernel_name(const Q8InvertedResidualParams& p);
+// What runs at the active ISA level, e.g. "gemm avx2/6x8-vpmaddwd + dwconv avx2/16c-vpmaddwd, band 4"
+// (+ ", chunk 12" when rows run in column chunks).
+std::string q8_inverted_residual_kernel_name(const Q8InvertedResidualParams& p, bool row_sums = false);
 // out [N, OH, OW, Cout] dense NHWC bytes. Each pack is a whole int8 pack (header checked);
 // expand_pack is ignored when !p.expand. num_threads <= 0 means one thread.
 void q8_inverted_residual_run(const Q8InvertedResidualParams& p, const void* x,

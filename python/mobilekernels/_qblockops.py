@@ -221,8 +221,10 @@ def info(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, paddin
          zero_points, clamps, out_dtype=torch.uint8, residual=False, out_scale=1.0, out_zero_point=0, band_rows=0,
          num_threads=None, expand_lut=None, dw_lut=None, project_lut=None, lut_scales=None,
          lut_zero_points=None) -> dict:
-    """Kernels, band height, per-thread scratch bytes, busy threads and the bytes of the
-    expanded tensor the call avoids (only the shape and dtype of ``x`` are read)."""
+    """Kernels, band height, output columns per depthwise + project step (``chunk_cols``: the
+    output width unless rows run in column chunks), per-thread scratch bytes, busy threads and
+    the bytes of the expanded tensor of the whole batch the call avoids (only the shape and
+    dtype of ``x`` are read)."""
     _, args = _args(x, epk, dpk, ppk, hidden_channels, out_channels, kernel, stride, padding, x_scale, x_zero_point,
                     scales, zero_points, clamps, out_dtype, residual, out_scale, out_zero_point, band_rows,
                     expand_lut, dw_lut, project_lut, lut_scales, lut_zero_points)

@@ -15,6 +15,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dispatch/isa.h"
@@ -177,9 +178,10 @@ std::vector<uint8_t> unfused(const Block& b, Q8GemmFn gemm, bool gemm_signed_x, 
 
 std::string describe(const Q8InvertedResidualParams& p) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "N%ld %ldx%ld %ld->%ld->%ld k%ld s%ld exp%d res%d x%c y%c band%ld", (long)p.N,
-                (long)p.H, (long)p.W, (long)p.Cin, (long)p.Chid, (long)p.Cout, (long)p.K, (long)p.S, (int)p.expand,
-                (int)p.residual, p.x_signed ? 's' : 'u', p.y_signed ? 's' : 'u', (long)p.band_rows);
+  std::snprintf(buf, sizeof buf, "N%ld %ldx%ld %ld->%ld->%ld k%ld s%ld exp%d res%d x%c y%c band%ld chunk%ld",
+                (long)p.N, (long)p.H, (long)p.W, (long)p.Cin, (long)p.Chid, (long)p.Cout, (long)p.K, (long)p.S,
+                (int)p.expand, (int)p.residual, p.x_signed ? 's' : 'u', p.y_signed ? 's' : 'u', (long)p.band_rows,
+                (long)p.chunk_cols);
   return buf;
 }
 
@@ -230,27 +232,30 @@ std::vector<Path> paths() {
   return out;
 }
 
-void check(const Block& b, std::initializer_list<int64_t> bands, std::initializer_list<int> threads) {
+void check(const Block& b, std::initializer_list<int64_t> bands, std::initializer_list<int> threads,
+           const std::vector<int64_t>& chunks = {0}) {
   for (const Path& path : paths()) {
     const std::vector<uint8_t> ref = unfused(b, path.gemm, path.signed_x, path.dw, 1);
     const int64_t total = static_cast<int64_t>(ref.size());
     for (int64_t band : bands)
-      for (int nt : threads) {
-        Q8InvertedResidualParams p = b.p;
-        p.band_rows = band;
-        std::vector<uint8_t> out(total + 2 * kCanary, kCanaryByte);
-        uint8_t* o = out.data() + kCanary;
-        q8_inverted_residual_run_with(path.gemm, path.signed_x, path.dw, p, b.x.data(), b.pe.data(), b.pe.size(),
-                                      b.pd.data(), b.pd.size(), b.pp.data(), b.pp.size(), o, nt, path.lut);
-        const std::string where = path.name + ", threads " + std::to_string(nt) + ", " + describe(p);
-        for (int64_t i = 0; i < kCanary; ++i) {
-          ASSERT_EQ(out[i], kCanaryByte) << "wrote before the output, " << where;
-          ASSERT_EQ(out[kCanary + total + i], kCanaryByte) << "wrote past the output, " << where;
+      for (int64_t chunk : chunks)
+        for (int nt : threads) {
+          Q8InvertedResidualParams p = b.p;
+          p.band_rows = band;
+          p.chunk_cols = chunk;
+          std::vector<uint8_t> out(total + 2 * kCanary, kCanaryByte);
+          uint8_t* o = out.data() + kCanary;
+          q8_inverted_residual_run_with(path.gemm, path.signed_x, path.dw, p, b.x.data(), b.pe.data(), b.pe.size(),
+                                        b.pd.data(), b.pd.size(), b.pp.data(), b.pp.size(), o, nt, path.lut);
+          const std::string where = path.name + ", threads " + std::to_string(nt) + ", " + describe(p);
+          for (int64_t i = 0; i < kCanary; ++i) {
+            ASSERT_EQ(out[i], kCanaryByte) << "wrote before the output, " << where;
+            ASSERT_EQ(out[kCanary + total + i], kCanaryByte) << "wrote past the output, " << where;
+          }
+          for (int64_t i = 0; i < total; ++i)
+            ASSERT_EQ(int(o[i]), int(ref[i]))
+                << "at " << i << " (pixel " << i / p.Cout << ", channel " << i % p.Cout << "), " << where;
         }
-        for (int64_t i = 0; i < total; ++i)
-          ASSERT_EQ(int(o[i]), int(ref[i])) << "at " << i << " (pixel " << i / p.Cout << ", channel " << i % p.Cout
-                                            << "), " << where;
-      }
   }
 }
 
@@ -527,6 +532,132 @@ TEST(Q8KernelPrepare, DwconvPreparedEqualsPerCall) {
                 k.run(q, 0, 1, c0, c1);
                 ASSERT_EQ(got, want) << k.name << " C " << C << " k" << KS << " s" << S << " W " << W << " ch " << c0
                                      << ".." << c1;
+              }
+          }
+  }
+}
+
+
+// Rows made and projected in chunks of output columns (forced chunk_cols; the automatic choice
+// takes them only on >= 28-row images, below): widths around the chunk sizes, W = 1 and 2,
+// chunk 1, OW - 1, OW and past it, stride 1 and 2, kernel 3 and 5, t 1/4/6, residual, tables,
+// weight zero points (row sums per chunk), both dtypes, batch 1 and 3, bands 1 and 2 and
+// automatic, 1-3 threads. Heights keep more than 14 output rows so that 2 threads split rows
+// (the small-image channel split takes no chunks).
+TEST(Q8InvertedResidual, ColumnChunksOddWidths) {
+  std::mt19937 rng(41);
+  struct S { int64_t n, h, w, cin, t, cout, s, k; bool res; int luts; bool sig, wzp; std::vector<int64_t> chunks; };
+  const std::vector<S> cases = {
+      {1, 17, 1, 8, 4, 8, 1, 3, true, 0, false, false, {1, 2}},              // W = 1: one column, nothing to chunk
+      {3, 16, 2, 5, 6, 7, 1, 3, false, 0, false, true, {1}},                 // W = 2, row sums
+      {1, 15, 5, 9, 4, 9, 1, 5, true, 2, true, false, {1, 2, 4}},            // kernel 5: windows past both edges
+      {1, 31, 13, 16, 6, 24, 2, 3, false, 0, false, false, {1, 3, 4, 6}},    // stride 2, OW 7
+      {3, 17, 12, 24, 6, 24, 1, 3, true, 7, false, true, {5, 11, 12, 13}},   // W a multiple of 12; tables
+      {1, 18, 25, 17, 6, 17, 1, 3, true, 0, true, false, {12, 13, 24}},      // 25 = 12 + 12 + 1
+      {1, 30, 29, 8, 6, 20, 2, 5, false, 3, false, true, {4, 12, 14}},       // stride 2 kernel 5, OW 15
+      {3, 16, 24, 40, 1, 40, 1, 3, true, 4, false, false, {7, 12, 23}},      // t == 1: windows of x itself
+  };
+  for (const S& s : cases) {
+    Block b = make_block(rng, s.n, s.h, s.w, s.cin, s.t, s.cout, s.s, s.k, s.res, s.sig, s.sig, true, s.wzp);
+    if (s.luts) add_luts(b, rng, s.luts);
+    ASSERT_FALSE(q8_inverted_residual_splits_channels(b.p, 2)) << describe(b.p);
+    for (int64_t c : s.chunks) {
+      Q8InvertedResidualParams p = b.p;
+      p.chunk_cols = c;
+      EXPECT_EQ(q8_inverted_residual_chunk_cols(p, s.wzp), std::min(c, p.OW()));
+    }
+    check(b, {1, 2}, {1, 2, 3}, s.chunks);  // band 1: the automatic choice where chunks are taken
+  }
+}
+
+// The automatic choice on 28-row images (MobileNetV2 at 224: blocks 5-7 and the same at batch
+// 3): column chunks where one-row bands alone exceed 1/8 of the expanded tensor, so the scratch
+// meets 1/8 with and without row sums; none at 28x28 stride 2 without row sums (exactly 1/8) or
+// with a 5x5 kernel (5 expanded rows already exceed 1/8).
+TEST(Q8InvertedResidual, ColumnChunksAt28Rows) {
+  std::mt19937 rng(42);
+  struct S { int64_t n, cin, t, cout, s, k; int luts; bool wzp, chunked; };
+  for (const S& s : {S{1, 32, 6, 32, 1, 3, 0, false, true}, S{3, 32, 6, 32, 1, 3, 0, true, true},
+                     S{1, 32, 6, 32, 1, 3, 3, false, true}, S{1, 32, 6, 64, 2, 3, 0, false, false},
+                     S{3, 32, 6, 64, 2, 3, 0, true, true}, S{1, 16, 6, 16, 1, 5, 0, false, false}}) {
+    Block b = make_block(rng, s.n, 28, 28, s.cin, s.t, s.cout, s.s, s.k, true, false, false, true, s.wzp);
+    if (s.luts) add_luts(b, rng, s.luts);
+    const int64_t chunk = q8_inverted_residual_chunk_cols(b.p, s.wzp);
+    const int64_t scratch = q8_inverted_residual_scratch_bytes(b.p, s.wzp);
+    const std::string what = describe(b.p) + " wzp " + std::to_string(s.wzp);
+    EXPECT_EQ(chunk < b.p.OW(), s.chunked) << what << " chunk " << chunk;
+    if (s.k == 3) EXPECT_LE(scratch * 8, b.p.H * b.p.W * b.p.Chid) << what;
+    if (s.chunked) {
+      EXPECT_EQ(q8_inverted_residual_band_rows(b.p), 1) << what;
+      EXPECT_NE(q8_inverted_residual_kernel_name(b.p, s.wzp).find(", chunk " + std::to_string(chunk)),
+                std::string::npos);
+    }
+    check(b, {0}, {1, 2, 3});
+  }
+}
+
+// What the scratch size reports is what a call uses: on a fresh thread (its reusable scratch
+// not grown by earlier calls) one-thread calls allocate exactly that many bytes, so under ASan
+// any access past them fails here. Chunked and whole-row shapes, with and without row sums.
+TEST(Q8InvertedResidual, ScratchBytesAreWhatRuns) {
+  std::mt19937 rng(43);
+  struct S { int64_t h, cin, t, cout, s; bool wzp; };
+  for (const S& s : {S{28, 32, 6, 32, 1, false}, S{28, 32, 6, 32, 1, true}, S{28, 32, 6, 64, 2, true},
+                     S{30, 24, 6, 24, 1, true}, S{17, 16, 4, 8, 2, false}, S{112, 32, 1, 16, 1, true}}) {
+    const Block b = make_block(rng, 1, s.h, s.h, s.cin, s.t, s.cout, s.s, 3, true, false, false, true, s.wzp);
+    // From 28 rows on, 1/8 of the expanded tensor (112x112 t == 1 with row sums: 12-row bands, not 14)
+    if (s.h >= 28) EXPECT_LE(q8_inverted_residual_scratch_bytes(b.p, s.wzp) * 8, s.h * s.h * b.p.Chid) << describe(b.p);
+    const std::vector<uint8_t> ref = unfused(b, q8_gemm_scalar, false, q8_dwconv_scalar, 1);
+    std::vector<uint8_t> out(ref.size());
+    std::thread([&] {
+      q8_inverted_residual_run(b.p, b.x.data(), b.pe.data(), b.pe.size(), b.pd.data(), b.pd.size(), b.pp.data(),
+                               b.pp.size(), out.data(), 1);
+    }).join();
+    EXPECT_EQ(out, ref) << describe(b.p);
+  }
+}
+
+// The fused block's column chunks call the depthwise kernels on a window of output columns:
+// x at column 0 (W stays the row stride and the right edge), the left padding minus the
+// columns skipped (negative inside the row). Every kernel must equal its own whole-row output.
+TEST(Q8KernelPrepare, DwconvColumnWindows) {
+  std::mt19937 rng(44);
+  std::uniform_int_distribution<int> byte(0, 255), bias(-5000, 5000);
+  std::uniform_real_distribution<float> sc(0.001f, 0.02f);
+  for (const Q8DwconvKernel& k : kQ8DwconvKernels) {
+    if (!isa_supported(k.isa)) continue;
+    for (int64_t C : {16, 17, 40})
+      for (int64_t KS : {3, 5})
+        for (int64_t S : {1, 2})
+          for (int64_t W : {7, 13, 30}) {
+            const int64_t H = 5, pad = KS / 2, OH = (H + 2 * pad - KS) / S + 1, OW = (W + 2 * pad - KS) / S + 1;
+            std::vector<uint8_t> pack = pack_dw(rng, C, KS, 0.03, true, false);
+            const Q8DwLayout l = q8_dwconv_layout(C, KS, KS);
+            std::vector<int32_t> b(l.cpad);
+            std::vector<float> s(l.cpad);
+            for (int64_t i = 0; i < l.cpad; ++i) b[i] = bias(rng), s[i] = sc(rng);
+            std::vector<uint8_t> x(H * W * C), zero(C, 77);
+            for (auto& v : x) v = static_cast<uint8_t>(byte(rng));
+            Q8DwconvParams q{1, H, W, C, KS, KS, S, S, 1, 1, pad, pad, OH, OW, x.data(),
+                             reinterpret_cast<const int16_t*>(pack.data() + l.weights), b.data(), s.data(),
+                             zero.data(), nullptr, false, false, 5, -5.f, 250.f};
+            std::vector<uint8_t> whole(OH * OW * C);
+            q.y = whole.data();
+            k.run(q, 0, OH, 0, C);
+            for (int64_t chunk : {1, 3, 4, 12})
+              for (int64_t c0 = 0; c0 < OW; c0 += chunk) {
+                const int64_t cols = std::min(chunk, OW - c0);
+                std::vector<uint8_t> got(OH * cols * C);
+                Q8DwconvParams w = q;
+                w.PL = pad - c0 * S;
+                w.OW = cols;
+                w.y = got.data();
+                k.run(w, 0, OH, 0, C);
+                for (int64_t r = 0; r < OH; ++r)
+                  ASSERT_TRUE(std::equal(got.begin() + r * cols * C, got.begin() + (r + 1) * cols * C,
+                                         whole.begin() + (r * OW + c0) * C))
+                      << k.name << " C " << C << " k" << KS << " s" << S << " W " << W << " columns " << c0 << "+"
+                      << cols << " row " << r;
               }
           }
   }
