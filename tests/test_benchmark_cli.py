@@ -28,6 +28,11 @@ def test_bench_cli_small(tmp_path):
     assert "rel err vs torch" in variants["onnxruntime fp32"]["note"]
     assert variants["onnxruntime int8"]["median_ms"] > 0, variants["onnxruntime int8"]["note"]
     assert "QDQ" in variants["onnxruntime int8"]["note"] and "top-1" in variants["onnxruntime int8"]["note"]
+    # XNNPACK through LiteRT (installed by tools/setup.sh): checked against torch, whole graph delegated
+    assert variants["xnnpack fp32"]["median_ms"] > 0, variants["xnnpack fp32"]["note"]
+    assert "rel err vs torch" in variants["xnnpack fp32"]["note"]
+    assert "not delegated" not in variants["xnnpack fp32"]["note"]
+    assert "xnnpack fp32: LiteRT" in r.stdout
     # peak memory of every timed variant, from its own process
     for row in rows:
         assert "memory_error" not in row, row

@@ -280,8 +280,9 @@ def export(model: nn.Module, input_shape: tuple[int, int, int, int]) -> bytes:
             shape = out_shape(node)
             opt = S.ReshapeOptionsT()
             opt.newShape = list(shape)
-            B.op(S.BuiltinOperator.RESHAPE, [env[node.args[0]], B.const(node.name + "_shape", np.array(shape, np.int32))],
-                 [out := new_out(node)], S.BuiltinOptions.ReshapeOptions, opt)
+            shape_t = B.const(node.name + "_shape", np.array(shape, np.int32))
+            B.op(S.BuiltinOperator.RESHAPE, [env[node.args[0]], shape_t], [out := new_out(node)],
+                 S.BuiltinOptions.ReshapeOptions, opt)
             env[node] = out
         elif isinstance(m, nn.Linear):
             bias = m.bias.detach().float() if m.bias is not None else torch.zeros(m.out_features)

@@ -1,13 +1,16 @@
-"""``python -m mobilekernels bench``: whole MobileNets, ours against PyTorch and ONNX Runtime.
+"""``python -m mobilekernels bench``: whole MobileNets, ours against PyTorch, ONNX Runtime and XNNPACK.
 
 For each model (random init, fixed seed, 224x224) and thread count it times, in one process,
 PyTorch eager fp32 (NCHW and channels_last), PyTorch int8 (FX post-training quantization on the
 default ``x86`` engine), ONNX Runtime fp32 and int8 (when installed: the model exported with
 ``torch.onnx.export``, int8 by ``onnxruntime.quantization.quantize_static``, QDQ, per-channel
-weights), ``mobilekernels.convert`` fp32 and ``mobilekernels.quantize`` int8. Every int8 variant
-is calibrated on the same 4 random batches. It checks that the fp32 outputs agree with PyTorch's
-and our int8 output with its fake-quantized float reference, and reports each int8 variant's
-error against fp32 (max relative error and top-1 agreement on 8 held-out random inputs).
+weights), XNNPACK fp32 (when ``ai-edge-litert`` is installed: the model, BN folded, as an in-memory
+TFLite flatbuffer run by LiteRT, which delegates float graphs to XNNPACK; input set once as NHWC,
+the copy-in not timed; see ``_tflite_export``), ``mobilekernels.convert`` fp32 and
+``mobilekernels.quantize`` int8. Every int8 variant is calibrated on the same 4 random batches.
+It checks that the fp32 outputs agree with PyTorch's and our int8 output with its fake-quantized
+float reference, and reports each int8 variant's error against fp32 (max relative error and top-1
+agreement on 8 held-out random inputs).
 
 Peak memory: each variant's forward also runs in a fresh process (forked from a clean
 ``multiprocessing`` forkserver that has only imported torch and mobilekernels): the variant is
@@ -44,7 +47,7 @@ from ._timing import compare
 
 MODELS = {"mobilenet_v2": "mobilenet_v2", "mobilenet_v3_large": "mobilenet_v3_large"}
 VARIANTS = ("torch fp32 NCHW", "torch fp32 channels_last", "torch int8 (x86 engine)", "onnxruntime fp32",
-            "onnxruntime int8", "mobilekernels fp32", "mobilekernels int8")
+            "onnxruntime int8", "xnnpack fp32", "mobilekernels fp32", "mobilekernels int8")
 # ``--unfused``: our models with every block run as its separate layers (convert / quantize with
 # fuse_blocks=False), for the fused-against-unfused time and peak memory of a whole network.
 UNFUSED_VARIANTS = ("mobilekernels fp32 unfused", "mobilekernels int8 unfused")
@@ -188,6 +191,30 @@ def _ort_session(path: Path, threads: int):
     return lambda x: sess.run(None, {"x": x.numpy()})[0]
 
 
+def _xnnpack_variant(st: Setup, threads: int, check: bool) -> tuple[Optional[Callable], str]:
+    """The model (BN folded) as an in-memory TFLite flatbuffer run by LiteRT, whose interpreter
+    delegates float graphs to XNNPACK; ``num_threads`` = the row's thread count."""
+    try:
+        import ai_edge_litert  # noqa: F401
+    except ImportError:
+        return None, "not installed"
+    from . import _tflite_export
+
+    try:
+        invoke, output, undelegated = _tflite_export.runner(st.model, st.x, threads)
+        note = "NHWC in" + (f"; not delegated: {','.join(undelegated)}" if undelegated else "")
+        if check:
+            invoke()
+            with torch.no_grad():
+                err = _rel(output(), st.model(st.x))
+            if err > 1e-3:
+                return None, f"failed: output differs from torch (rel err {err:.1e})"
+            note += f"; rel err vs torch {err:.1e}"
+    except Exception as e:  # noqa: BLE001 - a broken optional runtime is reported, not fatal
+        return None, f"failed: {type(e).__name__}: {e}"[:80]
+    return invoke, note
+
+
 def build_variant(label: str, st: Setup, threads: int, check: bool = True) -> tuple[Optional[Callable], str]:
     """``(fn, note)`` for one variant (``fn`` None when it cannot run, with the reason). With
     ``check`` the outputs are compared with the references (a mismatch of ours raises)."""
@@ -227,6 +254,8 @@ def build_variant(label: str, st: Setup, threads: int, check: bool = True) -> tu
         except Exception as e:  # noqa: BLE001 - a broken optional runtime is reported, not fatal
             return None, f"failed: {type(e).__name__}: {e}"[:80]
         return (lambda: run(x)), note
+    if label == "xnnpack fp32":
+        return _xnnpack_variant(st, threads, check)
     if label in ("mobilekernels fp32", "mobilekernels fp32 unfused"):
         ours = mk.convert(model, fuse_blocks=not label.endswith("unfused"))
         note = ""
@@ -374,11 +403,17 @@ TABLE_CAPTION = ("peak MB: growth of the process's peak RSS over the loaded mode
                  "arenas; next: activations and scratch of a warm forward)")
 
 
+XNNPACK_CAPTION = ("xnnpack fp32: LiteRT's interpreter (XNNPACK delegate, num_threads = threads) on the model "
+                   "exported to TFLite, BN folded; its NHWC float32 input is set once, the copy-in is not timed")
+
+
 def print_table(results: list[dict], console) -> None:
     from rich.table import Table
 
+    captions = ([TABLE_CAPTION] if any("peak_mb" in r for r in results) else []) + (
+        [XNNPACK_CAPTION] if any(r["variant"] == "xnnpack fp32" and "median_ms" in r for r in results) else [])
     table = Table(title="Whole-model forward, batch %d (median of interleaved samples)" % results[0]["batch"],
-                  caption=TABLE_CAPTION if any("peak_mb" in r for r in results) else None)
+                  caption="\n".join(captions) or None)
     for col in ("model", "threads", "variant", "median ms", "min-max ms", "vs torch NCHW", "peak MB", "note"):
         table.add_column(col, justify="left" if col in ("model", "variant", "note") else "right")
     for r in results:
