@@ -209,6 +209,26 @@ TEST(F32Dwconv, SweepStride2Blocks) {
   check_shape({2, 14, 14, 576, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, Activation::relu6, rng);
 }
 
+// 3x3 stride-2 row sweeps (AVX2: rows of 16..32 outputs, left padding 1, rows reading no padding
+// row): output widths 12..34 (the ends take the blocks again) from both input-width parities,
+// so the last output's third column is the right padding (odd W) or not; channel counts of
+// one partial vector, one line and several vectors with a tail; batch 2; even and odd heights
+// (the top row, and the bottom one for odd H, read padding rows: the blocks); padding 0; row
+// ranges cut at odd rows, as the thread split does.
+TEST(F32Dwconv, RowSweepStride2) {
+  std::mt19937 rng(8);
+  for (int64_t ow = 12; ow <= 34; ++ow)
+    for (int64_t w : {2 * ow - 1, 2 * ow})
+      for (int64_t h : {4, 7})
+        for (int64_t c : {5, 16, 33}) {
+          const Shape sh{1 + (ow + h) % 2, h, w, c, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1};
+          const Activation act = static_cast<Activation>((w + c) % 4);
+          check_shape(sh, act, rng, {1, 3});
+          if (c == 16) check_shape({1, h, w, c, 1, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0}, act, rng);
+        }
+  check_shape({2, 56, 56, 144, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, Activation::relu6, rng);
+}
+
 // Large images: many full-width blocks per row, channels over several vectors with a tail.
 TEST(F32Dwconv, LargeImages) {
   std::mt19937 rng(6);

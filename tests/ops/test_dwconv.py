@@ -118,7 +118,19 @@ def test_every_row_width(f32_isa, k, s):
             check(x, wt, b, s, pad, 1, ACTS[w % 4])
 
 
-@pytest.mark.parametrize("c,h,w,s", [(32, 112, 112, 1), (96, 112, 112, 2), (144, 56, 56, 1), (960, 7, 7, 1)])
+def test_stride2_row_sweep_widths(f32_isa):
+    # 3x3 stride 2 at padding 1, output widths 12..34 (AVX2 sweeps rows of 16..32 outputs
+    # channels outer), W odd (last output's third column is padding) and even; 13 channels
+    # leave a vector tail; the top row reads padding (not swept), the others do not.
+    torch.manual_seed(23)
+    wt, b = torch.randn(13, 1, 3, 3), torch.randn(13)
+    for w in range(23, 69):
+        x = torch.randn(2, 13, 6, w)
+        check(x, wt, b, 2, 1, 1, ACTS[w % 4])
+
+
+@pytest.mark.parametrize("c,h,w,s", [(32, 112, 112, 1), (96, 112, 112, 2), (144, 56, 56, 1), (960, 7, 7, 1),
+                                     (144, 56, 56, 2), (192, 28, 28, 2)])
 def test_mobilenet_layers(f32_isa, c, h, w, s):
     torch.manual_seed(c)
     x = torch.randn(1, c, h, w).contiguous(memory_format=torch.channels_last)

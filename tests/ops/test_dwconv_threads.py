@@ -21,6 +21,7 @@ SHAPES = [
     (2, 21, 3, 5, 1),    # few rows over two images, channel tail
     (1, 16, 1, 6, 2),
     (1, 24, 28, 28, 2),
+    (2, 37, 13, 61, 2),  # 3x3 s2 row sweeps (AVX2: 16..32 outputs): odd W, channel tail
 ]
 
 

@@ -22,6 +22,18 @@ template <>
 struct SweepS2BlockW<VecF32Avx2> {
   static constexpr int kWidth = 7, kMaxOW = 7;
 };
+// Stride-2 row sweeps (see sweep_row_s2_channels) on rows of 16..32 outputs. In-process A/B on
+// Zen 3 against the two-row blocks, thread CPU time (1 thread) / wall (2 threads), medians of
+// 150-400 interleaved: 56x56x144 0.91-0.94x / 0.70-0.75x, 56x56x24 0.82-0.85x / 0.79-0.84x,
+// 32x32x144 0.94x / 0.83-0.99x, 40x40x96 0.95-1.0x / 0.92-1.04x, 64x64x96 0.96-1.02x. Not
+// used: OW 14 (28x28x192 0.95-1.04x / 1.01-1.09x; 28x28x96 1.03-1.09x at 1 thread), OW 10
+// (20x20x192 1.06-1.1x), OW 40..56 (80x80x64, 112x112x32/96: 1.25-1.6x, a row pass for one
+// channel vector no longer fits L1 for the pass over the line's other half); OW <= 7 keeps
+// the sweep blocks (0.97-1.0x).
+template <>
+struct RowSweepS2OW<VecF32Avx2> {
+  static constexpr int kMinOW = 16, kMaxOW = 32;
+};
 }  // namespace
 
 void f32_dwconv_avx2(const F32DwconvParams& p, const float* input, const float* packed,

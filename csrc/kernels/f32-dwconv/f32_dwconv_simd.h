@@ -14,6 +14,9 @@
 // once for both, and twice the accumulators hide the FMA latency. Where an ISA sets
 // SweepS2BlockW (AVX2), short 3x3 stride-2 rows run as one-row sweep blocks instead
 // (block_s2_channels: 7 pixels, the column adjacent outputs share carried in a register).
+// Where an ISA sets RowSweepS2OW (AVX2), 3x3 stride-2 rows of medium width run channels outer
+// instead (sweep_row_s2_channels: per channel vector, the whole row with its 9 weights in
+// registers).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -263,6 +266,90 @@ void block_s2_any(int64_t bw, const F32DwconvParams& p, const RowCtx& r, const f
   block_s2_channels<V, B, A, LZ, TZ>(p, r, pk, cpad, ow, c0, c1);
 }
 
+// The 3x3 stride-2 row sweeps (row_sweep_s2) per ISA: used on rows of kMinOW..kMaxOW outputs;
+// kMaxOW 0 = off. An ISA file specialises this before instantiating the body (only AVX2:
+// measured there).
+template <class V>
+struct RowSweepS2OW {
+  static constexpr int kMinOW = 0, kMaxOW = 0;
+};
+
+template <class V>
+inline bool use_row_sweep_s2(const F32DwconvParams& p) {
+  return RowSweepS2OW<V>::kMaxOW > 0 && fixed_index(p) == 1 && borders_known_3x3(p, 2) &&
+         p.OW >= RowSweepS2OW<V>::kMinOW && p.OW <= RowSweepS2OW<V>::kMaxOW;
+}
+
+// 3x3 stride 2, one output row whose 3 input rows are all inside the input, left padding 1 and
+// at most one column of right padding (borders_known_3x3). Channels outer, pixels inner: for
+// each channel vector the whole row is swept along W with its 9 weights in registers and, per
+// kernel row, the input column adjacent outputs share carried in a register (6 input loads
+// per output, no weight loads). The loads of one instruction then walk one long strided
+// stream, which on Zen 3 beat the blocks of row_fixed / block2_channels on rows of 16..32
+// outputs (see f32_dwconv_avx2.cpp). Same tap order as block_channels: bit-identical results.
+template <class V, Activation A>
+MK_ALWAYS_INLINE void sweep_row_s2_channels(const F32DwconvParams& p, const RowCtx& r, const float* pk,
+                                            int64_t cpad, int64_t c0, int64_t c1) {
+  using T = typename V::T;
+  const int64_t C = p.C, cout = p.cout(), OW = p.OW;
+  const bool tz = (OW - 1) * 2 + 2 > p.W;  // the last output's third column is the right padding
+  const float* row0 = r.in_n + r.ih0 * p.W * C;  // input column 0 of kernel row 0
+  const int64_t rs = p.W * C;
+  const float* bias = pk + 9 * cpad;
+
+  auto tile = [&](int64_t c, int64_t n, auto tail_tag) __attribute__((always_inline)) {
+    constexpr bool Tail = decltype(tail_tag)::value;
+    const float* wk = pk + (c >> 4) * (9 * 16) + (c & 15);
+    T w[9];
+    for (int t = 0; t < 9; ++t) w[t] = V::load(wk + t * 16);
+    const T b = V::load(bias + c);
+    const float* in = row0 + c;
+    float* out = r.out_row + c;
+    T carry[3] = {V::zero(), V::zero(), V::zero()};  // column 2j - 1 of each kernel row
+    // Output j reads columns 2j-1 (carried), 2j, 2j+1 (carried on). LZ: column -1 is padding
+    // (j == 0); TZ: column 2j+1 is padding (last output when tz).
+    auto step = [&](int64_t j, auto lz_tag, auto tz_tag) __attribute__((always_inline)) {
+      constexpr bool LZ = decltype(lz_tag)::value, TZ = decltype(tz_tag)::value;
+      T acc = b;
+#pragma GCC unroll 3
+      for (int kh = 0; kh < 3; ++kh) {
+        const float* col = in + kh * rs + 2 * j * C;
+        if (!LZ) acc = V::fmadd(carry[kh], w[kh * 3 + 0], acc);
+        acc = V::fmadd(ld<V, Tail>(col, n), w[kh * 3 + 1], acc);
+        if (!TZ) {
+          carry[kh] = ld<V, Tail>(col + C, n);
+          keep_in_register(carry[kh]);
+          acc = V::fmadd(carry[kh], w[kh * 3 + 2], acc);
+        }
+      }
+      st<V, A, Tail>(p, out + j * cout, acc, n);
+    };
+    using F = std::false_type;
+    using Tr = std::true_type;
+    const int64_t jend = tz ? OW - 1 : OW;  // outputs with all 3 columns' right part inside
+    if (jend == 0) return step(0, Tr{}, Tr{});
+    step(0, Tr{}, F{});
+    int64_t j = 1;
+    for (; j < jend; ++j) step(j, F{}, F{});
+    if (j < OW) step(j, F{}, Tr{});
+  };
+  int64_t c = c0;
+  for (; c + V::kWidth <= c1; c += V::kWidth) tile(c, V::kWidth, std::false_type{});
+  if (c < c1) tile(c, c1 - c, std::true_type{});
+}
+
+template <class V, int KH, int KW, int S, Activation A>
+void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad, int64_t c0,
+               int64_t c1, int64_t ow_lo, int64_t ow_hi);
+
+// row_fixed for 3x3 stride 2 under use_row_sweep_s2: the sweep on rows reading no padding row.
+template <class V, Activation A>
+void row_sweep_s2(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad, int64_t c0,
+                  int64_t c1, int64_t ow_lo, int64_t ow_hi) {
+  if (r.kh_lo == 0 && r.kh_hi == 3) return sweep_row_s2_channels<V, A>(p, r, pk, cpad, c0, c1);
+  row_fixed<V, 3, 3, 2, A>(p, r, pk, cpad, c0, c1, ow_lo, ow_hi);
+}
+
 template <class V, int KH, int KW, int S, Activation A>
 void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad, int64_t c0,
                int64_t c1, int64_t ow_lo, int64_t ow_hi) {
@@ -396,7 +483,10 @@ template <class V, Activation A>
 RowFn<V, A> pick_row(const F32DwconvParams& p) {
   switch (fixed_index(p)) {
     case 0: return row_fixed<V, 3, 3, 1, A>;
-    case 1: return row_fixed<V, 3, 3, 2, A>;
+    case 1:
+      if constexpr (RowSweepS2OW<V>::kMaxOW > 0)
+        if (use_row_sweep_s2<V>(p)) return row_sweep_s2<V, A>;
+      return row_fixed<V, 3, 3, 2, A>;
     case 2: return row_fixed<V, 5, 5, 1, A>;
     case 3: return row_fixed<V, 5, 5, 2, A>;
     case 4: return row_fixed<V, 7, 7, 1, A>;
@@ -417,7 +507,7 @@ Row2Fn<V, A> pick_row2(const F32DwconvParams& p) {
     if (!borders_known_3x3(p, p.SW)) return nullptr;
     switch (fixed_index(p)) {
       case 0: return row2_fixed<V, 1, A>;
-      case 1: return use_sweep_s2<V>(p) ? nullptr : row2_fixed<V, 2, A>;
+      case 1: return use_sweep_s2<V>(p) || use_row_sweep_s2<V>(p) ? nullptr : row2_fixed<V, 2, A>;
       default: return nullptr;
     }
   }
