@@ -13,8 +13,7 @@ odd sizes at stride 2); elsewhere an explicit PAD precedes a VALID conv (XNNPACK
 PAD into the conv). The flatbuffer is written with the schema classes LiteRT itself ships
 (``ai_edge_litert.schema_py_generated``), so model and runtime agree on the format.
 
-bench/tflite_dw.py builds a one-op model the same way (its padding helpers and the delegation
-check are the same ideas, kept separate because bench/ is not part of the package).
+bench/tflite_dw.py exports one depthwise layer with it (bench/bench_dwconv.py's XNNPACK column).
 """
 from __future__ import annotations
 
