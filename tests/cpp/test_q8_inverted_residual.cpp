@@ -494,28 +494,49 @@ TEST(Q8KernelPrepare, GemmPreparedEqualsPerCall) {
   }
 }
 
+// A random uint8 depthwise case on which a kernel runs directly (not through the op): a pack, the
+// effective bias and requantization scales, an H x W x C input and its zero-point row; q points
+// into them (so a case is neither copied nor moved) and has no output yet.
+struct DwKernelCase {
+  std::vector<uint8_t> pack, x, zero;
+  std::vector<int32_t> bias;
+  std::vector<float> scale;
+  Q8DwconvParams q{};
+  int64_t OH, OW;
+  DwKernelCase(std::mt19937& rng, int64_t C, int64_t KS, int64_t S, int64_t H, int64_t W) {
+    std::uniform_int_distribution<int> byte(0, 255), b(-5000, 5000);
+    std::uniform_real_distribution<float> sc(0.001f, 0.02f);
+    const int64_t pad = KS / 2;
+    OH = (H + 2 * pad - KS) / S + 1;
+    OW = (W + 2 * pad - KS) / S + 1;
+    pack = pack_dw(rng, C, KS, 0.03, true, false);
+    const Q8DwLayout l = q8_dwconv_layout(C, KS, KS);
+    bias.resize(l.cpad);
+    scale.resize(l.cpad);
+    for (int64_t i = 0; i < l.cpad; ++i) bias[i] = b(rng), scale[i] = sc(rng);
+    x.resize(H * W * C);
+    zero.assign(C, 77);
+    for (auto& v : x) v = static_cast<uint8_t>(byte(rng));
+    q = Q8DwconvParams{1, H, W, C, KS, KS, S, S, 1, 1, pad, pad, OH, OW, x.data(),
+                       reinterpret_cast<const int16_t*>(pack.data() + l.weights), bias.data(), scale.data(),
+                       zero.data(), nullptr, false, false, 5, -5.f, 250.f};
+  }
+  DwKernelCase(const DwKernelCase&) = delete;
+  DwKernelCase& operator=(const DwKernelCase&) = delete;
+};
+
 TEST(Q8KernelPrepare, DwconvPreparedEqualsPerCall) {
   std::mt19937 rng(32);
-  std::uniform_int_distribution<int> byte(0, 255), bias(-5000, 5000);
-  std::uniform_real_distribution<float> sc(0.001f, 0.02f);
   for (const Q8DwconvKernel& k : kQ8DwconvKernels) {
     if (!k.prepare || !isa_supported(k.isa)) continue;
     for (int64_t C : {1, 15, 16, 17, 40, 72})
       for (int64_t KS : {3, 5})
         for (int64_t S : {1, 2})
           for (int64_t W : {3, 13, 30}) {
-            const int64_t H = 6, pad = KS / 2, OH = (H + 2 * pad - KS) / S + 1, OW = (W + 2 * pad - KS) / S + 1;
+            DwKernelCase dc(rng, C, KS, S, 6, W);
+            const int64_t OH = dc.OH, OW = dc.OW;
             if (OW < 1) continue;
-            std::vector<uint8_t> pack = pack_dw(rng, C, KS, 0.03, true, false);
-            const Q8DwLayout l = q8_dwconv_layout(C, KS, KS);
-            std::vector<int32_t> b(l.cpad);
-            std::vector<float> s(l.cpad);
-            for (int64_t i = 0; i < l.cpad; ++i) b[i] = bias(rng), s[i] = sc(rng);
-            std::vector<uint8_t> x(H * W * C), zero(C, 77);
-            for (auto& v : x) v = static_cast<uint8_t>(byte(rng));
-            Q8DwconvParams q{1, H, W, C, KS, KS, S, S, 1, 1, pad, pad, OH, OW, x.data(),
-                             reinterpret_cast<const int16_t*>(pack.data() + l.weights), b.data(), s.data(),
-                             zero.data(), nullptr, false, false, 5, -5.f, 250.f};
+            Q8DwconvParams& q = dc.q;
             const int64_t bytes = k.prepare(q, nullptr);
             std::vector<uint8_t> prep_raw(bytes + 64);
             void* prep = prep_raw.data() + (64 - reinterpret_cast<uintptr_t>(prep_raw.data()) % 64) % 64;
@@ -622,25 +643,15 @@ TEST(Q8InvertedResidual, ScratchBytesAreWhatRuns) {
 // columns skipped (negative inside the row). Every kernel must equal its own whole-row output.
 TEST(Q8KernelPrepare, DwconvColumnWindows) {
   std::mt19937 rng(44);
-  std::uniform_int_distribution<int> byte(0, 255), bias(-5000, 5000);
-  std::uniform_real_distribution<float> sc(0.001f, 0.02f);
   for (const Q8DwconvKernel& k : kQ8DwconvKernels) {
     if (!isa_supported(k.isa)) continue;
     for (int64_t C : {16, 17, 40})
       for (int64_t KS : {3, 5})
         for (int64_t S : {1, 2})
           for (int64_t W : {7, 13, 30}) {
-            const int64_t H = 5, pad = KS / 2, OH = (H + 2 * pad - KS) / S + 1, OW = (W + 2 * pad - KS) / S + 1;
-            std::vector<uint8_t> pack = pack_dw(rng, C, KS, 0.03, true, false);
-            const Q8DwLayout l = q8_dwconv_layout(C, KS, KS);
-            std::vector<int32_t> b(l.cpad);
-            std::vector<float> s(l.cpad);
-            for (int64_t i = 0; i < l.cpad; ++i) b[i] = bias(rng), s[i] = sc(rng);
-            std::vector<uint8_t> x(H * W * C), zero(C, 77);
-            for (auto& v : x) v = static_cast<uint8_t>(byte(rng));
-            Q8DwconvParams q{1, H, W, C, KS, KS, S, S, 1, 1, pad, pad, OH, OW, x.data(),
-                             reinterpret_cast<const int16_t*>(pack.data() + l.weights), b.data(), s.data(),
-                             zero.data(), nullptr, false, false, 5, -5.f, 250.f};
+            DwKernelCase dc(rng, C, KS, S, 5, W);
+            const int64_t OH = dc.OH, OW = dc.OW, pad = KS / 2;
+            Q8DwconvParams& q = dc.q;
             std::vector<uint8_t> whole(OH * OW * C);
             q.y = whole.data();
             k.run(q, 0, OH, 0, C);
