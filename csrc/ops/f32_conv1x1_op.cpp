@@ -8,8 +8,9 @@
 namespace mk {
 namespace {
 
-void require(bool ok, const std::string& what) {
-  if (!ok) throw std::invalid_argument("conv1x1: " + what);
+// A literal, not a std::string: validation runs on every call (malloc + free per message).
+void require(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(std::string("conv1x1: ") + what);
 }
 
 bool has_dispatched(Isa isa) {

@@ -18,8 +18,10 @@ const F32DwconvKernel& kernel_for(Isa level) {
   return kF32DwconvKernels[0];
 }
 
-void require(bool ok, const std::string& what) {
-  if (!ok) throw std::invalid_argument("dwconv2d: " + what);
+// A literal, not a std::string: validation runs on every call, and building eight strings
+// (most past the small-string buffer, so malloc + free each) cost more than a small layer's kernel.
+void require(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(std::string("dwconv2d: ") + what);
 }
 
 }  // namespace
