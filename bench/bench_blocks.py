@@ -3,8 +3,10 @@
 For each of MobileNetV2's 17 blocks (bench/shapes/mobilenet_v2_blocks.txt, scaled to --res) at
 --batch (default 1) and each thread count: the fused op (prepacked), our three ops in sequence (conv1x1 ->
 dwconv2d -> conv1x1, + x), PyTorch eager channels_last with BN folded (conv2d + relu6 in place,
-three convs, + x), and the fused op's scratch bytes (per thread x busy threads) against the
-bytes of the expanded H x W x Cin*t tensor. Medians of interleaved samples (min-max in JSON).
+three convs, + x), and the fused op's scratch bytes of the whole call (per-thread scratch x busy
+threads + the buffers threads share, int8's small-image channel split) against the bytes of
+the expanded N x H x W x Cin*t tensor of the whole batch (the README's per-thread, per-image
+figure is a different ratio). Medians of interleaved samples (min-max in JSON).
 
     python bench/bench_blocks.py [--res 224] [--threads 1 2] [--samples 11] [--band 0] [--json out.json]
     python bench/bench_blocks.py --rss   # peak RSS of a whole MobileNetV2 features forward, fused vs unfused
@@ -221,27 +223,29 @@ def main(argv=None):
 
 def band_column(info, chid):
     tile = info.get("channel_tile", chid)  # band height / channel tile when tiled (fp32)
-    return str(info["band_rows"]) + (f"/{tile}" if tile < chid else "")
+    images = info.get("group_images", 1)  # whole images per work item (int8, small images)
+    return str(info["band_rows"]) + (f"/{tile}" if tile < chid else "") + (f" x{images}img" if images > 1 else "")
 
 
 def run_tables(args, console, shapes, prefix, make, cols, keys, extra, scratch_fmt):
     """One table per thread count: per block the fused op, the unfused sequence and a third
     variant (``make`` returns the three callables and the fused op's info), their ratios, and
-    the fused op's scratch against the expanded tensor of the whole batch."""
+    the fused op's scratch of the whole call (all threads, shared buffers included) against the
+    expanded tensor of the whole batch."""
     results = []
     with torch.no_grad():
         for nt in args.threads:
             torch.set_num_threads(nt)
             table = Table(title=f"{prefix}MobileNetV2 blocks at {args.res}, batch {args.batch}, {nt} thread(s): median us")
             for col in ("#", "HxW Cin t Cout s", cols[0], "fused", cols[1], cols[2], "unf/fused", cols[3],
-                        "scratch KB", "expanded KB", "ratio"):
+                        "scratch KB (call)", "expanded KB (batch)", "ratio"):
                 table.add_column(col, justify="right")
             tot = [0.0, 0.0, 0.0]
             for i, (h, w, cin, t, cout, s) in enumerate(shapes, 1):
                 fused, unfused, third, info = make(h, w, cin, t, cout, s, args.band, args.batch)
                 f, u, e = compare([fused, unfused, third], samples=args.samples)
                 tot = [tot[0] + f["median"], tot[1] + u["median"], tot[2] + e["median"]]
-                scratch = info["scratch_bytes_per_thread"] * info["threads"]
+                scratch = info["scratch_bytes_per_thread"] * info["threads"] + info.get("scratch_bytes_shared", 0)
                 expanded = info["expanded_bytes"]
                 table.add_row(str(i), f"{h}x{w} {cin} {t} {cout} {s}", band_column(info, cin * t),
                               f"{f['median']*1e6:.0f}", f"{u['median']*1e6:.0f}", f"{e['median']*1e6:.0f}",

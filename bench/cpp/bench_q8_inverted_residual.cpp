@@ -12,6 +12,9 @@
 //                                 OMP_WAIT_POLICY=passive so that waiting threads sleep instead
 //                                 of spinning. For a loaded machine, where wall time at 2 threads
 //                                 mostly measures the other processes.
+//   q8_block_b32/<i>/fused        batch 32, one thread, automatic images per work item
+//   q8_block_b32/<i>/fused_g<k>   the same with k images per item forced (g1: one image per item)
+//   q8_block_b32/<i>/kernels      the three kernels over the whole batch
 //   ./mk_bench --benchmark_filter=q8_block --benchmark_min_time=0.2
 // The 1-thread entries are timed in process CPU time, which other work on a shared machine
 // disturbs less than wall time.
@@ -72,10 +75,10 @@ struct Block {
   mk::Q8InvertedResidualParams p{};
   std::vector<uint8_t> x, pe, pd, pp, hid, dwo, y;
 
-  explicit Block(const std::vector<long>& s) {
+  explicit Block(const std::vector<long>& s, long n = 1) {
     const long h = s[0], w = s[1], cin = s[2], t = s[3], cout = s[4], st = s[5];
     std::mt19937 rng(0);
-    p.N = 1, p.H = h, p.W = w, p.Cin = cin, p.Chid = cin * t, p.Cout = cout, p.K = 3, p.S = st;
+    p.N = n, p.H = h, p.W = w, p.Cin = cin, p.Chid = cin * t, p.Cout = cout, p.K = 3, p.S = st;
     p.PT = p.PB = p.PL = p.PR = 1;
     p.expand = t != 1;
     p.residual = st == 1 && cin == cout;
@@ -85,14 +88,14 @@ struct Block {
     p.p = {0.05, 128, 0, 255};
     p.out_scale = 0.06, p.out_zp = 125;
     std::uniform_int_distribution<int> byte(0, 255);
-    x.resize(h * w * cin);
+    x.resize(n * h * w * cin);
     for (auto& v : x) v = uint8_t(byte(rng));
     if (p.expand) pe = pack_gemm(rng, cin, p.Chid, p.x_scale);
     pd = pack_dw(rng, p.Chid, 3, p.expand ? p.e.scale : p.x_scale);
     pp = pack_gemm(rng, p.Chid, cout, p.d.scale);
-    hid.resize(h * w * p.Chid);
-    dwo.resize(p.OH() * p.OW() * p.Chid);
-    y.resize(p.OH() * p.OW() * cout);
+    hid.resize(n * h * w * p.Chid);
+    dwo.resize(n * p.OH() * p.OW() * p.Chid);
+    y.resize(n * p.OH() * p.OW() * cout);
   }
 
   void fused(const mk::Q8InvertedResidualParams& q, int threads = 1) {
@@ -104,14 +107,14 @@ struct Block {
     const uint8_t* dw_in = x.data();
     mk::Q8Quant qd{p.x_scale, p.x_zp, false, p.d.scale, p.d.zp, false, p.d.min, p.d.max};
     if (p.expand) {
-      mk::q8_gemm_run(pe.data(), pe.size(), x.data(), p.H * p.W, p.Cin, p.Chid,
+      mk::q8_gemm_run(pe.data(), pe.size(), x.data(), p.N * p.H * p.W, p.Cin, p.Chid,
                       {p.x_scale, p.x_zp, false, p.e.scale, p.e.zp, false, p.e.min, p.e.max}, hid.data(), 1);
       dw_in = hid.data();
       qd.x_scale = p.e.scale, qd.x_zp = p.e.zp;
     }
-    const mk::Q8DwShape ds{1, p.H, p.W, p.Chid, 1, 3, 3, p.S, p.S, 1, 1, 1, 1, p.OH(), p.OW()};
+    const mk::Q8DwShape ds{p.N, p.H, p.W, p.Chid, 1, 3, 3, p.S, p.S, 1, 1, 1, 1, p.OH(), p.OW()};
     mk::q8_dwconv_run(pd.data(), pd.size(), dw_in, ds, qd, dwo.data(), 1);
-    mk::q8_gemm_run(pp.data(), pp.size(), dwo.data(), p.OH() * p.OW(), p.Chid, p.Cout,
+    mk::q8_gemm_run(pp.data(), pp.size(), dwo.data(), p.N * p.OH() * p.OW(), p.Chid, p.Cout,
                     {p.d.scale, p.d.zp, false, p.p.scale, p.p.zp, false, p.p.min, p.p.max}, y.data(), 1);
   }
 };
@@ -148,6 +151,16 @@ void run(benchmark::State& state, std::shared_ptr<Block> b, int mode) {
   state.counters["band"] = static_cast<double>(mk::q8_inverted_residual_band_rows(b->p));
 }
 
+void run_group(benchmark::State& state, std::shared_ptr<Block> b, int group) {
+  mk::Q8InvertedResidualParams q = b->p;
+  q.group_images = group;
+  for (auto _ : state) {
+    b->fused(q, 1);
+    benchmark::DoNotOptimize(b->y.data());
+  }
+  state.counters["images"] = static_cast<double>(mk::q8_inverted_residual_group_images(q, false, 1));
+}
+
 int register_all() {
   int i = 0;
   for (const auto& s : mkbench::read_shapes("mobilenet_v2_blocks.txt")) {
@@ -158,6 +171,18 @@ int register_all() {
       benchmark::RegisterBenchmark((base + modes[m]).c_str(), run, b, m)->MeasureProcessCPUTime();
     benchmark::RegisterBenchmark((base + modes[3]).c_str(), run, b, 3)->MeasureProcessCPUTime()->UseRealTime();
     benchmark::RegisterBenchmark((base + "fused_2t_cpu").c_str(), run_thread_cpu, b)->UseManualTime();
+  }
+  // Batch 32 (one thread): the automatic images per work item against one image per item
+  // (group_images 1) and the kernels over the whole batch; g2..g4 force the group size.
+  i = 0;
+  for (const auto& s : mkbench::read_shapes("mobilenet_v2_blocks.txt")) {
+    auto b = std::make_shared<Block>(s, 32);
+    const std::string base = "q8_block_b32/" + std::to_string(++i) + "/";
+    benchmark::RegisterBenchmark((base + "fused").c_str(), run_group, b, 0)->MeasureProcessCPUTime();
+    for (int g = 1; g <= 4; ++g)
+      benchmark::RegisterBenchmark((base + "fused_g" + std::to_string(g)).c_str(), run_group, b, g)
+          ->MeasureProcessCPUTime();
+    benchmark::RegisterBenchmark((base + "kernels").c_str(), run, b, 2)->MeasureProcessCPUTime();
   }
   return 0;
 }

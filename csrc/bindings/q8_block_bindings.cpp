@@ -95,7 +95,9 @@ void register_q8_block(py::module_& m) {
         d["kernel"] = q8_inverted_residual_kernel_name(p, row_sums);
         d["band_rows"] = q8_inverted_residual_band_rows(p, row_sums);
         d["chunk_cols"] = q8_inverted_residual_chunk_cols(p, row_sums);
-        d["scratch_bytes_per_thread"] = q8_inverted_residual_scratch_bytes(p, row_sums);
+        d["group_images"] = q8_inverted_residual_group_images(p, row_sums, num_threads);
+        d["scratch_bytes_per_thread"] = q8_inverted_residual_scratch_bytes(p, row_sums, num_threads);
+        d["scratch_bytes_shared"] = q8_inverted_residual_shared_bytes(p, num_threads);
         d["threads"] = q8_inverted_residual_threads(p, num_threads);
         d["expanded_bytes"] = p.N * p.H * p.W * p.Chid;
         return d;

@@ -149,6 +149,39 @@ int64_t chunk_for(const Q8InvertedResidualParams& p, int64_t band, bool sums) {
   return aligned > 0 && ceil_div(OW, aligned) == ceil_div(OW, c) ? aligned : c;
 }
 
+// Small images at batch > 1: where one band covers the whole image of few output pixels, a
+// work item takes several consecutive images (contiguous in x and out), so the expand GEMM,
+// the depthwise and the project GEMM each run once over all their rows (the images' scratch
+// side by side). A 7x7 image is 49 GEMM rows, 8 six-row tiles and a one-row tile that costs
+// about as much as a full one; 4 images are 196 rows (32 tiles + a 4-row one), and the
+// per-call setup (weight widening, epilogue constants, depthwise weight order) is shared.
+// Measured on V2 blocks 15-17 at batch 32 (AVX2, thread CPU time, in-process A/B against one
+// image per item): 1 thread 2-3% faster, 2 threads 2-4%; on 14x14 images (196 rows alone) 2
+// images per item made no difference, so images are grouped up to kGroupRows output pixels
+// (and kGroupBudgetBytes of scratch), in equal groups.
+constexpr int64_t kMaxGroupImages = 4;
+constexpr int64_t kGroupRows = 200;
+constexpr int64_t kGroupBudgetBytes = 384 * 1024;
+
+// Scratch of a group of g whole images: all H expanded rows (x's images are contiguous), the
+// depthwise output, and row sums.
+int64_t group_scratch_bytes(const Q8InvertedResidualParams& p, int64_t g, bool sums) {
+  const int64_t in_px = p.expand ? p.H * p.W : 0, out_px = p.OH() * p.OW();
+  return g * ((in_px + out_px) * p.Chid + (sums ? 4 * (in_px + out_px) : 0));
+}
+
+int64_t group_for(const Q8InvertedResidualParams& p, int64_t band, int64_t chunk, bool sums, int nt) {
+  // (not where a thread's share is a piece of an image: N = 3 on 2 threads)
+  if (p.N < 2 || band < p.OH() || chunk < p.OW() || channel_split(p, nt) || pieces_per_image(p, nt) > 1) return 1;
+  const int64_t team = std::min<int64_t>(nt, p.N);
+  const int64_t per_thread = ceil_div(p.N, team);  // images of the busiest thread
+  if (p.group_images > 0) return std::min(p.group_images, per_thread);
+  const int64_t g_max = std::min({kMaxGroupImages, per_thread, kGroupRows / (p.OH() * p.OW())});
+  int64_t g = 1;
+  while (g < g_max && group_scratch_bytes(p, g + 1, sums) <= kGroupBudgetBytes) ++g;
+  return ceil_div(per_thread, ceil_div(per_thread, g));  // equal groups
+}
+
 uint8_t* thread_scratch(int64_t bytes) {
   // Reused across calls (the point is a small buffer that stays hot); int32-aligned by vector.
   static thread_local std::vector<int32_t> buf;
@@ -308,9 +341,22 @@ int64_t q8_inverted_residual_chunk_cols(const Q8InvertedResidualParams& p, bool 
   return chunk_for(p, q8_inverted_residual_band_rows(p, row_sums), row_sums);
 }
 
-int64_t q8_inverted_residual_scratch_bytes(const Q8InvertedResidualParams& p, bool row_sums) {
+int64_t q8_inverted_residual_group_images(const Q8InvertedResidualParams& p, bool row_sums, int num_threads) {
   const int64_t band = q8_inverted_residual_band_rows(p, row_sums);
-  return scratch_bytes(p, band, chunk_for(p, band, row_sums), row_sums);
+  return group_for(p, band, chunk_for(p, band, row_sums), row_sums, std::max(1, num_threads));
+}
+
+int64_t q8_inverted_residual_scratch_bytes(const Q8InvertedResidualParams& p, bool row_sums, int num_threads) {
+  const int nt = std::max(1, num_threads);
+  if (channel_split(p, nt)) return row_sums ? 4 * std::max(p.H * p.W, p.OH() * p.OW()) : 0;
+  const int64_t band = q8_inverted_residual_band_rows(p, row_sums), chunk = chunk_for(p, band, row_sums);
+  const int64_t g = group_for(p, band, chunk, row_sums, nt);
+  return g > 1 ? group_scratch_bytes(p, g, row_sums) : scratch_bytes(p, band, chunk, row_sums);
+}
+
+int64_t q8_inverted_residual_shared_bytes(const Q8InvertedResidualParams& p, int num_threads) {
+  if (!channel_split(p, std::max(1, num_threads))) return 0;
+  return ((p.expand ? p.H * p.W : 0) + p.OH() * p.OW()) * p.Chid;
 }
 
 bool q8_inverted_residual_splits_channels(const Q8InvertedResidualParams& p, int num_threads) {
@@ -361,6 +407,7 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
   // weights (up to 300 KB on 7x7x960) from L2.
   const bool split = channel_split(p, nt);
   const bool bands_repeat = !split && (ceil_div(piece_rows, band) > 1 || chunk < OW);
+  const int64_t group = group_for(p, band_auto, chunk, sums, nt);
 
   // The same per-call preparation as the three unfused ops, hence the same numbers.
   GemmStage es, ps;
@@ -442,6 +489,52 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
         }
       }
     }
+    return;
+  }
+
+  if (group > 1) {
+    // Images [n0, n0 + g) at once: one band per image, so rows [0, H) and [0, OH) of each.
+    auto images = [&](int64_t n0, int64_t g) {
+      const int64_t in_px = p.expand ? g * p.H * p.W : 0, out_px = g * OH * OW;
+      uint8_t* scratch = thread_scratch(group_scratch_bytes(p, g, sums));
+      auto* rs_e = reinterpret_cast<int32_t*>(scratch);
+      int32_t* rs_p = rs_e + in_px;
+      uint8_t* buf = scratch + (sums ? 4 * (in_px + out_px) : 0);
+      uint8_t* dwo = buf + in_px * p.Chid;
+      const uint8_t* x_n = x + n0 * p.H * p.W * p.Cin;
+      uint8_t* out_n = out + n0 * OH * OW * p.Cout;
+      if (p.expand) {
+        es.run(gemm, x_n, in_px, buf, rs_e);
+        if (e_lut) lutfn(e_lut, buf, in_px * p.Chid);
+      }
+      Q8DwconvParams q = dw_base;
+      q.N = g;
+      q.H = p.H;
+      q.PT = p.PT;
+      q.OH = OH;
+      q.x = p.expand ? buf : x_n;
+      q.y = dwo;
+      dwfn(q, 0, g * OH, 0, p.Chid);
+      if (p.d.lut) lutfn(p.d.lut, dwo, out_px * p.Chid);
+      ps.run(gemm, dwo, out_px, out_n, rs_p);
+      if (p.p.lut) lutfn(p.p.lut, out_n, out_px * p.Cout);
+      if (p.residual) residual_add(aq, x_n, out_n, out_n, out_px * p.Cout);
+    };
+    // Each thread an equal run of images (as schedule(static) over single images), in equal groups.
+    const int team = static_cast<int>(std::min<int64_t>(nt, p.N));
+    auto run_range = [&](int t) {
+      const int64_t a = p.N * t / team, b = p.N * (t + 1) / team, groups = ceil_div(b - a, group);
+      for (int64_t i = 0; i < groups; ++i) {
+        const int64_t n0 = a + (b - a) * i / groups, n1 = a + (b - a) * (i + 1) / groups;
+        if (n1 > n0) images(n0, n1 - n0);
+      }
+    };
+    if (team == 1) {
+      run_range(0);
+      return;
+    }
+#pragma omp parallel for num_threads(team) schedule(static, 1)
+    for (int t = 0; t < team; ++t) run_range(t);
     return;
   }
 

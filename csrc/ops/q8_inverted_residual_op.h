@@ -25,7 +25,8 @@
 // when threads run several bands. Small images (<= 14 output rows from < 28 input rows) whose
 // batch does not spread over the threads split hidden channels instead: each thread expands and
 // depthwises its channels of the whole image into shared buffers, then projects its output
-// channels.
+// channels. Where the batch does spread and one band is a whole image of few pixels (7x7), a
+// work item takes several images, so each GEMM runs over all their rows at once.
 //
 // Activations: clamps in the quantized range (ReLU / ReLU6 = a narrower [min, max]), as in
 // qconv1x1 / qdwconv2d, and/or a 256-entry lookup table per stage (Hardswish, any elementwise
@@ -75,6 +76,10 @@ struct Q8InvertedResidualParams {
   // automatic (the whole row unless the 1/8 scratch rule needs chunks). Not exposed to Python:
   // tests force it.
   int64_t chunk_cols = 0;
+  // Images per work item where one band covers a whole image (small images at batch > 1): the
+  // two GEMMs then run over several images' rows per call. 0 = automatic, 1 = one image per item.
+  // Not exposed to Python: tests force it.
+  int64_t group_images = 0;
   int64_t OH() const { return (H + PT + PB - K) / S + 1; }
   int64_t OW() const { return (W + PL + PR - K) / S + 1; }
 };
@@ -87,10 +92,15 @@ int64_t q8_inverted_residual_band_rows(const Q8InvertedResidualParams& p, bool r
 // The output columns per depthwise + project step a call uses (OW: whole rows); row_sums: a
 // weight pack keeps zero points (int32 row sums in the scratch; byte 27 of its header).
 int64_t q8_inverted_residual_chunk_cols(const Q8InvertedResidualParams& p, bool row_sums);
-// Scratch bytes one thread allocates when rows are split between threads (expanded rows + the
-// depthwise band or chunk, + int32 row sums when row_sums), and the threads a call would keep
-// busy.
-int64_t q8_inverted_residual_scratch_bytes(const Q8InvertedResidualParams& p, bool row_sums);
+// Images per work item a call on num_threads runs (1 unless whole images run as one band; see
+// Q8InvertedResidualParams::group_images).
+int64_t q8_inverted_residual_group_images(const Q8InvertedResidualParams& p, bool row_sums, int num_threads);
+// Scratch bytes a call on num_threads allocates per busy thread (expanded rows + the depthwise
+// band or chunk, of group_images images, + int32 row sums when row_sums), and besides those the
+// bytes of the buffers the threads share (the small-image channel split's whole expanded and
+// depthwised image; 0 otherwise). And the threads a call would keep busy.
+int64_t q8_inverted_residual_scratch_bytes(const Q8InvertedResidualParams& p, bool row_sums, int num_threads = 1);
+int64_t q8_inverted_residual_shared_bytes(const Q8InvertedResidualParams& p, int num_threads);
 int q8_inverted_residual_threads(const Q8InvertedResidualParams& p, int num_threads);
 // Whether a call on num_threads splits the hidden channels between threads instead of the
 // output rows (small images whose batch does not spread over the threads; see the .cpp).

@@ -233,21 +233,24 @@ std::vector<Path> paths() {
 }
 
 void check(const Block& b, std::initializer_list<int64_t> bands, std::initializer_list<int> threads,
-           const std::vector<int64_t>& chunks = {0}) {
+           const std::vector<int64_t>& chunks = {0}, const std::vector<int64_t>& groups = {0}) {
   for (const Path& path : paths()) {
     const std::vector<uint8_t> ref = unfused(b, path.gemm, path.signed_x, path.dw, 1);
     const int64_t total = static_cast<int64_t>(ref.size());
     for (int64_t band : bands)
       for (int64_t chunk : chunks)
+        for (int64_t group : groups)
         for (int nt : threads) {
           Q8InvertedResidualParams p = b.p;
           p.band_rows = band;
           p.chunk_cols = chunk;
+          p.group_images = group;
           std::vector<uint8_t> out(total + 2 * kCanary, kCanaryByte);
           uint8_t* o = out.data() + kCanary;
           q8_inverted_residual_run_with(path.gemm, path.signed_x, path.dw, p, b.x.data(), b.pe.data(), b.pe.size(),
                                         b.pd.data(), b.pd.size(), b.pp.data(), b.pp.size(), o, nt, path.lut);
-          const std::string where = path.name + ", threads " + std::to_string(nt) + ", " + describe(p);
+          const std::string where = path.name + ", threads " + std::to_string(nt) + ", " + describe(p) +
+                                    " images/item " + std::to_string(q8_inverted_residual_group_images(p, false, nt));
           for (int64_t i = 0; i < kCanary; ++i) {
             ASSERT_EQ(out[i], kCanaryByte) << "wrote before the output, " << where;
             ASSERT_EQ(out[kCanary + total + i], kCanaryByte) << "wrote past the output, " << where;
@@ -427,6 +430,11 @@ TEST(Q8InvertedResidual, ChannelSplitSmallImages) {
     ASSERT_TRUE(q8_inverted_residual_splits_channels(b.p, 2)) << describe(b.p);
     if (three) ASSERT_TRUE(q8_inverted_residual_splits_channels(b.p, 3)) << describe(b.p);
     ASSERT_FALSE(q8_inverted_residual_splits_channels(b.p, 1));
+    // Reported bytes: the shared expanded + depthwised image besides each thread's row sums.
+    const Q8InvertedResidualParams& p = b.p;
+    EXPECT_EQ(q8_inverted_residual_shared_bytes(p, 2), ((p.expand ? p.H * p.W : 0) + p.OH() * p.OW()) * p.Chid);
+    EXPECT_EQ(q8_inverted_residual_scratch_bytes(p, s.wzp, 2), s.wzp ? 4 * p.H * p.W : 0);
+    EXPECT_EQ(q8_inverted_residual_shared_bytes(p, 1), 0);
     if (three) check(b, {0}, {1, 2, 3});
     else check(b, {0}, {1, 2});
   }
@@ -617,15 +625,53 @@ TEST(Q8InvertedResidual, ColumnChunksAt28Rows) {
   }
 }
 
+// Several whole images per work item (group_images; automatic on small images at batch > 1):
+// batch 2-5, odd sizes 1..17, stride 1 and 2, kernel 3 and 5, t 1/4/6, residual, tables,
+// weight zero points, both dtypes, forced groups of 1, 2, 3 and 5 images and the automatic
+// choice, 1-3 threads (3 images on 2 threads split rows or channels instead: compared too).
+TEST(Q8InvertedResidual, SeveralImagesPerItem) {
+  std::mt19937 rng(45);
+  struct S { int64_t n, h, w, cin, t, cout, s, k; bool res; int luts; bool sig, wzp; };
+  const std::vector<S> cases = {
+      {2, 7, 7, 16, 6, 16, 1, 3, true, 0, false, false},    // V2's 7x7 blocks, reduced
+      {4, 7, 7, 20, 6, 24, 1, 3, false, 0, false, true},    // row sums
+      {5, 5, 3, 9, 4, 9, 1, 3, true, 5, true, false},       // tables, int8
+      {3, 1, 1, 8, 6, 8, 1, 3, true, 0, false, false},      // 1x1 images
+      {4, 9, 11, 12, 6, 17, 2, 3, false, 2, false, true},   // stride 2, odd sizes
+      {5, 17, 2, 5, 1, 5, 1, 3, true, 0, true, true},       // t == 1: the depthwise reads x
+      {4, 6, 6, 8, 4, 8, 2, 5, false, 7, false, false},     // kernel 5 stride 2
+      {2, 13, 5, 24, 6, 24, 1, 5, true, 0, false, true},    // kernel 5
+  };
+  for (const S& s : cases) {
+    Block b = make_block(rng, s.n, s.h, s.w, s.cin, s.t, s.cout, s.s, s.k, s.res, s.sig, s.sig, true, s.wzp);
+    if (s.luts) add_luts(b, rng, s.luts);
+    check(b, {0}, {1, 2, 3}, {0}, {0, 1, 2, 3, 5});
+  }
+  // The automatic choice: 7x7 images at batch 8 go 4 per item on 1 and 2 threads (2 on 4 threads:
+  // as many images as a thread has), equal groups (6 images per thread: 3 + 3), none on 14x14.
+  Block b = make_block(rng, 8, 7, 7, 32, 6, 32, 1, 3, true, false, false, true, false);
+  EXPECT_EQ(q8_inverted_residual_group_images(b.p, false, 1), 4);
+  EXPECT_EQ(q8_inverted_residual_group_images(b.p, false, 2), 4);
+  EXPECT_EQ(q8_inverted_residual_group_images(b.p, false, 4), 2);
+  b.p.N = 6;
+  EXPECT_EQ(q8_inverted_residual_group_images(b.p, false, 1), 3);
+  b.p.N = 1;
+  EXPECT_EQ(q8_inverted_residual_group_images(b.p, false, 1), 1);
+  b.p.N = 8, b.p.H = b.p.W = 14;
+  EXPECT_EQ(q8_inverted_residual_group_images(b.p, false, 1), 1);
+}
+
 // What the scratch size reports is what a call uses: on a fresh thread (its reusable scratch
 // not grown by earlier calls) one-thread calls allocate exactly that many bytes, so under ASan
 // any access past them fails here. Chunked and whole-row shapes, with and without row sums.
 TEST(Q8InvertedResidual, ScratchBytesAreWhatRuns) {
   std::mt19937 rng(43);
-  struct S { int64_t h, cin, t, cout, s; bool wzp; };
-  for (const S& s : {S{28, 32, 6, 32, 1, false}, S{28, 32, 6, 32, 1, true}, S{28, 32, 6, 64, 2, true},
-                     S{30, 24, 6, 24, 1, true}, S{17, 16, 4, 8, 2, false}, S{112, 32, 1, 16, 1, true}}) {
-    const Block b = make_block(rng, 1, s.h, s.h, s.cin, s.t, s.cout, s.s, 3, true, false, false, true, s.wzp);
+  struct S { int64_t n, h, cin, t, cout, s; bool wzp; int64_t images; };  // images per work item
+  for (const S& s : {S{1, 28, 32, 6, 32, 1, false, 1}, S{1, 28, 32, 6, 32, 1, true, 1}, S{1, 28, 32, 6, 64, 2, true, 1},
+                     S{1, 30, 24, 6, 24, 1, true, 1}, S{1, 17, 16, 4, 8, 2, false, 1}, S{1, 112, 32, 1, 16, 1, true, 1},
+                     S{4, 7, 32, 6, 32, 1, false, 4}, S{3, 7, 16, 6, 24, 1, true, 3}, S{5, 6, 8, 1, 8, 1, true, 3}}) {
+    const Block b = make_block(rng, s.n, s.h, s.h, s.cin, s.t, s.cout, s.s, 3, true, false, false, true, s.wzp);
+    EXPECT_EQ(q8_inverted_residual_group_images(b.p, s.wzp, 1), s.images) << describe(b.p);
     // From 28 rows on, 1/8 of the expanded tensor (112x112 t == 1 with row sums: 12-row bands, not 14)
     if (s.h >= 28) EXPECT_LE(q8_inverted_residual_scratch_bytes(b.p, s.wzp) * 8, s.h * s.h * b.p.Chid) << describe(b.p);
     const std::vector<uint8_t> ref = unfused(b, q8_gemm_scalar, false, q8_dwconv_scalar, 1);

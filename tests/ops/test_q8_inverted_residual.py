@@ -128,6 +128,45 @@ def test_small_images_threads(isa, n):
             _assert_same(got, expect, f"N{n} {h}x{h} {cin}x{t}->{cout} k{k} s{s} threads {nt}")
 
 
+@pytest.mark.parametrize("n", [2, 4, 5])
+def test_several_images_per_item(isa, n):
+    # Small images at batch > 1 run several whole images per work item (C++ SeveralImagesPerItem
+    # forces every group size): V2's 7x7 blocks, 14x14 stride 2, and odd small shapes (t == 1,
+    # kernel 5, 1x1 images), on 1-3 threads; info reports the images per item.
+    g = torch.Generator().manual_seed(70 + n)
+    shapes = [(h, cin, t, cout, s, 3) for h, cin, t, cout, s in V2_BLOCKS if h == 7 or s == 2 and h == 14]
+    shapes += [(5, 24, 1, 24, 1, 3), (6, 16, 6, 24, 2, 5), (1, 8, 4, 8, 1, 3), (3, 17, 6, 17, 1, 3)]
+    grouped = 0
+    for h, cin, t, cout, s, k in shapes:
+        blk = Block(g, cin, t, cout, k)
+        x = _codes(g, (n, cin, h, h), torch.uint8).contiguous(memory_format=torch.channels_last)
+        expect = blk.unfused(x, s)
+        for nt in (1, 2, 3):
+            info = qops.qinverted_residual_info(x, blk.packs, blk.x_scale, blk.x_zp, blk.qparams, s,
+                                                out_qparams=blk.out_qparams, num_threads=nt)
+            grouped += info["group_images"] > 1
+            assert 1 <= info["group_images"] <= n
+            with _threads(nt):
+                got = blk.fused(x, s)
+            _assert_same(got, expect, f"N{n} {h}x{h} {cin}x{t}->{cout} k{k} s{s} threads {nt}")
+    assert grouped > 0
+
+
+def test_info_channel_split_shared_bytes():
+    # The small-image channel split (batch 1 on 2 threads) shares one expanded + depthwised image
+    # between the threads: reported apart from the per-thread bytes (int32 row sums there).
+    g = torch.Generator().manual_seed(80)
+    blk = Block(g, 64, 6, 64)
+    x = torch.empty((1, 64, 14, 14), dtype=torch.uint8)
+    info = qops.qinverted_residual_info(x, blk.packs, blk.x_scale, blk.x_zp, blk.qparams, 1,
+                                        out_qparams=blk.out_qparams, num_threads=2)
+    assert info["scratch_bytes_shared"] == 2 * 14 * 14 * 384
+    assert info["scratch_bytes_per_thread"] == 0  # no weight zero points: no row sums
+    info = qops.qinverted_residual_info(x, blk.packs, blk.x_scale, blk.x_zp, blk.qparams, 1,
+                                        out_qparams=blk.out_qparams, num_threads=1)
+    assert info["scratch_bytes_shared"] == 0 and info["scratch_bytes_per_thread"] > 0
+
+
 ODD = list(itertools.product([1, 2, 3, 5, 8, 13, 17], [1, 4, 6]))
 
 
