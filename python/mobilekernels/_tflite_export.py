@@ -62,17 +62,25 @@ class _Builder:
         self.code_list: list = []
         self.ops: list = []
 
-    def tensor(self, name: str, shape, ttype=None, buf: int = 0) -> int:
+    def tensor(self, name: str, shape, ttype=None, buf: int = 0, quant=None) -> int:
+        """A tensor; ``quant`` = ``(scales, zero_points, axis)`` makes it a quantized one (one scale
+        and zero point per tensor, or one per index of ``axis``)."""
         S = self.S
         ttype = S.TensorType.FLOAT32 if ttype is None else ttype
-        self.tensors.append(S.TensorT(shape=[int(d) for d in shape], type=ttype, buffer=buf, name=name))
+        t = S.TensorT(shape=[int(d) for d in shape], type=ttype, buffer=buf, name=name)
+        if quant is not None:
+            scales, zps, axis = quant
+            t.quantization = S.QuantizationParametersT(scale=[float(v) for v in scales],
+                                                       zeroPoint=[int(v) for v in zps], quantizedDimension=axis)
+        self.tensors.append(t)
         return len(self.tensors) - 1
 
-    def const(self, name: str, arr: np.ndarray) -> int:
+    def const(self, name: str, arr: np.ndarray, quant=None) -> int:
         arr = np.ascontiguousarray(arr)
         self.buffers.append(self.S.BufferT(data=arr.view(np.uint8).ravel()))
-        ttype = self.S.TensorType.INT32 if arr.dtype == np.int32 else self.S.TensorType.FLOAT32
-        return self.tensor(name, arr.shape, ttype, len(self.buffers) - 1)
+        ttype = {np.dtype(np.int32): self.S.TensorType.INT32, np.dtype(np.int8): self.S.TensorType.INT8,
+                 np.dtype(np.float32): self.S.TensorType.FLOAT32}[arr.dtype]
+        return self.tensor(name, arr.shape, ttype, len(self.buffers) - 1, quant)
 
     def op(self, code: int, inputs: list[int], outputs: list[int], opt_type=0, opt=None) -> None:
         S = self.S
@@ -323,7 +331,13 @@ def runner(model: nn.Module, x_nchw: torch.Tensor, threads: int, xnnpack: bool =
     """``(invoke, output, undelegated)``: ``invoke()`` runs the exported model on ``x`` (copied in
     once as NHWC; the copy-in is not timed, the interpreter preallocates the output); ``output()``
     returns the result as a torch tensor; ``undelegated`` lists ops XNNPACK did not take."""
-    it = interpreter(export(model, tuple(x_nchw.shape)), threads, xnnpack)
+    return runner_of(export(model, tuple(x_nchw.shape)), x_nchw, threads, xnnpack)
+
+
+def runner_of(flatbuffer: bytes, x_nchw: torch.Tensor, threads: int, xnnpack: bool = True):
+    """:func:`runner` for an exported model whose one input is float32 NHWC (the int8 export's
+    too: it quantizes inside the graph)."""
+    it = interpreter(flatbuffer, threads, xnnpack)
     x = x_nchw.permute(0, 2, 3, 1).contiguous() if x_nchw.dim() == 4 else x_nchw.contiguous()
     it.set_tensor(it.get_input_details()[0]["index"], x.numpy())
     out_index = it.get_output_details()[0]["index"]
