@@ -33,6 +33,11 @@ def test_bench_cli_small(tmp_path):
     assert "rel err vs torch" in variants["xnnpack fp32"]["note"]
     assert "not delegated" not in variants["xnnpack fp32"]["note"]
     assert "xnnpack fp32: LiteRT" in r.stdout
+    # XNNPACK int8: our int8 model exported with its scales, whole graph delegated, a few codes from ours
+    assert variants["xnnpack int8"]["median_ms"] > 0, variants["xnnpack int8"]["note"]
+    assert "vs ours int8" in variants["xnnpack int8"]["note"] and "top-1" in variants["xnnpack int8"]["note"]
+    assert "not delegated" not in variants["xnnpack int8"]["note"]
+    assert "xnnpack int8: the same" in r.stdout
     # peak memory of every timed variant, from its own process
     for row in rows:
         assert "memory_error" not in row, row

@@ -6,8 +6,10 @@ default ``x86`` engine), ONNX Runtime fp32 and int8 (when installed: the model e
 ``torch.onnx.export``, int8 by ``onnxruntime.quantization.quantize_static``, QDQ, per-channel
 weights), XNNPACK fp32 (when ``ai-edge-litert`` is installed: the model, BN folded, as an in-memory
 TFLite flatbuffer run by LiteRT, which delegates float graphs to XNNPACK; input set once as NHWC,
-the copy-in not timed; see ``_tflite_export``), ``mobilekernels.convert`` fp32 and
-``mobilekernels.quantize`` int8. Every int8 variant is calibrated on the same 4 random batches.
+the copy-in not timed; see ``_tflite_export``), XNNPACK int8 (our ``mobilekernels.quantize``
+model, every scale and zero point as ours, as an int8 TFLite graph on XNNPACK's QS8 path; see
+``_tflite_export_q8``), ``mobilekernels.convert`` fp32 and ``mobilekernels.quantize`` int8.
+Every int8 variant is calibrated on the same 4 random batches.
 It checks that the fp32 outputs agree with PyTorch's and our int8 output with its fake-quantized
 float reference, and reports each int8 variant's error against fp32 (max relative error and top-1
 agreement on 8 held-out random inputs).
@@ -47,7 +49,7 @@ from ._timing import compare
 
 MODELS = {"mobilenet_v2": "mobilenet_v2", "mobilenet_v3_large": "mobilenet_v3_large"}
 VARIANTS = ("torch fp32 NCHW", "torch fp32 channels_last", "torch int8 (x86 engine)", "onnxruntime fp32",
-            "onnxruntime int8", "xnnpack fp32", "mobilekernels fp32", "mobilekernels int8")
+            "onnxruntime int8", "xnnpack fp32", "xnnpack int8", "mobilekernels fp32", "mobilekernels int8")
 # ``--unfused``: our models with every block run as its separate layers (convert / quantize with
 # fuse_blocks=False), for the fused-against-unfused time and peak memory of a whole network.
 UNFUSED_VARIANTS = ("mobilekernels fp32 unfused", "mobilekernels int8 unfused")
@@ -94,6 +96,15 @@ class Setup:
         self.calib = [torch.randn(shape, generator=g) for _ in range(4)]
         g = torch.Generator().manual_seed(3)
         self.evals = [torch.randn(shape, generator=g) for _ in range(N_EVAL)]
+
+    def quantized(self):
+        """Our int8 model (``mobilekernels.quantize`` on ``calib``, blocks fused), made once: the
+        "mobilekernels int8" and "xnnpack int8" variants run the same one."""
+        if "_quantized" not in self.__dict__:
+            import mobilekernels as mk
+
+            self.__dict__["_quantized"] = mk.quantize(self.model, self.calib, progress=False)
+        return self.__dict__["_quantized"]
 
     def onnx_path(self, kind: str) -> Path:
         return self.workdir / f"{self.name}_b{self.batch}_r{self.res}_{kind}.onnx"
@@ -215,6 +226,46 @@ def _xnnpack_variant(st: Setup, threads: int, check: bool) -> tuple[Optional[Cal
     return invoke, note
 
 
+XNNPACK_INT8_MAX_LSB = 8  # measured at most 3 output codes apart (tests/test_tflite_export_q8.py)
+
+
+def _xnnpack_int8_variant(st: Setup, threads: int, check: bool) -> tuple[Optional[Callable], str]:
+    """Our int8 model as an int8 TFLite flatbuffer (``_tflite_export_q8``) run by LiteRT's XNNPACK
+    delegate (QS8); checked against our int8 output (same scales: a few output codes apart)."""
+    try:
+        import ai_edge_litert  # noqa: F401
+    except ImportError:
+        return None, "not installed"
+    from . import _tflite_export, _tflite_export_q8
+
+    q = st.quantized()
+    try:
+        flat = _tflite_export_q8.export_q8(q, tuple(st.x.shape))
+    except NotImplementedError as e:
+        return None, f"n/a: {e}"[:120]
+    try:
+        it = _tflite_export.interpreter(flat, threads)
+        undelegated = _tflite_export.undelegated_ops(it)
+        x_index, y_index = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            it.set_tensor(x_index, x.permute(0, 2, 3, 1).contiguous().numpy())
+            it.invoke()
+            return torch.from_numpy(it.get_tensor(y_index).copy())
+
+        note = "NHWC in" + (f"; not delegated: {','.join(undelegated)}" if undelegated else "")
+        if check:
+            with torch.no_grad():
+                lsb = (run(st.x) - q(st.x)).abs().max().item() / float(q.steps[-1].out_scale)
+            if not lsb <= XNNPACK_INT8_MAX_LSB:
+                return None, f"failed: output {lsb:.0f} codes from ours int8"
+            note += f"; vs ours int8 {lsb:.0f} LSB; " + _vs_fp32(run, st)
+        run(st.x)  # the timed input, set once
+    except Exception as e:  # noqa: BLE001 - a broken optional runtime is reported, not fatal
+        return None, f"failed: {type(e).__name__}: {e}"[:80]
+    return it.invoke, note
+
+
 def build_variant(label: str, st: Setup, threads: int, check: bool = True) -> tuple[Optional[Callable], str]:
     """``(fn, note)`` for one variant (``fn`` None when it cannot run, with the reason). With
     ``check`` the outputs are compared with the references (a mismatch of ours raises)."""
@@ -256,6 +307,8 @@ def build_variant(label: str, st: Setup, threads: int, check: bool = True) -> tu
         return (lambda: run(x)), note
     if label == "xnnpack fp32":
         return _xnnpack_variant(st, threads, check)
+    if label == "xnnpack int8":
+        return _xnnpack_int8_variant(st, threads, check)
     if label in ("mobilekernels fp32", "mobilekernels fp32 unfused"):
         ours = mk.convert(model, fuse_blocks=not label.endswith("unfused"))
         note = ""
@@ -267,7 +320,8 @@ def build_variant(label: str, st: Setup, threads: int, check: bool = True) -> tu
             note = f"rel err vs torch {err:.1e}"
         return (lambda: ours(x)), note
     if label in ("mobilekernels int8", "mobilekernels int8 unfused"):
-        q = mk.quantize(model, st.calib, progress=False, fuse_blocks=not label.endswith("unfused"))
+        q = (mk.quantize(model, st.calib, progress=False, fuse_blocks=False) if label.endswith("unfused")
+             else st.quantized())
         note = ""
         if check:
             with torch.no_grad():
@@ -405,13 +459,18 @@ TABLE_CAPTION = ("peak MB: growth of the process's peak RSS over the loaded mode
 
 XNNPACK_CAPTION = ("xnnpack fp32: LiteRT's interpreter (XNNPACK delegate, num_threads = threads) on the model "
                    "exported to TFLite, BN folded; its NHWC float32 input is set once, the copy-in is not timed")
+XNNPACK_INT8_CAPTION = ("xnnpack int8: the same on our int8 model exported to int8 TFLite with our scales and zero "
+                        "points (activations = our uint8 codes - 128, our per-channel int8 weights; float input "
+                        "quantized and logits dequantized inside the graph; Hardswish as int8 ADD + MUL)")
 
 
 def print_table(results: list[dict], console) -> None:
     from rich.table import Table
 
+    timed = {r["variant"] for r in results if "median_ms" in r}
     captions = ([TABLE_CAPTION] if any("peak_mb" in r for r in results) else []) + (
-        [XNNPACK_CAPTION] if any(r["variant"] == "xnnpack fp32" and "median_ms" in r for r in results) else [])
+        [XNNPACK_CAPTION] if "xnnpack fp32" in timed else []) + (
+        [XNNPACK_INT8_CAPTION] if "xnnpack int8" in timed else [])
     table = Table(title="Whole-model forward, batch %d (median of interleaved samples)" % results[0]["batch"],
                   caption="\n".join(captions) or None)
     for col in ("model", "threads", "variant", "median ms", "min-max ms", "vs torch NCHW", "peak MB", "note"):
