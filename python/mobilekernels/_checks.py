@@ -11,7 +11,7 @@ def check_tensor(name: str, t, dtype: torch.dtype, dim: int | None = None) -> No
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.dtype != dtype:
         raise TypeError(f"{name} must be {dtype}, got {t.dtype}")
-    if t.device.type != "cpu":
+    if not t.is_cpu:  # (a flag read; t.device builds a torch.device object)
         raise ValueError(f"{name} must be on the CPU, got device {t.device}")
     if dim is not None and t.dim() != dim:
         raise ValueError(f"{name} must be {dim}-D, got {t.dim()}-D with shape {tuple(t.shape)}")

@@ -6,8 +6,9 @@ Direct is safe only when nothing would observe or transform the call: not under
 torch-dispatch mode (``FlopCounterMode``, ``make_fx`` / non-strict export proxies, fake tensor
 mode, a user's logging mode: they must see the ``mobilekernels::*`` op), no functorch
 transform (vmap / grad wrap plain-typed tensors), every tensor argument exactly
-``torch.Tensor`` (no subclass, FakeTensor, fx Proxy, Parameter), and no autograd needed (grad
-disabled, or no tensor argument requires grad). Otherwise the wrapper calls the registered op,
+``torch.Tensor`` or ``nn.Parameter`` (a module's weight passed as is: Parameter disables
+``__torch_function__``, so the op would see it as a plain tensor; no other subclass, FakeTensor
+or fx Proxy), and no autograd needed (grad disabled, or no tensor argument requires grad). Otherwise the wrapper calls the registered op,
 which handles all of these. Every check is a C-level flag read (~0.1 us each).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import torch
 
 _Tensor = torch.Tensor
+_Parameter = torch.nn.Parameter
 _dispatch_modes = torch._C._len_torch_dispatch_stack  # counts infra modes (fake, proxy) too
 _function_mode = torch._C._is_torch_function_mode_enabled
 _functorch = torch._C._are_functorch_transforms_active
@@ -33,16 +35,16 @@ def unobserved() -> bool:
 
 def eager(tensors: tuple, optional: tuple = ()) -> bool:
     """True when the direct CPU call may replace the registered op: ``tensors`` (required
-    arguments) are all exactly ``torch.Tensor``, ``optional`` ones that or None, and no mode,
-    transform, compilation or autograd is involved (see the module docstring)."""
+    arguments) are all exactly ``torch.Tensor`` or ``nn.Parameter``, ``optional`` ones that or
+    None, and no mode, transform, compilation or autograd is involved (see the module docstring)."""
     if not unobserved():
         return False
     grad = _grad_enabled()
     for t in tensors:
-        if type(t) is not _Tensor or (grad and t.requires_grad):
+        if (type(t) is not _Tensor and type(t) is not _Parameter) or (grad and t.requires_grad):
             return False
     for t in optional:
-        if t is not None and (type(t) is not _Tensor or (grad and t.requires_grad)):
+        if t is not None and ((type(t) is not _Tensor and type(t) is not _Parameter) or (grad and t.requires_grad)):
             return False
     return True
 

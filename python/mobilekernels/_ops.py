@@ -98,8 +98,8 @@ _MAX_PLAN_CALLS = 64
 class DwPlan:
     """Everything about a depthwise call that does not depend on the input: built once by a
     module. Per input shape it validates once and keeps the validated C++ call
-    (``_C.F32DwconvCall``) and the output geometry, so a repeated eager forward costs a few
-    attribute checks, one allocation and one 5-argument C++ call."""
+    (``_C.F32DwconvCall``) and the output geometry, so a repeated eager forward costs a dict
+    lookup, two checks of x, one allocation and one 5-argument C++ call."""
 
     __slots__ = ("cin", "cout", "kernel", "stride", "padding", "dilation", "activation", "act_code",
                  "_calls")
@@ -121,7 +121,7 @@ class DwPlan:
         self._calls = {}
 
     def _prepare(self, x: torch.Tensor):
-        """Validate x's geometry for this layer (the precise errors) and build the call."""
+        """Validate x for this layer (the precise errors) and build the call for its shape."""
         check_tensor("x", x, torch.float32, 4)
         if x.shape[1] != self.cin:
             raise ValueError(f"x has {x.shape[1]} channels, this layer expects {self.cin}")
@@ -131,24 +131,33 @@ class DwPlan:
                                                self.dilation, self.activation)
         return call
 
-    def run(self, x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
-        if type(x) is not torch.Tensor or x.dtype is not torch.float32 or not x.is_cpu or x.dim() != 4:
-            check_tensor("x", x, torch.float32, 4)  # raises the precise error
+    def run(self, x: torch.Tensor, pack: tuple) -> torch.Tensor:
+        """The layer on ``x``, exactly a ``torch.Tensor`` (the caller checks its type), with
+        ``pack`` a module's ``_pack_ref()`` (``(key, tensor, data_ptr, numel)``)."""
+        # A shape in the cache has passed _prepare (so: 4-D, this layer's channels and geometry);
+        # dtype and device are not part of the shape, so they are checked on every call.
         call = self._calls.get(x.shape)
-        if call is None:
+        if call is None or x.dtype is not _F32 or not x.is_cpu:
             call = self._prepare(x)
-        return _run_call(call, x, packed)
+        return _run_call(call, x, pack[2], pack[3])
 
 
-def _run_call(call, x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
-    """Run a validated depthwise call (``_dw_call``'s (shape, strides, C++ call)) into a new
-    channels_last output."""
+_F32 = torch.float32
+_CHANNELS_LAST = torch.channels_last
+_empty_strided = torch.empty_strided
+_default_dtype = torch.get_default_dtype
+_num_threads = torch.get_num_threads
+
+
+def _run_call(call, x: torch.Tensor, packed_ptr: int, packed_numel: int) -> torch.Tensor:
+    """Run a validated depthwise call (``_dw_call``'s (shape, strides, C++ call)) on a pack given
+    by pointer and size (its header is checked by C++) into a new channels_last output."""
     shape, strides, cpp = call
-    out = torch.empty_strided(shape, strides, dtype=torch.float32)
-    if cpp is None:  # empty batch
-        return out
-    x = x.contiguous(memory_format=torch.channels_last)
-    cpp.run(x.data_ptr(), packed.data_ptr(), packed.numel(), out.data_ptr(), torch.get_num_threads())
+    # the dtype keyword costs 10% of the allocation: left out when float32 is the default
+    out = _empty_strided(shape, strides) if _default_dtype() is _F32 else _empty_strided(shape, strides, dtype=_F32)
+    if cpp is not None:  # None: empty batch
+        x = x.contiguous(memory_format=_CHANNELS_LAST)  # no copy when x is NHWC in memory
+        cpp.run(x.data_ptr(), packed_ptr, packed_numel, out.data_ptr(), _num_threads())
     return out
 
 
@@ -156,8 +165,9 @@ def pack_dw(weight: torch.Tensor, bias) -> torch.Tensor:
     _check_weight(weight, bias)
     cout, _, kh, kw = weight.shape
     packed = torch.empty(_C.f32_dwconv_packed_size(cout, kh, kw), dtype=torch.float32)
-    w = weight.detach().contiguous()
-    b = bias.detach().contiguous() if bias is not None else None
+    # (no detach(): only the bytes are read, and contiguous() returns the tensor itself when it is)
+    w = weight.contiguous()
+    b = bias.contiguous() if bias is not None else None
     _C.f32_dwconv_pack(w.data_ptr(), b.data_ptr() if b is not None else 0, cout, kh, kw, packed.data_ptr())
     return packed
 
@@ -179,6 +189,25 @@ def _dwconv2d_cpu(x, weight, bias, stride, padding, dilation, activation):
     check_tensor("x", x, torch.float32, 4)
     packed = pack_dw(weight, bias)
     return _run_dw(x, packed, weight.shape[0], weight.shape[2:], stride, padding, dilation, activation)
+
+
+# Validated geometry of the functional raw-weight fast path (ops.dwconv2d), per (x shape, weight
+# shape, arguments): everything _dw_call reads is in the key. Bounded (_eager.remember).
+_EAGER_RAW_CALLS: dict = {}
+
+
+def dwconv2d_eager(x, weight, bias, stride: tuple, padding: tuple, dilation: tuple, activation: str):
+    """What the ``dwconv2d`` CPU impl computes, without the dispatcher (see ``_eager``): the
+    weight is packed (and checked) at every call, x's geometry checked once per key, its dtype
+    and device at every call."""
+    key = (x.shape, weight.shape, stride, padding, dilation, activation)
+    call = _EAGER_RAW_CALLS.get(key)
+    packed = pack_dw(weight, bias)
+    if call is None or x.dtype is not _F32 or not x.is_cpu:
+        check_tensor("x", x, torch.float32, 4)
+        call = remember(_EAGER_RAW_CALLS, key, _dw_call(x.shape, weight.shape[0], tuple(weight.shape[2:]), stride,
+                                                        padding, dilation, activation))
+    return _run_call(call, x, packed.data_ptr(), packed.numel())
 
 
 @torch.library.register_fake(f"{NS}::dwconv2d")
@@ -269,7 +298,7 @@ def dwconv2d_packed_eager(x, packed, out_channels: int, kernel: tuple, stride: t
         _check_packed_call(x, packed, out_channels, kernel)  # the precise errors
         call = remember(_EAGER_CALLS, key, _dw_call(x.shape, out_channels, kernel, stride, padding, dilation,
                                                     activation))
-    return _run_call(call, x, packed)
+    return _run_call(call, x, packed.data_ptr(), packed.numel())
 
 
 @torch.library.register_fake(f"{NS}::dwconv2d_packed")

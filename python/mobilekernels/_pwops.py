@@ -74,8 +74,9 @@ def pack_pw(weight: torch.Tensor, bias) -> torch.Tensor:
     _check_pw_weight("weight", weight, bias)
     cout, cin = weight.shape[:2]
     packed = torch.empty(_C.f32_gemm_packed_size(cin, cout), dtype=torch.float32)
-    w = weight.detach().contiguous()
-    b = bias.detach().contiguous() if bias is not None else None
+    # (no detach(): only the bytes are read, and contiguous() returns the tensor itself when it is)
+    w = weight.contiguous()
+    b = bias.contiguous() if bias is not None else None
     _C.f32_gemm_pack(w.data_ptr(), b.data_ptr() if b is not None else 0, cin, cout, packed.data_ptr())
     return packed
 

@@ -39,7 +39,7 @@ def dwconv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
     s, d = pair("stride", stride, 1), pair("dilation", dilation, 1)
     p = conv_padding(padding, weight.shape[2:], s, d)
     if type(activation) is str and eager((x, weight), (bias,)):  # no dispatcher (see _eager)
-        return _ops._dwconv2d_cpu(x, weight, bias, s, p, d, activation)
+        return _ops.dwconv2d_eager(x, weight, bias, s, p, d, activation)
     return torch.ops.mobilekernels.dwconv2d(x, weight, bias, list(s), list(p), list(d), activation)
 
 

@@ -159,15 +159,24 @@ def test_channels_last_input_is_not_copied(monkeypatch):
     seen = []
     from mobilekernels import _C, _ops
 
-    real = _C.f32_dwconv
+    real, real_run = _C.f32_dwconv, _C.F32DwconvCall.run
 
     def spy(inp, *a):
         seen.append(inp)
         return real(inp, *a)
 
-    monkeypatch.setattr(_ops._C, "f32_dwconv", spy)
-    mk.ops.dwconv2d(x, torch.randn(8, 1, 3, 3), padding=1)
-    assert seen == [x.data_ptr()]
+    def spy_run(self, inp, *a):
+        seen.append(inp)
+        return real_run(self, inp, *a)
+
+    monkeypatch.setattr(_ops._C, "f32_dwconv", spy)  # the registered op's CPU impl
+    monkeypatch.setattr(_C.F32DwconvCall, "run", spy_run)  # the eager paths (functional, module)
+    w = torch.randn(8, 1, 3, 3)
+    mk.ops.dwconv2d(x, w, padding=1)
+    torch.ops.mobilekernels.dwconv2d(x, w, None, [1, 1], [1, 1, 1, 1], [1, 1], "none")
+    with torch.no_grad():
+        mk.nn.DepthwiseConv2d(8, 8, 3, padding=1)(x)
+    assert seen == [x.data_ptr()] * 3
 
 
 def test_empty_batch():

@@ -201,12 +201,18 @@ def test_flop_counter_and_make_fx_see_the_op(name, monkeypatch):
     assert f"mobilekernels.{op}.default" in str(gm.graph)
 
 
+class _Sub(torch.Tensor):
+    pass
+
+
 def test_predicate():
     x = torch.ones(2)
     with torch.no_grad():
         assert _eager.eager((x,), (None,))
-        assert not _eager.eager((torch.nn.Parameter(x),))
-        assert not _eager.eager((x,), (torch.nn.Parameter(x),))
+        assert _eager.eager((torch.nn.Parameter(x),))  # a module's weight passed as is
+        assert _eager.eager((x,), (torch.nn.Parameter(x),))
+        assert not _eager.eager((x.as_subclass(_Sub),))  # other subclasses: the registered op
+        assert not _eager.eager((x,), (x.as_subclass(_Sub),))
         assert not _eager.eager((None,))  # a missing required tensor: the registered op reports it
         assert _eager.eager((x.requires_grad_(),))  # grad disabled: no autograd needed
         with torch.device("cpu"):  # a torch-function mode
@@ -223,6 +229,7 @@ def test_predicate():
     assert _eager.eager((y,))
     assert not _eager.eager((y.requires_grad_(),))  # grad on and needed
     assert not _eager.eager((torch.ones(1),), (y,))
+    assert not _eager.eager((torch.nn.Parameter(torch.ones(1)),))  # grad on, a trainable Parameter
 
 
 @pytest.mark.parametrize("name", ["dwconv2d_packed", "conv1x1_packed", "inverted_residual_packed", "qconv1x1",

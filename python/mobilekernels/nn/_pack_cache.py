@@ -14,13 +14,31 @@ def tensor_key(t: Optional[torch.Tensor]):
     return (t.data_ptr(), 0 if t.is_inference() else t._version)
 
 
+_NOT_A_PARAMETER = object()
+
+
+def params_require_grad(module) -> bool:
+    """Whether the weight or bias of a conv module requires grad (read as attributes, so a
+    parametrized weight counts too)."""
+    w, b = module.weight, module.bias
+    return w.requires_grad or (b is not None and b.requires_grad)
+
+
+def _rare_key(w, b):
+    """The pack key when the fast one fails: inference tensors (no version counter), or None
+    when weight or bias is not in ``_parameters`` (e.g. under ``torch.nn.utils.parametrize``)."""
+    if w is None or b is _NOT_A_PARAMETER:
+        return None
+    return (tensor_key(w), tensor_key(b))
+
+
 class CachedPackMixin:
     """For conv modules with ``weight``/``bias``: ``_pack()`` returns ``self._make_pack(weight,
-    bias)`` rebuilt only when either changes; the pack is derived state, left out of pickles
+    bias)`` rebuilt only when either changes; ``_pack_ref()`` the same pack as ``(tensor,
+    data_ptr, numel)`` for the eager C++ calls. The pack is derived state, left out of pickles
     and state_dicts."""
 
-    _packed = None
-    _pack_key = None
+    _pack_state = None  # (key, packed, packed.data_ptr(), packed.numel())
 
     def _make_pack(self, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
@@ -34,23 +52,38 @@ class CachedPackMixin:
         return self
 
     def _pack(self) -> torch.Tensor:
+        return self._pack_ref()[1]
+
+    @property
+    def _packed(self) -> Optional[torch.Tensor]:
+        """The cached pack, None before the first eager call (for tests and tools)."""
+        state = self._pack_state
+        return None if state is None else state[1]
+
+    def _pack_ref(self) -> tuple:
         # Runs on every eager call: the parameters are read from _parameters, not through
-        # nn.Module.__getattr__ (~0.9 us each), and the key skips is_inference() unless the
-        # version counter is missing (inference tensors raise RuntimeError on _version).
+        # nn.Module.__getattr__ (~0.2 us each), the key is one flat tuple, and is_inference() is
+        # only asked when the version counter is missing (inference tensors raise on _version).
         params = self._parameters
-        w, b = params["weight"], params.get("bias")
+        w, b = params.get("weight"), params.get("bias", _NOT_A_PARAMETER)
         try:
-            key = ((w.data_ptr(), w._version), None if b is None else (b.data_ptr(), b._version))
-        except RuntimeError:
-            key = (tensor_key(w), tensor_key(b))
-        if self._pack_key != key:
-            self._packed = self._make_pack(w, b)
-            self._pack_key = key
-        return self._packed
+            key = (w.data_ptr(), w._version) if b is None else (w.data_ptr(), w._version, b.data_ptr(), b._version)
+        except (RuntimeError, AttributeError):
+            key = _rare_key(w, b)
+            if key is None:  # weight or bias not a registered parameter (parametrized): not cached
+                packed = self._make_pack(self.weight, self.bias)
+                return (None, packed, packed.data_ptr(), packed.numel())
+        state = self._pack_state
+        if state is None or state[0] != key:
+            packed = self._make_pack(w, b)
+            # through __dict__: nn.Module.__setattr__ is slow, and our modules' hooks there would
+            # take it for a setting change
+            state = self.__dict__["_pack_state"] = (key, packed, packed.data_ptr(), packed.numel())
+        return state
 
     def __getstate__(self):
         state = super().__getstate__().copy()
-        state["_packed"], state["_pack_key"] = None, None  # derived: rebuilt on first use
+        state.pop("_pack_state", None)  # derived: rebuilt on first use
         return state
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._pack_cache import CachedPackMixin
-from .. import _ops
+from ._pack_cache import CachedPackMixin, params_require_grad
+from .. import _chain, _ops
 from .._checks import conv_padding
-from .._eager import unobserved
+from .._eager import _grad_enabled, unobserved
+
+_Tensor = torch.Tensor
+# nn.Conv2d attributes the layer's plan (and so its eager result) is built from
+_PLAN_SETTINGS = frozenset({"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+                            "groups", "padding_mode", "activation"})
 
 
 class DepthwiseConv2d(CachedPackMixin, nn.Conv2d):
@@ -38,9 +43,35 @@ class DepthwiseConv2d(CachedPackMixin, nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups=in_channels, bias=bias, padding_mode="zeros", device=device, dtype=dtype)
         self.activation = activation
-        self._pads = conv_padding(self.padding, self.kernel_size, self.stride, self.dilation)
-        self._plan = _ops.DwPlan(in_channels, out_channels, self.kernel_size, self.stride, self._pads,
-                                 self.dilation, activation)
+        self._build_plan()
+
+    def _build_plan(self) -> None:
+        """(Re)build the settings the eager path runs on; raises ValueError on invalid ones."""
+        if self.activation not in _ops.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ops.ACTIVATIONS)}, got {self.activation!r}")
+        if self.groups != self.in_channels or self.padding_mode != "zeros":
+            raise ValueError("DepthwiseConv2d needs groups == in_channels and padding_mode='zeros', got "
+                             f"groups={self.groups}, in_channels={self.in_channels}, padding_mode={self.padding_mode!r}")
+        pads = conv_padding(self.padding, self.kernel_size, self.stride, self.dilation)
+        plan = _ops.DwPlan(self.in_channels, self.out_channels, self.kernel_size, self.stride, pads, self.dilation,
+                           self.activation)
+        self.__dict__["_pads"], self.__dict__["_plan"] = pads, plan
+
+    def __setattr__(self, name, value):
+        if name in _PLAN_SETTINGS and "_plan" in self.__dict__:
+            # A setting changed after construction: the plan (and chains using this layer) would
+            # be stale. Invalid values are refused and the old one kept.
+            old = getattr(self, name)
+            super().__setattr__(name, value)
+            try:
+                self._build_plan()
+            except Exception:
+                super().__setattr__(name, old)
+                raise
+        else:
+            super().__setattr__(name, value)
+        if _chain.invalidates(name):
+            _chain.config_changed()
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, activation: str = "none") -> "DepthwiseConv2d":
@@ -58,14 +89,14 @@ class DepthwiseConv2d(CachedPackMixin, nn.Conv2d):
         return _ops.pack_dw(weight, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Eager inference first (cheapest checks first): the same kernel as the registered op,
-        # without the dispatcher round trip.
-        if not torch.is_grad_enabled() and type(x) is torch.Tensor and unobserved():
-            return self._plan.run(x, self._pack())
-        # Traced (fx, compile, export, jit), under a torch mode, or autograd: the registered
-        # differentiable op on the raw weight, so graphs and modes record it and training works.
-        if (isinstance(x, torch.fx.Proxy) or not unobserved()
-                or self.weight.requires_grad or x.requires_grad):
-            return torch.ops.mobilekernels.dwconv2d(x, self.weight, self.bias, list(self.stride),
-                                                    list(self._pads), list(self.dilation), self.activation)
-        return self._plan.run(x, self._pack())
+        # Eager inference, cheapest checks first: the same kernel as the registered op without the
+        # dispatcher round trip, on the cached pack. With grad on it is still eager when nothing
+        # (x, weight, bias) requires grad.
+        if type(x) is _Tensor and unobserved() and (
+                not _grad_enabled() or not (x.requires_grad or params_require_grad(self))):
+            return self._plan.run(x, self._pack_ref())
+        # Traced (fx, compile, export, jit), under a torch mode, a tensor subclass, or autograd:
+        # the registered differentiable op on the raw weight, so graphs and modes record it and
+        # training works.
+        return torch.ops.mobilekernels.dwconv2d(x, self.weight, self.bias, list(self.stride),
+                                                list(self._pads), list(self.dilation), self.activation)

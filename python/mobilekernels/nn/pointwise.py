@@ -4,9 +4,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._pack_cache import CachedPackMixin, cached_call, remember_call
+from ._pack_cache import CachedPackMixin, params_require_grad, remember_call
 from .. import _C, _chain, _ops, _pwops
-from .._eager import unobserved
+from .._eager import _grad_enabled, unobserved
+
+_Tensor = torch.Tensor
+_F32 = torch.float32
+_CHANNELS_LAST = torch.channels_last
+_empty_strided = torch.empty_strided
+_default_dtype = torch.get_default_dtype
+_num_threads = torch.get_num_threads
+_conv1x1 = _C.f32_conv1x1
 
 
 class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
@@ -23,7 +31,7 @@ class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
     dispatcher), with the call validated once per input shape.
     """
 
-    _calls = None  # input shape -> (output shape, pixels, activation code); see _eager
+    _calls = None  # input shape -> (output shape, its strides, pixels, activation code); see _eager
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size=1, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
@@ -64,38 +72,42 @@ class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
             self.__dict__["_calls"] = None
             _chain.config_changed()
 
+    def _prepare(self, x: torch.Tensor) -> tuple:
+        """Validate x for this layer (the precise errors); cache and return its call."""
+        _pwops._check_x(x, self.in_channels)
+        n, _, h, w = x.shape
+        cout = self.out_channels
+        return remember_call(self, x.shape, ((n, cout, h, w), (h * w * cout, 1, w * cout, cout), n * h * w,
+                                             _pwops._act(self.activation)))
+
     def _eager(self, x: torch.Tensor) -> torch.Tensor:
-        """``conv1x1_packed`` without the dispatcher: the same C++ call."""
-        if x.dtype is not torch.float32 or x.device.type != "cpu" or x.dim() != 4:
-            _pwops._check_x(x)  # raises the precise error
-        shape = x.shape
-        call = cached_call(self, shape)
-        if call is None:
-            _pwops._check_x(x, self.in_channels)
-            n, _, h, w = shape
-            call = remember_call(self, shape, ((n, self.out_channels, h, w), n * h * w, _pwops._act(self.activation)))
-        packed = self._pack()
-        out_shape, m, act = call
-        out = torch.empty(out_shape, dtype=torch.float32, memory_format=torch.channels_last)
-        if m == 0:
-            return out
-        x = x.contiguous(memory_format=torch.channels_last)
-        # The C++ side checks the pack header against (in, out) channels.
-        _C.f32_conv1x1(x.data_ptr(), packed.data_ptr(), packed.numel(), out.data_ptr(), m, self.in_channels,
-                       self.out_channels, act, torch.get_num_threads())
+        """``conv1x1_packed`` without the dispatcher: the same C++ call. ``x`` is exactly a
+        ``torch.Tensor`` (the caller checks)."""
+        # A shape in the cache has passed _prepare (4-D, this layer's channels, no zero size);
+        # dtype and device are not part of the shape, so they are checked on every call.
+        calls = self._calls
+        call = None if calls is None else calls.get(x.shape)
+        if call is None or x.dtype is not _F32 or not x.is_cpu:
+            call = self._prepare(x)
+        shape, strides, m, act = call
+        pack = self._pack_ref()
+        # the dtype keyword costs 10% of the allocation: left out when float32 is the default
+        out = _empty_strided(shape, strides) if _default_dtype() is _F32 else _empty_strided(shape, strides, dtype=_F32)
+        if m:
+            x = x.contiguous(memory_format=_CHANNELS_LAST)  # no copy when x is NHWC in memory
+            # The C++ side checks the pack header against (in, out) channels.
+            _conv1x1(x.data_ptr(), pack[2], pack[3], out.data_ptr(), m, self.in_channels, self.out_channels, act,
+                     _num_threads())
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Eager inference first (cheapest checks first).
-        if not torch.is_grad_enabled() and type(x) is torch.Tensor and unobserved():
+        # Eager inference, cheapest checks first; with grad on still eager when nothing (x,
+        # weight, bias) requires grad.
+        if type(x) is _Tensor and unobserved() and (
+                not _grad_enabled() or not (x.requires_grad or params_require_grad(self))):
             return self._eager(x)
-        # traced, under a torch mode, or autograd: the registered op on the raw weight
-        if (not unobserved() or torch.is_grad_enabled()
-                and (self.weight.requires_grad or x.requires_grad)):
-            return torch.ops.mobilekernels.conv1x1(x, self.weight, self.bias, self.activation)
-        if type(x) is torch.Tensor:  # grad on, but nothing requires it
-            return self._eager(x)
-        return torch.ops.mobilekernels.conv1x1_packed(x, self._pack(), self.out_channels, self.activation)
+        # traced, under a torch mode, a tensor subclass, or autograd: the registered op on the raw weight
+        return torch.ops.mobilekernels.conv1x1(x, self.weight, self.bias, self.activation)
 
     def __getstate__(self):
         state = super().__getstate__().copy()
