@@ -229,6 +229,62 @@ TEST(F32Dwconv, RowSweepStride2) {
   check_shape({2, 56, 56, 144, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, Activation::relu6, rng);
 }
 
+// Each kernel's output is the same bit for bit however its rows and channels are split into
+// calls (threads and fused-block bands split them): every row alone, row pairs from odd starts,
+// and 16-channel chunks, against one call for everything.
+void check_split_invariant(const Shape& s, Activation act, std::mt19937& rng) {
+  const F32DwconvParams p = params_of(s, act);
+  std::uniform_real_distribution<float> dist(-2.f, 2.f);
+  std::vector<float> in(p.N * p.H * p.W * p.C), w(p.cout() * 9), b(p.cout());
+  for (auto* v : {&in, &w, &b})
+    for (float& x : *v) x = dist(rng);
+  std::vector<float> packed(f32_dwconv_packed_size(p.cout(), 3, 3));
+  f32_dwconv_pack(w.data(), b.data(), p.cout(), 3, 3, packed.data());
+  const float* pk = f32_dwconv_pack_data(packed.data());
+  const int64_t rows = p.N * p.OH, total = rows * p.OW * p.cout();
+  for (const F32DwconvKernel& k : kF32DwconvKernels) {
+    if (!isa_supported(k.isa)) continue;
+    std::vector<float> whole(total), split(total, kCanaryValue), pairs(total, kCanaryValue);
+    k.run(p, in.data(), pk, whole.data(), 0, rows, 0, p.cout());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < p.cout(); c += 16)
+        k.run(p, in.data(), pk, split.data(), r, r + 1, c, std::min(p.cout(), c + 16));
+    k.run(p, in.data(), pk, pairs.data(), 0, 1, 0, p.cout());
+    for (int64_t r = 1; r < rows; r += 2) k.run(p, in.data(), pk, pairs.data(), r, std::min(rows, r + 2), 0, p.cout());
+    for (int64_t i = 0; i < total; ++i) {
+      ASSERT_EQ(split[i], whole[i]) << isa_name(k.isa) << " 1-row calls differ at " << i << ", " << describe(s, act);
+      ASSERT_EQ(pairs[i], whole[i]) << isa_name(k.isa) << " odd-start pairs differ at " << i << ", " << describe(s, act);
+    }
+  }
+}
+
+// 3x3 stride-1 row sweeps (AVX2: rows of 48..64 outputs, segments of 28, left padding 1): output
+// widths around the range's ends and the segment boundaries (47..65: the ends take the blocks
+// again), right padding 1 (the last output's right column is padding) and 0; heights where the
+// rows pair up or leave a single interior row, the top/bottom padding rows (the blocks); channel
+// counts of one partial vector, one vector, a vector and a tail, several; batch 2; row ranges cut
+// at odd rows, 1-row calls; every activation. Rows running alone and in pairs, whatever the
+// split, must give the same bits (the sweep's summation order differs from the blocks').
+TEST(F32Dwconv, RowSweepStride1) {
+  std::mt19937 rng(9);
+  for (int64_t w : {47, 48, 49, 55, 56, 57, 63, 64, 65})
+    for (int64_t pr : {0, 1})
+      for (int64_t h : {1, 2, 3, 4, 5, 7})
+        for (int64_t c : {1, 7, 8, 9, 16, 17, 33}) {
+          const Shape sh{1 + (w + h + c) % 2, h, w, c, 1, 3, 3, 1, 1, 1, 1, 1, pr, 1, pr};
+          if (h + 1 + pr < 3) continue;
+          const Activation act = static_cast<Activation>((w + h + c) % 4);
+          check_shape(sh, act, rng);
+          if (h >= 4) check_shape(sh, act, rng, {1, 2, 5});
+          if (c == 17 || c == 33) check_split_invariant(sh, act, rng);
+        }
+  // No top padding (the fused blocks' bands), padding 0 (the checked path).
+  check_shape({2, 6, 56, 24, 1, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1}, Activation::relu6, rng, {3});
+  check_shape({1, 6, 58, 24, 1, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0}, Activation::relu6, rng);
+  check_shape({1, 56, 56, 144, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, Activation::relu6, rng);
+  check_split_invariant({1, 9, 56, 144, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, Activation::relu6, rng);
+}
+
 // Large images: many full-width blocks per row, channels over several vectors with a tail.
 TEST(F32Dwconv, LargeImages) {
   std::mt19937 rng(6);

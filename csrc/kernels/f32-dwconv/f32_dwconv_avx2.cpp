@@ -34,6 +34,16 @@ template <>
 struct RowSweepS2OW<VecF32Avx2> {
   static constexpr int kMinOW = 16, kMaxOW = 32;
 };
+// Stride-1 row sweeps (see sweep_rows_s1_channels) on rows of 48..64 outputs, segments of 28.
+// In-process A/B on Zen 3 against the two-row blocks, thread CPU time, 1 thread, medians of 81
+// interleaved (loaded machine): 56x56x144 0.84x, 56x56x24 0.83x. Cache-resident (a few rows of
+// 112x28x32 repeated) the sweep takes 0.75-0.83x the blocks' time, but on full layers of other
+// widths the gain is gone: 112x112x32 0.92-1.04x, 80x80x64 1.12-1.19x, 40x40x96 1.02-1.06x,
+// 28x28x192 1.0-1.08x, 14x14 1.1-1.45x, 7x7x960 1.0-1.1x: those keep the blocks.
+template <>
+struct RowSweepS1OW<VecF32Avx2> {
+  static constexpr int kMinOW = 48, kMaxOW = 64, kSegment = 28;
+};
 }  // namespace
 
 void f32_dwconv_avx2(const F32DwconvParams& p, const float* input, const float* packed,

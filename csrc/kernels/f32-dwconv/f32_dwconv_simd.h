@@ -465,6 +465,119 @@ void row2_fixed(const F32DwconvParams& p, const float* in_top, float* out_row0, 
   });
 }
 
+// The 3x3 stride-1 row sweeps (sweep_rows_s1_channels) per ISA: used on rows of kMinOW..kMaxOW
+// outputs, cut into segments of kSegment outputs; kMaxOW 0 = off. An ISA file specialises this
+// before instantiating the body (only AVX2: measured there).
+template <class V>
+struct RowSweepS1OW {
+  static constexpr int kMinOW = 0, kMaxOW = 0, kSegment = 0;
+};
+
+// Whether the stride-1 sweeps serve this shape (3x3 stride 1, left padding 1, at most one
+// column of right padding read). They change the summation order (below) of every row that
+// reads no padding row, whether it runs alone or in a pair: the choice depends on the shape
+// only, so any split of the rows (threads, fused-block bands) gives the same bits.
+template <class V>
+inline bool use_row_sweep_s1(const F32DwconvParams& p) {
+  return RowSweepS1OW<V>::kMaxOW > 0 && fixed_index(p) == 0 && borders_known_3x3(p, 1) &&
+         p.OW >= RowSweepS1OW<V>::kMinOW && p.OW <= RowSweepS1OW<V>::kMaxOW;
+}
+
+// 3x3 stride 1, NR (1 or 2) output rows whose input rows [in_top, in_top + NR + 2) are all
+// inside the input, left padding 1, at most one column of right padding (borders_known_3x3).
+// Channels outer within segments of kSegment outputs: per channel vector the segment is swept
+// along W with the 9 weights in registers; each input column is loaded once (per row) and
+// feeds the three outputs that read it, which keep rolling accumulators (output j-1 finishes
+// and is stored, j continues, j+1 starts at the bias): NR+2 loads and 9*NR FMAs per column, no
+// weight loads, and only 3*NR accumulators live. Summation order per output: bias, then kernel
+// column 0 (kernel rows 0, 1, 2), column 1, column 2 -- the same for one and two rows, but not
+// block_channels' (rows outer): the path is picked per shape (use_row_sweep_s1). Output lines
+// a few columns ahead are prefetched: the stores, not the loads, were what held the sweep back
+// on full layers (Zen 3).
+template <class V, int NR, Activation A>
+MK_ALWAYS_INLINE void sweep_rows_s1_channels(const F32DwconvParams& p, const float* in_top, float* out_row0,
+                                             const float* pk, int64_t cpad, int64_t c0, int64_t c1) {
+  using T = typename V::T;
+  constexpr int kSeg = RowSweepS1OW<V>::kSegment, kPrefetch = 16;
+  const int64_t C = p.C, cout = p.cout(), OW = p.OW;
+  const int64_t rs = p.W * C, os = p.OW * cout;
+  const int64_t jfull = imin(OW, p.W - 1);  // outputs whose right column is inside the input
+  const float* bias = pk + 9 * cpad;
+  for (int64_t o0 = 0; o0 < OW; o0 += kSeg) {
+    const int64_t o1 = imin(OW, o0 + kSeg);
+    auto tile = [&](int64_t c, int64_t n, auto tail_tag) __attribute__((always_inline)) {
+      constexpr bool Tail = decltype(tail_tag)::value;
+      const float* wk = pk + (c >> 4) * (9 * 16) + (c & 15);
+      T w[9];
+      for (int t = 0; t < 9; ++t) w[t] = V::load(wk + t * 16);
+      const float* in = in_top + c;
+      float* out = out_row0 + c;
+      // acc[r][0]: output j of row r, acc[r][1]: output j+1 (input row k feeds output row r
+      // with kernel row k - r).
+      T acc[NR][2];
+      for (int r = 0; r < NR; ++r) acc[r][0] = acc[r][1] = V::load(bias + c);
+      if (o0 > 0)
+        for (int k = 0; k < NR + 2; ++k) {
+          const T x = ld<V, Tail>(in + k * rs + (o0 - 1) * C, n);
+          for (int r = 0; r < NR; ++r)
+            if (k - r >= 0 && k - r < 3) acc[r][0] = V::fmadd(x, w[(k - r) * 3 + 0], acc[r][0]);
+        }
+      for (int k = 0; k < NR + 2; ++k) {
+        const T x = ld<V, Tail>(in + k * rs + o0 * C, n);
+        for (int r = 0; r < NR; ++r)
+          if (k - r >= 0 && k - r < 3) {
+            acc[r][0] = V::fmadd(x, w[(k - r) * 3 + 1], acc[r][0]);
+            acc[r][1] = V::fmadd(x, w[(k - r) * 3 + 0], acc[r][1]);
+          }
+      }
+      int64_t j = o0;
+      for (const int64_t jend = imin(o1, jfull); j < jend; ++j) {
+        const float* col = in + (j + 1) * C;
+        T next[NR];
+        for (int r = 0; r < NR; ++r) next[r] = V::load(bias + c);
+#pragma GCC unroll 4
+        for (int k = 0; k < NR + 2; ++k) {
+          const T x = ld<V, Tail>(col + k * rs, n);
+          for (int r = 0; r < NR; ++r)
+            if (k - r >= 0 && k - r < 3) {
+              acc[r][0] = V::fmadd(x, w[(k - r) * 3 + 2], acc[r][0]);
+              acc[r][1] = V::fmadd(x, w[(k - r) * 3 + 1], acc[r][1]);
+              next[r] = V::fmadd(x, w[(k - r) * 3 + 0], next[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) {
+          st<V, A, Tail>(p, out + r * os + j * cout, acc[r][0], n);
+          if (j + kPrefetch < OW) __builtin_prefetch(out + r * os + (j + kPrefetch) * cout, 1, 3);
+          acc[r][0] = acc[r][1];
+          acc[r][1] = next[r];
+        }
+      }
+      if (j < o1)  // the last output (OW == W): its right column is the padding
+        for (int r = 0; r < NR; ++r) st<V, A, Tail>(p, out + r * os + j * cout, acc[r][0], n);
+    };
+    int64_t c = c0;
+    for (; c + V::kWidth <= c1; c += V::kWidth) tile(c, V::kWidth, std::false_type{});
+    if (c < c1) tile(c, c1 - c, std::true_type{});
+  }
+}
+
+// Two-row path under use_row_sweep_s1.
+template <class V, Activation A>
+void rows2_sweep_s1(const F32DwconvParams& p, const float* in_top, float* out_row0, const float* pk,
+                    int64_t cpad, int64_t c0, int64_t c1) {
+  sweep_rows_s1_channels<V, 2, A>(p, in_top, out_row0, pk, cpad, c0, c1);
+}
+
+// One-row path under use_row_sweep_s1: the sweep on rows reading no padding row (the same sums
+// as in a pair), row_fixed on the others.
+template <class V, Activation A>
+void row_sweep_s1(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad, int64_t c0,
+                  int64_t c1, int64_t ow_lo, int64_t ow_hi) {
+  if (r.kh_lo == 0 && r.kh_hi == 3)
+    return sweep_rows_s1_channels<V, 1, A>(p, r.in_n + r.ih0 * p.W * p.C, r.out_row, pk, cpad, c0, c1);
+  row_fixed<V, 3, 3, 1, A>(p, r, pk, cpad, c0, c1, ow_lo, ow_hi);
+}
+
 template <class V, Activation A>
 void row_generic(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64_t cpad,
                  int64_t c0, int64_t c1, int64_t, int64_t) {
@@ -482,7 +595,10 @@ using RowFn = void (*)(const F32DwconvParams&, const RowCtx&, const float*, int6
 template <class V, Activation A>
 RowFn<V, A> pick_row(const F32DwconvParams& p) {
   switch (fixed_index(p)) {
-    case 0: return row_fixed<V, 3, 3, 1, A>;
+    case 0:
+      if constexpr (RowSweepS1OW<V>::kMaxOW > 0)
+        if (use_row_sweep_s1<V>(p)) return row_sweep_s1<V, A>;
+      return row_fixed<V, 3, 3, 1, A>;
     case 1:
       if constexpr (RowSweepS2OW<V>::kMaxOW > 0)
         if (use_row_sweep_s2<V>(p)) return row_sweep_s2<V, A>;
@@ -506,7 +622,10 @@ Row2Fn<V, A> pick_row2(const F32DwconvParams& p) {
   if constexpr (TwoRowBlockW<V>::kStride1 > 0 && TwoRowBlockW<V>::kStride2 > 0) {
     if (!borders_known_3x3(p, p.SW)) return nullptr;
     switch (fixed_index(p)) {
-      case 0: return row2_fixed<V, 1, A>;
+      case 0:
+        if constexpr (RowSweepS1OW<V>::kMaxOW > 0)
+          if (use_row_sweep_s1<V>(p)) return rows2_sweep_s1<V, A>;
+        return row2_fixed<V, 1, A>;
       case 1: return use_sweep_s2<V>(p) || use_row_sweep_s2<V>(p) ? nullptr : row2_fixed<V, 2, A>;
       default: return nullptr;
     }
