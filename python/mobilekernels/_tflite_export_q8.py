@@ -15,12 +15,18 @@ scale and zero point our quantization chose:
 
 Steps -> ops: ``QConv`` (1x1, depthwise, the stem; Linear as a 1x1 CONV_2D on ``[N, 1, 1, C]``)
 with ReLU / ReLU6 fused as the op's activation; a Hardswish after a conv -> the conv into its
-own (mid) scale, then HARD_SWISH into the step's; a standalone Hardswish -> HARD_SWISH; global
+own (mid) scale, then Hardswish into the step's; a standalone Hardswish -> Hardswish; global
 average pooling -> MEAN; a block's residual add -> ADD (int8, requantized to the add's scale);
-squeeze-excitation -> MEAN, two 1x1 CONV_2D, MUL (broadcast) ; Flatten -> nothing (kept 4-D).
+squeeze-excitation -> MEAN, two 1x1 CONV_2D, MUL (broadcast); Flatten -> nothing (kept 4-D).
 
 What differs from ours (each a rounding, not a value, difference):
 
+* Hardswish: LiteRT 2.3's XNNPACK delegate takes HARD_SWISH in float only, so by default it is
+  ``x * relu6(x + 3) / 6`` as int8 ADD (into [0, 6]: the saturation is the relu6) and MUL, the
+  1/6 folded into the scales of the tensors downstream (see :class:`_Q8Graph`): whole graph on
+  XNNPACK, one more rounding than our table (measured: at most 2 codes per layer, as the
+  HARD_SWISH form). ``hardswish="op"`` keeps TFLite's HARD_SWISH, which then runs in TFLite's
+  own kernels between delegate partitions (MobileNetV3-Large 224: 1.7x slower, 1 thread);
 * Hardsigmoid after a conv (the SE gate): TFLite has no int8 hard-sigmoid, so
   ``relu6(y + 3) / 6`` is folded into the conv (weights scaled by 1/6 = the same int8 weights
   with scales / 6; bias ``(b + 3) / 6``) and clamped at 1 (RELU_N1_TO_1; at 0 by the gate's
