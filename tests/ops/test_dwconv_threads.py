@@ -22,6 +22,8 @@ SHAPES = [
     (1, 16, 1, 6, 2),
     (1, 24, 28, 28, 2),
     (2, 37, 13, 61, 2),  # 3x3 s2 row sweeps (AVX2: 16..32 outputs): odd W, channel tail
+    (1, 24, 9, 56, 1),   # 3x3 s1 row sweeps (AVX2: 48..64 outputs): odd row count
+    (2, 19, 6, 49, 1),   # 3x3 s1 row sweeps at the narrow end, channel tail
 ]
 
 
