@@ -17,6 +17,7 @@ import torch
 
 _Tensor = torch.Tensor
 _Parameter = torch.nn.Parameter
+_PLAIN = (_Tensor, _Parameter)  # the exact types a direct call takes
 _dispatch_modes = torch._C._len_torch_dispatch_stack  # counts infra modes (fake, proxy) too
 _function_mode = torch._C._is_torch_function_mode_enabled
 _functorch = torch._C._are_functorch_transforms_active
@@ -41,10 +42,10 @@ def eager(tensors: tuple, optional: tuple = ()) -> bool:
         return False
     grad = _grad_enabled()
     for t in tensors:
-        if (type(t) is not _Tensor and type(t) is not _Parameter) or (grad and t.requires_grad):
+        if type(t) not in _PLAIN or (grad and t.requires_grad):
             return False
     for t in optional:
-        if t is not None and ((type(t) is not _Tensor and type(t) is not _Parameter) or (grad and t.requires_grad)):
+        if t is not None and (type(t) not in _PLAIN or (grad and t.requires_grad)):
             return False
     return True
 

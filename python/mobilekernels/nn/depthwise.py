@@ -38,8 +38,6 @@ class DepthwiseConv2d(CachedPackMixin, nn.Conv2d):
             raise ValueError(f"DepthwiseConv2d supports padding_mode='zeros' only, got {padding_mode!r}")
         if out_channels % in_channels != 0:
             raise ValueError(f"out_channels ({out_channels}) must be a multiple of in_channels ({in_channels})")
-        if activation not in _ops.ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ops.ACTIVATIONS)}, got {activation!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups=in_channels, bias=bias, padding_mode="zeros", device=device, dtype=dtype)
         self.activation = activation
