@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mobilekernels._timing import compare  # noqa: F401  (re-exported for the bench scripts)
+from mobilekernels._timing import compare, core_check, core_check_line  # noqa: F401  (re-exported for the bench scripts)
 
 SHAPES_DIR = Path(__file__).resolve().parent / "shapes"
 
@@ -33,4 +33,6 @@ def machine_line() -> str:
     except OSError:
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"cpu: {cpu} ({os.cpu_count()} cores, load {load:.2f}); torch {torch.__version__}"
+    # The core check (see mobilekernels._timing.core_check): whether every core was whole.
+    return (f"cpu: {cpu} ({os.cpu_count()} cores, load {load:.2f}); torch {torch.__version__}; "
+            + core_check_line(core_check()))

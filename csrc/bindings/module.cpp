@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/bindings.h"
+#include "dispatch/core_probe.h"
 #include "dispatch/cpu_features.h"
 #include "dispatch/isa.h"
 
@@ -28,6 +29,11 @@ void register_dispatch(py::module_& m) {
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); },
         "Active ISA level (first call reads MOBILEKERNELS_ISA)");
   m.def("set_isa", &set_isa, py::arg("name"), "Force an ISA level by name ('auto' = best)");
+  m.def("core_probe", [](int threads, double seconds) {
+    py::gil_scoped_release nogil;
+    return core_probe_gflops(threads, seconds);
+  }, py::arg("threads"), py::arg("seconds") = 0.2,
+        "Per-thread FMA GFLOP/s with all threads running at once (a benchmark's contention check)");
 }
 
 }  // namespace mk::bindings

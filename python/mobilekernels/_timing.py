@@ -33,3 +33,25 @@ def compare(fns: Sequence[Callable[[], object]], samples: int = 11, sample_s: fl
                 fn()
             times[i].append((time.perf_counter() - t0) / reps[i])
     return [{"median": statistics.median(t), "min": min(t), "max": max(t)} for t in times]
+
+
+def core_check(seconds: float = 0.2) -> dict:
+    """FMA throughput of one thread alone, then of every core at once (``_C.core_probe``).
+
+    On a shared VM the SMT sibling of a vCPU can be busy with someone else's work: that vCPU
+    then gets about half its FMA throughput, which neither the load average nor steal time
+    shows, and multi-thread timings taken meanwhile mean little. ``shared`` is True when some
+    core ran below 85% of the one-thread rate while all ran at once."""
+    import os
+
+    from . import _C
+
+    alone = _C.core_probe(1, seconds)[0]
+    together = _C.core_probe(os.cpu_count() or 1, seconds)
+    return {"alone": alone, "together": together, "shared": min(together) < 0.85 * alone}
+
+
+def core_check_line(check: dict) -> str:
+    per_core = "/".join(f"{v:.0f}" for v in check["together"])
+    flag = " - some core was shared: multi-thread figures unreliable" if check["shared"] else ""
+    return f"FMA GFLOP/s: one thread {check['alone']:.0f}, every core at once {per_core}{flag}"

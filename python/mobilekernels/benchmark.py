@@ -45,7 +45,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ._timing import compare
+from ._timing import compare, core_check, core_check_line
 
 MODELS = {"mobilenet_v2": "mobilenet_v2", "mobilenet_v3_large": "mobilenet_v3_large"}
 VARIANTS = ("torch fp32 NCHW", "torch fp32 channels_last", "torch int8 (x86 engine)", "onnxruntime fp32",
@@ -543,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"cpu: {cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; torch {torch.__version__}; "
               f"mobilekernels {mk.__version__} isa {mk.get_isa()}")
     console.print(header)
+    before = core_check_line(core_check())
+    console.print("before: " + before)
     memory = args.memory if memory_supported() else "none"
     if args.memory != memory:
         console.print("peak memory: needs Linux /proc/self/clear_refs; not measured")
@@ -555,8 +557,11 @@ def main(argv: list[str] | None = None) -> int:
         results = run(args.model, args.threads, args.batch, args.resolution, args.samples,
                       progress=lambda: prog.advance(task), memory=memory,
                       memory_progress=lambda: prog.advance(mtask), variant_labels=labels)
+    after = core_check_line(core_check())
     print_table(results, console)
-    args.json.write_text(json.dumps({"machine": header, "results": results}, indent=1))
+    console.print("after: " + after)
+    args.json.write_text(json.dumps({"machine": header, "core_check": {"before": before, "after": after},
+                                     "results": results}, indent=1))
     wrote = [str(args.json)] + ([str(args.png)] if plot(results, args.png) else [])
     console.print("wrote " + ", ".join(wrote))
     return 0
