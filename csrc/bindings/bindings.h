@@ -20,4 +20,5 @@ void register_q8_block(pybind11::module_& m);  // fused int8 inverted residual (
 void register_f32_chain(pybind11::module_& m);  // fp32 layer chain (f32_chain_bindings.cpp)
 void register_f32_se_block(pybind11::module_& m);  // fused fp32 SE block (f32_se_block_bindings.cpp)
 void register_q8_codec(pybind11::module_& m);  // uint8 glue steps of quantized networks (q8_codec_bindings.cpp)
+void register_f32_conv_stem(pybind11::module_& m);  // fp32 small-Cin dense conv, the stem (f32_conv_stem_bindings.cpp)
 }  // namespace mk::bindings

@@ -48,4 +48,5 @@ PYBIND11_MODULE(_C, m) {
   mk::bindings::register_f32_chain(m);
   mk::bindings::register_f32_se_block(m);
   mk::bindings::register_q8_codec(m);
+  mk::bindings::register_f32_conv_stem(m);
 }
