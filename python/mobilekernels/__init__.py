@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 from . import _ops  # noqa: F401  (registers the torch ops)
 from . import _pwops  # noqa: F401  (pointwise + fused inverted-residual ops)
+from . import _stemops  # noqa: F401  (fp32 small-Cin dense conv: the stem)
 from . import _qops  # noqa: F401  (registers the int8 torch ops)
 from ._dispatch import get_isa, set_isa, use_isa
 from ._info import info

@@ -62,3 +62,5 @@ def dwconv2d_packed(x: torch.Tensor, packed: torch.Tensor, out_channels: int, ke
 
 
 dwconv2d_kernel_name = _ops.dwconv2d_kernel_name
+
+from .ops_stem import conv2d_stem, conv2d_stem_kernel_name, conv2d_stem_pack, conv2d_stem_packed  # noqa: E402,F401

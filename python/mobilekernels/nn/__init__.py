@@ -12,3 +12,5 @@ from .quantized_block import QuantizedInvertedResidual  # fused int8 block
 __all__ += ["QuantizedInvertedResidual"]
 from .chained import ChainedSequential  # runs of our fp32 layers as one C++ call
 __all__ += ["ChainedSequential"]
+from .stem import StemConv2d  # dense small-Cin conv (the network stem), NCHW input read in place
+__all__ += ["StemConv2d"]
