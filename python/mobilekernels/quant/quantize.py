@@ -42,7 +42,7 @@ from ..nn.block import _fold_bn
 from ..models.attention import CBAM, ECA
 from .modules import FLOAT, KERNEL, TORCH_INT, QAvgPool, QBlock, QCBAM, QConv, QECA, QFlatten, QFloat, QLut, QSE
 from .observers import OBSERVERS, dequantize_tensor, fake_quantize, make_observer, quantize_tensor
-from .replay import build_plan, plan_key
+from .replay import build_plan, structure_changed
 
 __all__ = ["quantize", "QuantizedModel"]
 
@@ -73,18 +73,19 @@ class QuantizedModel(nn.Module):
         y = y.contiguous()
         return y.flatten(1) if self.flatten_output and y.dim() == 4 else y
 
-    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        plan = self.__dict__.get("_replay_plan")
+        replay = (type(x) is torch.Tensor and getattr(self, "replay", True) and x.dim() == 4 and x.is_floating_point()
+                  and x.device.type == "cpu" and x.shape[0] > 0 and unobserved())
+        if replay and plan is not None and plan.current(x):  # the common call: a few microseconds of checks
+            return self._finish(plan.run(x))
+        with torch.no_grad():
+            return self._forward_steps(x, replay)
+
+    def _forward_steps(self, x: torch.Tensor, replay: bool) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
             raise TypeError(f"expected a float [N, C, H, W] tensor, got "
                             f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}")
-        replay = (getattr(self, "replay", True) and type(x) is torch.Tensor and x.device.type == "cpu"
-                  and x.shape[0] > 0 and unobserved())
-        if replay:
-            key = plan_key(self, x)
-            plan = self.__dict__.get("_replay_plan")
-            if plan is not None and plan.current(key):
-                return self._finish(plan.run(x))
         s, z = self.in_qparams()
         q = quantize_tensor(x.float().contiguous(memory_format=torch.channels_last), s, z)
         record = []  # what each step produced: the plan is built from (and checked against) it
@@ -99,6 +100,14 @@ class QuantizedModel(nn.Module):
         state = super().__getstate__().copy()
         state.pop("_replay_plan", None)  # raw pointers and a lock: rebuilt on the next call
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        _share_scalar_buffers(self)  # pickling and deepcopy keep shared storage, not views
+
+    def _apply(self, fn, recurse=True):
+        structure_changed()  # .to() / .float() write buffers without the registration hooks
+        return super()._apply(fn, recurse)
 
     @torch.no_grad()
     def reference(self, x: torch.Tensor, mode: str = "fake") -> torch.Tensor:
@@ -286,6 +295,22 @@ def _batches(data: Iterable, progress: bool):
         yield x
 
 
+def _share_scalar_buffers(qm: nn.Module) -> None:
+    """Re-register every 0-d buffer (the scales and zero points, ~400 in V3-Large) as a view of
+    one flat tensor per dtype, same values. Views share their base's version counter, so the
+    replay plan notices an in-place change of any of them by reading two counters
+    (replay._version_owners) instead of hundreds."""
+    by_dtype: dict = {}
+    for mod in qm.modules():
+        for name, t in mod._buffers.items():
+            if t is not None and t.dim() == 0 and not t.is_inference() and t.device.type == "cpu":
+                by_dtype.setdefault(t.dtype, []).append((mod, name, t))
+    for dtype, items in by_dtype.items():
+        flat = torch.stack([t.detach() for _, _, t in items])
+        for i, (mod, name, _) in enumerate(items):
+            mod._buffers[name] = flat[i]
+
+
 def quantize(model: nn.Module, calibration_data: Iterable, observer: str = "minmax", *,
              percentile: float = 99.99, max_batches: Optional[int] = None, progress: bool = True,
              fuse_blocks: bool = True) -> QuantizedModel:
@@ -336,4 +361,5 @@ def quantize(model: nn.Module, calibration_data: Iterable, observer: str = "minm
     qm.observer = None
     for st in qm.steps:
         s, z = st.freeze(s, z)
+    _share_scalar_buffers(qm)
     return qm
