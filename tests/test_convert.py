@@ -147,3 +147,38 @@ def test_mobilenet_v3_with_se_is_one_chain_at_224(name):
     assert f"{n_blocks} fused blocks ({n_se} with squeeze-excitation)" in s
     assert "1 chained runs" in s and "kept (layers converted)" not in s
     assert conv.model.features.chained_runs() == [[str(i) for i in range(1, n_blocks + 1)] + [f"{n_blocks + 1}.0"]]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_stem_runs_on_stemconv_and_reads_nchw_in_place(name):
+    # The 3-channel stem conv (+BN+activation) becomes one StemConv2d; the wrapper then skips its
+    # channels_last copy of the input. Every input layout gives the same result as the model.
+    from mobilekernels.converter import _first_layer
+
+    torch.manual_seed(6)
+    model = _randomize_bn(MODELS[name](num_classes=10))
+    conv = mk.convert(model)
+    stem = _first_layer(conv.model)
+    assert isinstance(stem, mk.nn.StemConv2d) and stem.in_channels == 3
+    assert stem.activation != "none"  # BN folded and the activation fused
+    assert "StemConv2d" in conv.summary()
+    x = torch.randn(2, 3, 40, 37)
+    wide = torch.randn(2, 5, 40, 73)[:, 1:4, :, ::2]  # a non-contiguous slice
+    wide.copy_(x)
+    with torch.no_grad():
+        ref = model.double()(x.double())
+        model.float()
+        for xl in (x, x.contiguous(memory_format=torch.channels_last), wide):
+            y = conv(xl)
+            assert (y.double() - ref).abs().max().item() <= 1e-4 * ref.abs().max().item() + 1e-6
+
+
+def test_input_copy_kept_when_first_layer_is_not_a_stem():
+    # A first conv on 8 channels stays a PyTorch conv: the wrapper still makes the input channels_last.
+    from mobilekernels.converter import _first_layer
+
+    net = _randomize_bn(nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=2), nn.BatchNorm2d(8), nn.ReLU(),
+                                      nn.Conv2d(8, 4, 3, stride=2, padding=1), nn.ReLU6()))
+    conv = _check(net, torch.randn(2, 8, 9, 9))
+    assert not isinstance(_first_layer(conv.model), mk.nn.StemConv2d)
+    assert isinstance(conv.model[3], nn.Conv2d) and not isinstance(conv.model[3], mk.nn.StemConv2d)  # 8 > 4 channels

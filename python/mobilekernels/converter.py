@@ -9,9 +9,11 @@ What it does, walking the module tree:
   :class:`~mobilekernels.nn.SEInvertedResidual` (SE computed inside the C++ call);
 * inside everything else, ``Conv2d [-> BatchNorm2d] [-> ReLU | ReLU6 | Hardswish]`` runs in a
   Sequential are folded: depthwise convs become :class:`~mobilekernels.nn.DepthwiseConv2d`, 1x1
-  convs :class:`~mobilekernels.nn.PointwiseConv2d` (activation fused in both); other convs stay
-  PyTorch ``nn.Conv2d`` with the BatchNorm folded in;
-* everything else (stem conv, ECA/CBAM, SE outside a fused block, pooling, classifier) stays
+  convs :class:`~mobilekernels.nn.PointwiseConv2d`, ungrouped convs on at most
+  ``STEM_MAX_IN_CHANNELS`` input channels (the stem) :class:`~mobilekernels.nn.StemConv2d`
+  (activation fused in all three); other convs stay PyTorch ``nn.Conv2d`` with the BatchNorm
+  folded in;
+* everything else (ECA/CBAM, SE outside a fused block, pooling, classifier) stays
   in PyTorch, reported;
 * with ``chain=True`` (default), every plain ``nn.Sequential`` holding a run of two or more of
   our layers (e.g. ``features``) becomes a :class:`~mobilekernels.nn.ChainedSequential`: same
@@ -19,6 +21,8 @@ What it does, walking the module tree:
   preallocated buffers (bit-identical output, ~1 ms less Python per MobileNetV2 forward).
 
 The result wraps the model so the input is made channels_last once; our layers keep it so.
+When the model's first layer is a ``StemConv2d`` (which reads NCHW in place) that copy is
+skipped: every layer of ours takes any layout, so this only saves the copy.
 ``summary()`` lists what was replaced and what was left, and why, and which runs are chained.
 """
 from __future__ import annotations
@@ -30,9 +34,14 @@ import torch
 from torch import nn
 
 from .nn import ChainedSequential, DepthwiseConv2d, InvertedResidual, PointwiseConv2d, SEInvertedResidual
+from .nn import StemConv2d
+from ._checks import conv_padding
 from .nn.block import _fold_bn
 
 _ACTS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardswish: "hardswish"}
+# Ungrouped convs on this many input channels or fewer run on StemConv2d (kh * kw * Cin
+# broadcasts per output pixel: built for the RGB stem, no faster than a GEMM for wide inputs).
+STEM_MAX_IN_CHANNELS = 4
 
 
 @dataclass
@@ -54,6 +63,8 @@ class ConvertedModel(nn.Module):
         self.report = report
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _first_layer(self.model).__class__ is StemConv2d:  # reads any layout: no copy in front
+            return self.model(x)
         return self.model(x.contiguous(memory_format=torch.channels_last))
 
     def summary(self) -> str:
@@ -62,7 +73,7 @@ class ConvertedModel(nn.Module):
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
         fused = sum(c.result.startswith(("InvertedResidual", "SEInvertedResidual")) for c in self.report)
-        ours = sum(c.result in ("DepthwiseConv2d", "PointwiseConv2d") for c in self.report)
+        ours = sum(c.result in ("DepthwiseConv2d", "PointwiseConv2d", "StemConv2d") for c in self.report)
         kept = sum(c.result.startswith("kept") for c in self.report)
         se = sum(c.result.startswith("SEInvertedResidual") for c in self.report)
         with_se = f" ({se} with squeeze-excitation)" if se else ""
@@ -164,6 +175,31 @@ def _convert_sequential(seq: nn.Sequential, prefix: str, report: list[Change]) -
         i = j + (1 if fused_act else 0)
 
 
+def _first_layer(model: nn.Module) -> nn.Module:
+    """The module reached by following first children down from ``model``: the first layer
+    of the usual ``features``-first CNNs (a cheap attribute walk, done per forward so a layer
+    swapped in afterwards counts)."""
+    m = model
+    while True:
+        children = m._modules
+        if not children:
+            return m
+        first = next(iter(children.values()))
+        if first is None:
+            return m
+        m = first
+
+
+def _stem_ok(conv: nn.Conv2d) -> bool:
+    if conv.groups != 1 or conv.in_channels > STEM_MAX_IN_CHANNELS or conv.padding_mode != "zeros":
+        return False
+    try:
+        conv_padding(conv.padding, conv.kernel_size, conv.stride, conv.dilation)
+    except ValueError:  # padding beyond the kernel extent: torch's conv handles it
+        return False
+    return True
+
+
 def _why_not(conv: nn.Conv2d) -> str:
     return (f"no kernel for {conv.kernel_size} groups={conv.groups} stride={conv.stride} "
             f"({conv.in_channels}->{conv.out_channels})")
@@ -181,6 +217,9 @@ def _replace_conv(conv: nn.Conv2d, bn, act):
                               conv.dilation, bias=True, activation=act or "none")
     elif pointwise:
         new = PointwiseConv2d(conv.in_channels, conv.out_channels, bias=True, activation=act or "none")
+    elif _stem_ok(conv):
+        new = StemConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                         conv.dilation, bias=True, activation=act or "none")
     else:
         new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                         conv.dilation, conv.groups, bias=b is not None, padding_mode=conv.padding_mode)
