@@ -75,22 +75,27 @@ std::vector<double> core_probe_gflops(int threads, double seconds) {
   if (!(seconds > 0 && seconds <= 10)) throw std::invalid_argument("core_probe: seconds must be in (0, 10]");
   using clock = std::chrono::steady_clock;
   // Calibrate the iteration count on one short run so every thread runs about `seconds`.
-  float sink = 0;
+  // The loops' results go to volatile sinks: a result nobody reads lets the compiler drop the
+  // inlined calibration loop (it did: the probe then ran ~1000x longer than asked).
+  volatile float sink = 0;
+  float calib = 0;
   auto t0 = clock::now();
-  double flops = fma_loop(200000, &sink);
-  double dt = std::chrono::duration<double>(clock::now() - t0).count();
+  fma_loop(200000, &calib);
+  const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+  sink = calib;
   const long iters = std::max(1000L, static_cast<long>(200000 * seconds / std::max(dt, 1e-6)));
-  (void)flops;
   std::vector<double> out(static_cast<size_t>(threads), 0.0);
-  std::vector<float> sinks(static_cast<size_t>(threads), 0.0f);
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num();
 #pragma omp barrier
     auto s = clock::now();
-    double f = fma_loop(iters, &sinks[static_cast<size_t>(t)]);
-    double d = std::chrono::duration<double>(clock::now() - s).count();
+    float r = 0;
+    const double f = fma_loop(iters, &r);
+    const double d = std::chrono::duration<double>(clock::now() - s).count();
     out[static_cast<size_t>(t)] = f / d / 1e9;
+#pragma omp critical
+    sink = sink + r;
   }
   return out;
 }

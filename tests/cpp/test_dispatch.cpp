@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "dispatch/core_probe.h"
 #include "dispatch/cpu_features.h"
 #include "dispatch/isa.h"
 #include "kernels/f32-dwconv/f32_dwconv.h"
@@ -42,4 +43,16 @@ TEST(Dispatch, EverySupportedLevelRunsTheDepthwiseOp) {
     for (float v : out) ASSERT_EQ(v, 9.f) << isa_name(isa);
   }
   set_isa("auto");
+}
+
+TEST(CoreProbe, ReportsEveryThreadAndRejectsBadArguments) {
+  // The benchmarks' contention check: one positive rate per thread (on qemu too: the NEON loop).
+  for (int threads : {1, 2}) {
+    const std::vector<double> got = core_probe_gflops(threads, 0.01);
+    ASSERT_EQ(got.size(), static_cast<size_t>(threads));
+    for (double v : got) EXPECT_GT(v, 0.0);
+  }
+  EXPECT_THROW(core_probe_gflops(0, 0.1), std::invalid_argument);
+  EXPECT_THROW(core_probe_gflops(1, 0.0), std::invalid_argument);
+  EXPECT_THROW(core_probe_gflops(1, 11.0), std::invalid_argument);
 }
