@@ -45,7 +45,7 @@ void q8_dwconv_validate(const Q8DwShape& s) {
 }
 
 void q8_dwconv_run_with(Q8DwconvFn fn, const uint8_t* packed, int64_t packed_bytes, const void* x_in,
-                        const Q8DwShape& s, const Q8Quant& q, void* y, int num_threads) {
+                        const Q8DwShape& s, const Q8Quant& q, void* y, int num_threads, const uint8_t* lut) {
   q8_dwconv_validate(s);
   const int64_t C = s.C * s.M;
   q8_check_pack(packed, packed_bytes, Q8PackKind::dwconv, C, C, s.KH, s.KW);
@@ -74,27 +74,32 @@ void q8_dwconv_run_with(Q8DwconvFn fn, const uint8_t* packed, int64_t packed_byt
                    x, reinterpret_cast<const int16_t*>(packed + l.weights), bias_eff.data(), scale.data(),
                    zero.data(), static_cast<uint8_t*>(y), q.x_signed, q.y_signed, q.y_zp,
                    static_cast<float>(q.y_min - q.y_zp), static_cast<float>(q.y_max - q.y_zp)};
-  const int64_t rows = s.N * s.OH;
-  const int nt = std::max(1, num_threads);
-  if (nt == 1) return fn(p, 0, rows, 0, C);
-  int64_t chunk = C;  // split channels only when rows alone cannot feed every thread
-  if (rows < 4 * nt) {
-    const int64_t splits = std::min<int64_t>(ceil_div(4 * nt, rows), ceil_div(C, kQ8DwChannelBlock));
-    chunk = round_up(ceil_div(C, splits), kQ8DwChannelBlock);
-  }
-  const int64_t nchunks = ceil_div(C, chunk);
-  const int64_t row_step = std::max<int64_t>(1, rows / (4 * nt));
-  const int64_t row_items = ceil_div(rows, row_step);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < row_items * nchunks; ++i) {
-    const int64_t r = i / nchunks, ci = i % nchunks;
-    fn(p, r * row_step, std::min(rows, (r + 1) * row_step), ci * chunk, std::min(C, (ci + 1) * chunk));
+  p.lut = lut;
+  const int64_t rows = s.N * s.OH, nblocks = ceil_div(C, kQ8DwChannelBlock);
+  const int nt = static_cast<int>(std::min<int64_t>(std::max(1, num_threads), std::max(rows, nblocks)));
+  constexpr int64_t kSerialMacs = int64_t(1) << 17;  // below this a parallel region costs more
+  if (nt == 1 || rows * s.OW * C * s.KH * s.KW < kSerialMacs) return fn(p, 0, rows, 0, C);
+  // One kernel call per thread: each call prepares the weights of its channel blocks and the
+  // zero row, so the old 4 items per thread (one output row each on 14x14) prepared 14 times.
+  // Rows or 16-channel blocks, whichever shares out more evenly (7 rows of 7x7x960: channels).
+  const int64_t row_load = ceil_div(rows, nt) * nt * nblocks, col_load = ceil_div(nblocks, nt) * nt * rows;
+  const bool by_cols = col_load < row_load;
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    if (by_cols) {
+      const int64_t b0 = nblocks * t / T, b1 = nblocks * (t + 1) / T;
+      if (b0 < b1) fn(p, 0, rows, b0 * kQ8DwChannelBlock, std::min(C, b1 * kQ8DwChannelBlock));
+    } else {
+      const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
+      if (r0 < r1) fn(p, r0, r1, 0, C);
+    }
   }
 }
 
 void q8_dwconv_run(const uint8_t* packed, int64_t packed_bytes, const void* x, const Q8DwShape& s,
-                   const Q8Quant& q, void* y, int num_threads) {
-  q8_dwconv_run_with(kernel_for(active_isa()).run, packed, packed_bytes, x, s, q, y, num_threads);
+                   const Q8Quant& q, void* y, int num_threads, const uint8_t* lut) {
+  q8_dwconv_run_with(kernel_for(active_isa()).run, packed, packed_bytes, x, s, q, y, num_threads, lut);
 }
 
 }  // namespace mk

@@ -17,9 +17,12 @@ struct Q8DwShape {
 void q8_dwconv_validate(const Q8DwShape& s);  // throws std::invalid_argument
 Isa q8_dwconv_resolve(Isa level);
 std::string q8_dwconv_kernel_name();
+// lut: optional 256-entry activation table applied to every output byte in the kernels'
+// epilogue (bit-exact with a q8_lut pass over y afterwards).
 void q8_dwconv_run(const uint8_t* packed, int64_t packed_bytes, const void* x, const Q8DwShape& s,
-                   const Q8Quant& q, void* y, int num_threads);
+                   const Q8Quant& q, void* y, int num_threads, const uint8_t* lut = nullptr);
 void q8_dwconv_run_with(Q8DwconvFn fn, const uint8_t* packed, int64_t packed_bytes, const void* x,
-                        const Q8DwShape& s, const Q8Quant& q, void* y, int num_threads);
+                        const Q8DwShape& s, const Q8Quant& q, void* y, int num_threads,
+                        const uint8_t* lut = nullptr);
 
 }  // namespace mk

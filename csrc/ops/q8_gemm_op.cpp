@@ -22,6 +22,29 @@ const Q8GemmKernel& kernel_for(Isa level) {
 
 }  // namespace
 
+// One kernel call per thread. Kernels prepare per call (AVX2 widens the activations of its rows
+// and the weights of every 16-column block it touches; the quad tiling re-reads both per tile),
+// so finer work items repeat that work: the old 4 items per thread widened a 14x14 layer's
+// weights 8 times at 2 threads. A column split widens all M x K activations in every thread and
+// each weight once; a row split the reverse: columns when M < N (the 14x14 and 7x7 layers),
+// unless the 16-column blocks do not share out evenly.
+static void q8_gemm_parallel(Q8GemmFn fn, const Q8GemmParams& p, int nt) {
+  const int64_t nblocks = ceil_div(p.N, kQ8GemmNR);
+  const int64_t per = ceil_div(nblocks, nt);
+  const bool by_cols = p.M < p.N && per * nt <= nblocks + nblocks / 8;
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    if (by_cols) {
+      const int64_t b0 = nblocks * t / T, b1 = nblocks * (t + 1) / T;
+      if (b0 < b1) fn(p, 0, p.M, b0 * kQ8GemmNR, std::min(p.N, b1 * kQ8GemmNR));
+    } else {
+      const int64_t m0 = p.M * t / T, m1 = p.M * (t + 1) / T;
+      if (m0 < m1) fn(p, m0, m1, 0, p.N);
+    }
+  }
+}
+
 // The AMX kernel has never run on hardware (none was available when it was written): the
 // dispatcher uses it only when MOBILEKERNELS_Q8_AMX=1 and otherwise falls back to VNNI.
 static bool amx_opted_in() {
@@ -45,7 +68,7 @@ std::string q8_gemm_kernel_name() { return kernel_for(active_isa()).name; }
 
 void q8_gemm_run_with(Q8GemmFn fn, bool kernel_signed_x, const uint8_t* packed, int64_t packed_bytes,
                       const void* x, int64_t M, int64_t K, int64_t N, const Q8Quant& q, void* y,
-                      int num_threads) {
+                      int num_threads, const uint8_t* lut) {
   if (M < 0) throw std::invalid_argument("int8 conv: negative number of pixels");
   const Q8PackHeader& h = q8_check_pack(packed, packed_bytes, Q8PackKind::gemm, K, N, 1, 1);
   q8_quant_validate(q);
@@ -98,32 +121,19 @@ void q8_gemm_run_with(Q8GemmFn fn, bool kernel_signed_x, const uint8_t* packed, 
   p.y_zp = q.y_zp;
   p.y_lo = static_cast<float>(q.y_min - q.y_zp);
   p.y_hi = static_cast<float>(q.y_max - q.y_zp);
+  p.lut = lut;
 
-  const int nt = std::max(1, num_threads);
-  if (nt == 1) return fn(p, 0, M, 0, N);
-  // Work items: (row chunk, 16-column block range). Rows first; split columns too when there
-  // are too few rows to give every thread several items (7x7 late layers).
-  const int64_t nblocks = ceil_div(N, kQ8GemmNR);
-  int64_t row_chunk = std::max<int64_t>(8, ceil_div(M, 4 * nt));
-  const int64_t row_items = ceil_div(M, row_chunk);
-  int64_t col_split = 1;
-  if (row_items < 4 * nt) col_split = std::min<int64_t>(nblocks, ceil_div(4 * nt, row_items));
-  const int64_t blocks_per = ceil_div(nblocks, col_split);
-  col_split = ceil_div(nblocks, blocks_per);
-  const int64_t items = row_items * col_split;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < items; ++i) {
-    const int64_t r = i / col_split, c = i % col_split;
-    const int64_t m0 = r * row_chunk, m1 = std::min(M, m0 + row_chunk);
-    const int64_t n0 = c * blocks_per * kQ8GemmNR, n1 = std::min(N, n0 + blocks_per * kQ8GemmNR);
-    if (n0 < n1) fn(p, m0, m1, n0, n1);
-  }
+  const int nt = static_cast<int>(std::min<int64_t>(std::max(1, num_threads), std::max<int64_t>(M, ceil_div(N, kQ8GemmNR))));
+  // Calls this small (the SE blocks' M = 1 layers) take longer in a parallel region than alone.
+  constexpr int64_t kSerialMacs = int64_t(1) << 17;
+  if (nt == 1 || M * K * N < kSerialMacs) return fn(p, 0, M, 0, N);
+  q8_gemm_parallel(fn, p, nt);
 }
 
 void q8_gemm_run(const uint8_t* packed, int64_t packed_bytes, const void* x, int64_t M, int64_t K,
-                 int64_t N, const Q8Quant& q, void* y, int num_threads) {
+                 int64_t N, const Q8Quant& q, void* y, int num_threads, const uint8_t* lut) {
   const Q8GemmKernel& k = kernel_for(active_isa());
-  q8_gemm_run_with(k.run, k.signed_x, packed, packed_bytes, x, M, K, N, q, y, num_threads);
+  q8_gemm_run_with(k.run, k.signed_x, packed, packed_bytes, x, M, K, N, q, y, num_threads, lut);
 }
 
 }  // namespace mk

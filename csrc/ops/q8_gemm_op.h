@@ -14,11 +14,13 @@ Isa q8_gemm_resolve(Isa level);
 // Name of the kernel the active level runs ("avx2/2x16 vpmaddwd", ...).
 std::string q8_gemm_kernel_name();
 // y[M][N] = requant(x[M][K] @ packed); throws std::invalid_argument on a bad pack or quant.
+// lut: optional 256-entry activation table applied to every output byte in the kernels'
+// epilogue (bit-exact with a q8_lut pass over y afterwards).
 void q8_gemm_run(const uint8_t* packed, int64_t packed_bytes, const void* x, int64_t M, int64_t K,
-                 int64_t N, const Q8Quant& q, void* y, int num_threads);
+                 int64_t N, const Q8Quant& q, void* y, int num_threads, const uint8_t* lut = nullptr);
 // Same, on an explicit kernel (tests and benchmarks: every compiled path, emulations too).
 void q8_gemm_run_with(Q8GemmFn fn, bool kernel_signed_x, const uint8_t* packed, int64_t packed_bytes,
                       const void* x, int64_t M, int64_t K, int64_t N, const Q8Quant& q, void* y,
-                      int num_threads);
+                      int num_threads, const uint8_t* lut = nullptr);
 
 }  // namespace mk

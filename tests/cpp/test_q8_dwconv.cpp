@@ -39,7 +39,9 @@ std::string describe(const Geo& g, const Quant& q) {
 constexpr int64_t kCanary = 64;
 constexpr uint8_t kCanaryByte = 0x5A;
 
-void check(const Geo& g, const Quant& qt, std::mt19937& rng, int threads = 1) {
+// with_lut: a random 256-entry activation table fused into the epilogue; expected = the oracle's
+// bytes looked up afterwards (what conv followed by a separate table pass gives).
+void check(const Geo& g, const Quant& qt, std::mt19937& rng, int threads = 1, bool with_lut = false) {
   Q8DwShape s{g.n, g.h, g.w, g.c, g.m, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, 0, 0};
   s.OH = (g.h + g.pt + g.pb - g.dh * (g.kh - 1) - 1) / g.sh + 1;
   s.OW = (g.w + g.pl + g.pr - g.dw * (g.kw - 1) - 1) / g.sw + 1;
@@ -78,6 +80,10 @@ void check(const Geo& g, const Quant& qt, std::mt19937& rng, int threads = 1) {
           expect[((n * s.OH + oh) * s.OW + ow) * C + oc] =
               uint8_t(int32_t(std::fmin(std::fmax(r + qt.yz, ylo), yhi)));
         }
+  std::vector<uint8_t> table(256);
+  for (auto& v : table) v = uint8_t(byte(rng));
+  if (with_lut)
+    for (auto& v : expect) v = table[v];
   const Q8DwLayout l = q8_dwconv_layout(C, g.kh, g.kw);
   std::vector<uint8_t> packed(l.total);
   q8_dwconv_pack(w.data(), qt.ws, wzp.data(), wscale.data(), bias.data(), C, g.kh, g.kw, packed.data());
@@ -85,14 +91,16 @@ void check(const Geo& g, const Quant& qt, std::mt19937& rng, int threads = 1) {
   for (const Q8DwconvKernel& k : kQ8DwconvKernels) {
     if (!isa_supported(k.isa)) continue;
     std::vector<uint8_t> out(total + 2 * kCanary, kCanaryByte);
-    q8_dwconv_run_with(k.run, packed.data(), l.total, x.data(), s, q, out.data() + kCanary, threads);
+    q8_dwconv_run_with(k.run, packed.data(), l.total, x.data(), s, q, out.data() + kCanary, threads,
+                       with_lut ? table.data() : nullptr);
     for (int64_t i = 0; i < kCanary; ++i) {
       ASSERT_EQ(out[i], kCanaryByte) << k.name << " wrote before output, " << describe(g, qt);
       ASSERT_EQ(out[kCanary + total + i], kCanaryByte) << k.name << " wrote past output, " << describe(g, qt);
     }
     for (int64_t i = 0; i < total; ++i)
       ASSERT_EQ(int(out[kCanary + i]), int(expect[i])) << k.name << " at " << i << " (channel " << i % C << "), "
-                                                       << describe(g, qt);
+                                                       << describe(g, qt) << (with_lut ? " +table" : "")
+                                                       << " threads " << threads;
   }
 }
 
@@ -163,4 +171,35 @@ TEST(Q8Dwconv, RegisterBlocks3x3) {
               check(g, quants[i % 4], rng, 1 + i % 2);
               ++i;
             }
+}
+
+// The activation table in the epilogue: every kernel size path (3x3 register blocks and per
+// pixel, 5x5, 7x7, generic), channel counts below / between vector widths, whole-row and
+// channel-split lookups (threads), batch 3.
+TEST(Q8Dwconv, ActivationTableInEpilogue) {
+  std::mt19937 rng(5);
+  const Geo geos[] = {
+      {1, 14, 14, 48, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  {3, 9, 11, 33, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+      {1, 7, 7, 96, 1, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2},    {1, 5, 6, 7, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {2, 9, 9, 17, 1, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3},    {1, 10, 10, 19, 1, 4, 4, 3, 3, 1, 1, 1, 2, 1, 2},
+      {1, 26, 26, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  {1, 3, 3, 2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      // Big enough to run threaded (small calls run on one thread): rows / channel-block splits,
+      // a ragged last block (200 = 12 x 16 + 8).
+      {1, 14, 14, 480, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 7, 7, 200, 1, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2},
+      {3, 7, 7, 104, 1, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2},
+  };
+  const Quant quants[] = {{false, true, false, 3, 0, 7, 0.02, 0.03}, {true, true, true, -128, -2000, 5, 0.3, 0.05}};
+  int i = 0;
+  for (const Geo& g : geos)
+    for (int threads : {1, 2, 3}) check(g, quants[i++ % 2], rng, threads, true);
+}
+
+TEST(Q8Dwconv, ThreadSplitsMatchOneThread) {
+  // Rows or channel blocks per thread (whichever shares out more evenly), V3's 14x14 / 7x7 layers.
+  std::mt19937 rng(6);
+  const int64_t layers[][5] = {{14, 14, 480, 3, 1}, {7, 7, 960, 5, 1}, {14, 14, 672, 5, 2}, {5, 5, 40, 3, 1}};
+  for (const auto& l : layers)
+    for (int threads : {2, 3, 4})
+      check({1, l[0], l[1], l[2], 1, l[3], l[3], l[4], l[4], 1, 1, l[3] / 2, l[3] / 2, l[3] / 2, l[3] / 2},
+            {false, true, false, 3, 0, 7, 0.02, 0.03}, rng, threads);
 }

@@ -55,7 +55,9 @@ std::vector<Kern> kernels() {
 constexpr int64_t kCanary = 64;
 constexpr uint8_t kCanaryByte = 0xA5;
 
-void check_case(const Case& c, std::mt19937& rng, int threads = 1) {
+// with_lut: a random 256-entry activation table fused into the epilogue; expected = the oracle's
+// bytes looked up afterwards (what conv followed by a separate table pass gives).
+void check_case(const Case& c, std::mt19937& rng, int threads = 1, bool with_lut = false) {
   const int32_t xlo = c.x_signed ? -128 : 0, wlo = c.w_signed ? -128 : 0;
   std::uniform_int_distribution<int> byte(0, 255);
   std::vector<uint8_t> x(c.M * c.K), w(c.N * c.K);
@@ -99,6 +101,10 @@ void check_case(const Case& c, std::mt19937& rng, int threads = 1) {
       const double v = std::fmin(std::fmax(r + c.y_zp, c.y_min), c.y_max);
       expect[m * c.N + oc] = static_cast<uint8_t>(static_cast<int32_t>(v));
     }
+  std::vector<uint8_t> table(256);
+  for (auto& v : table) v = static_cast<uint8_t>(byte(rng));
+  if (with_lut)
+    for (auto& v : expect) v = table[v];
   const Q8GemmLayout l = q8_gemm_layout(c.K, c.N);
   std::vector<uint8_t> packed(l.total);
   q8_gemm_pack(w.data(), c.w_signed, wzp.data(), wscale.data(), bias.data(), c.K, c.N, packed.data());
@@ -107,7 +113,7 @@ void check_case(const Case& c, std::mt19937& rng, int threads = 1) {
     if (!isa_supported(k.isa)) continue;
     std::vector<uint8_t> out(c.M * c.N + 2 * kCanary, kCanaryByte);
     q8_gemm_run_with(k.fn, k.signed_x, packed.data(), l.total, x.data(), c.M, c.K, c.N, q,
-                     out.data() + kCanary, threads);
+                     out.data() + kCanary, threads, with_lut ? table.data() : nullptr);
     for (int64_t i = 0; i < kCanary; ++i) {
       ASSERT_EQ(out[i], kCanaryByte) << k.name << " wrote before output, " << describe(c);
       ASSERT_EQ(out[kCanary + c.M * c.N + i], kCanaryByte) << k.name << " wrote past output, " << describe(c);
@@ -115,7 +121,7 @@ void check_case(const Case& c, std::mt19937& rng, int threads = 1) {
     for (int64_t i = 0; i < c.M * c.N; ++i)
       ASSERT_EQ(int(out[kCanary + i]), int(expect[i]))
           << k.name << " at m=" << i / c.N << " oc=" << i % c.N << " acc=" << acc[i] + bias[i % c.N] << ", "
-          << describe(c);
+          << describe(c) << (with_lut ? " +table" : "") << " threads " << threads;
   }
 }
 
@@ -166,6 +172,39 @@ TEST(Q8Gemm, MobileNetShapesThreaded) {
   const int64_t shapes[][3] = {{3136, 24, 144}, {196, 64, 384}, {49, 160, 960}, {49, 320, 1280}};
   for (const auto& s : shapes)
     check_case({s[0], s[1], s[2], false, true, false, 3, 0, 7, 0.02, 0.1, 0, 255, false}, rng, 2);
+}
+
+// The activation table in the epilogue: odd M (AVX2 looks rows up in pairs), N with 8-column
+// and ragged tails, K on both AVX2 tilings (< 256 and >= 256), all dtypes, 1-3 threads with both
+// splits (M < N: columns, else rows), and the serial small-call path.
+TEST(Q8Gemm, ActivationTableInEpilogue) {
+  std::mt19937 rng(5);
+  const int64_t shapes[][3] = {{1, 7, 5},    {5, 3, 16},   {7, 33, 24},  {13, 64, 40},  {6, 17, 8},
+                               {11, 80, 67}, {49, 160, 96}, {196, 80, 120}, {37, 300, 33}, {9, 257, 100},
+                               {1, 960, 240}, {200, 24, 72}};
+  int i = 0;
+  for (const auto& s : shapes)
+    for (int threads : {1, 2, 3}) {
+      ++i;
+      const bool xs = i % 2, ws = (i / 2) % 2, ys = (i / 3) % 2;
+      const int32_t ylo = ys ? -128 : 0, yhi = ys ? 127 : 255;
+      check_case({s[0], s[1], s[2], xs, ws, ys, xs ? -3 : 131, i % 4 ? 0 : -2000, ys ? 5 : 120, 0.05, 0.9, ylo,
+                  yhi, false},
+                 rng, threads, true);
+    }
+  // A narrower output range (fused ReLU6-style clamp) under a table.
+  check_case({50, 24, 33, false, true, true, 7, 0, -10, 0.03, 0.02, -10, 90, false}, rng, 2, true);
+}
+
+TEST(Q8Gemm, ThreadSplitsMatchOneThread) {
+  // Both splits at 2-4 threads, against the oracle: M < N (columns, including blocks that do not
+  // share out evenly: rows then) and M >= N (rows), shapes of V3's 14x14 / 7x7 layers.
+  std::mt19937 rng(6);
+  const int64_t shapes[][3] = {{196, 80, 480}, {49, 160, 960}, {49, 960, 160}, {196, 112, 672},
+                               {3, 40, 72},    {784, 40, 120}, {2, 300, 17}};
+  for (const auto& s : shapes)
+    for (int threads : {2, 3, 4})
+      check_case({s[0], s[1], s[2], false, true, false, 3, 0, 7, 0.02, 0.1, 0, 255, false}, rng, threads);
 }
 
 TEST(Q8Gemm, RejectsForeignPacks) {

@@ -47,6 +47,9 @@ struct Q8DwconvParams {
   // done ahead by its Q8DwconvPrepareFn for these w, bias, scale, zero, W, C, KH, KW (nullptr:
   // the kernel prepares per call).
   const void* prepared = nullptr;
+  // Optional 256-entry activation table applied to each output byte after the requantization
+  // (as the GEMM's Q8GemmParams::lut; nullptr: none).
+  const uint8_t* lut = nullptr;
 };
 
 // Output rows [row_begin, row_end) of the flattened N*OH rows, channels [c_begin, c_end);

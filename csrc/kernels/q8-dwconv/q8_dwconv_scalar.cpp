@@ -25,7 +25,8 @@ void q8_dwconv_scalar(const Q8DwconvParams& p, int64_t row_begin, int64_t row_en
             acc += static_cast<uint32_t>(val(b) * p.w[(kh * p.KW + kw) * cpad + c]);
           }
         }
-        out[c] = q8_requant_scalar(static_cast<int32_t>(acc), p.scale[c], p.y_lo, p.y_hi, p.y_zp);
+        const uint8_t v = q8_requant_scalar(static_cast<int32_t>(acc), p.scale[c], p.y_lo, p.y_hi, p.y_zp);
+        out[c] = p.lut ? p.lut[v] : v;
       }
     }
   }

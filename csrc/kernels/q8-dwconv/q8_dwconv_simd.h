@@ -11,10 +11,13 @@
 //   prepare_bs(const int32_t* bias, const float* scale, int32_t* out_b, float* out_s): the
 //       block's 16 biases / scales in the order the accumulators hold channels
 //   pixel<TC, Tail, XSigned>(taps_ptrs, ntaps, bias16, scale16, n, prepared, p, out, c)
+// and L the ISA's byte-table helper (kernels/q8-lut/q8_lut_<isa>.h: L(table), L.apply(bytes, n)):
+// with an activation table (p.lut) each finished output row goes through it while in L1.
 #pragma once
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "kernels/q8-dwconv/q8_dwconv.h"
@@ -85,7 +88,7 @@ int64_t q8_dw_prepare(const Q8DwconvParams& p, void* out) {
   return l.total;
 }
 
-template <class D, int TC, bool XS>
+template <class D, class L, int TC, bool XS>
 void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int64_t c_begin,
                 int64_t c_end) {
   const int64_t T = p.KH * p.KW;
@@ -128,6 +131,8 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
   const bool fast3x3 = p.KH == 3 && p.KW == 3 && p.DH == 1 && p.DW == 1 &&
                        (p.SW == 1 || (p.SW == 2 && ow_hi - ow_lo >= 12));
   const uint8_t* zrow = l.total > l.zrow ? pb + l.zrow : nullptr;  // x_zp row (padding input rows)
+  std::optional<L> lut;
+  if (p.lut) lut.emplace(p.lut);
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / p.OH, oh = r % p.OH;
     const uint8_t* img = p.x + n * p.H * p.W * p.C;
@@ -191,23 +196,28 @@ void q8_dw_rows(const Q8DwconvParams& p, int64_t row_begin, int64_t row_end, int
           D::template pixel<TC, true, XS>(&ind[ow * T], T, c, cn, wb, bb, sb, p, out_row + ow * p.C + c);
       }
     }
+    if (lut) {
+      if (c_begin == 0 && c_end == p.C) lut->apply(out_row, p.OW * p.C);  // the whole row at once
+      else
+        for (int64_t ow = 0; ow < p.OW; ++ow) lut->apply(out_row + ow * p.C + c_begin, c_end - c_begin);
+    }
   }
 }
 
-template <class D, bool XS>
+template <class D, class L, bool XS>
 void q8_dw_taps(const Q8DwconvParams& p, int64_t rb, int64_t re, int64_t cb, int64_t ce) {
   switch (p.KH * p.KW) {
-    case 9: return q8_dw_rows<D, 9, XS>(p, rb, re, cb, ce);
-    case 25: return q8_dw_rows<D, 25, XS>(p, rb, re, cb, ce);
-    case 49: return q8_dw_rows<D, 49, XS>(p, rb, re, cb, ce);
-    default: return q8_dw_rows<D, 0, XS>(p, rb, re, cb, ce);
+    case 9: return q8_dw_rows<D, L, 9, XS>(p, rb, re, cb, ce);
+    case 25: return q8_dw_rows<D, L, 25, XS>(p, rb, re, cb, ce);
+    case 49: return q8_dw_rows<D, L, 49, XS>(p, rb, re, cb, ce);
+    default: return q8_dw_rows<D, L, 0, XS>(p, rb, re, cb, ce);
   }
 }
 
-template <class D>
+template <class D, class L>
 void q8_dwconv_simd(const Q8DwconvParams& p, int64_t rb, int64_t re, int64_t cb, int64_t ce) {
-  if (p.x_signed) q8_dw_taps<D, true>(p, rb, re, cb, ce);
-  else q8_dw_taps<D, false>(p, rb, re, cb, ce);
+  if (p.x_signed) q8_dw_taps<D, L, true>(p, rb, re, cb, ce);
+  else q8_dw_taps<D, L, false>(p, rb, re, cb, ce);
 }
 
 }  // namespace

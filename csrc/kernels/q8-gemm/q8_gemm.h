@@ -82,6 +82,9 @@ struct Q8GemmParams {
   // Optional: this kernel's per-call weight preparation done ahead by its Q8GemmPrepareFn for
   // these w, bias, scale, wzp, K, N (nullptr: the kernel prepares per call).
   const void* prepared = nullptr;
+  // Optional 256-entry activation table (Hardswish...): each output byte y becomes lut[y] after
+  // the requantization, as a separate table pass over the output would (nullptr: none).
+  const uint8_t* lut = nullptr;
 };
 
 // Computes rows [m_begin, m_end) and output channels [n_begin, n_end); n_begin % 16 == 0.

@@ -85,7 +85,10 @@ void q8_gemm_amx(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t 
         __m512i v = _mm512_add_epi32(_mm512_load_si512(cbuf + r * 16), _mm512_loadu_si512(p.bias + n0));
         if (p.wzp)
           v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(p.rowsum[m0 + r]), _mm512_loadu_si512(p.wzp + n0)));
-        Q8DotAvx512Vnni::store(v, p.scale + n0, p, p.y + (m0 + r) * p.N + n0, ncols);
+        uint8_t* y = p.y + (m0 + r) * p.N + n0;
+        Q8DotAvx512Vnni::store(v, p.scale + n0, p, y, ncols);
+        if (p.lut)
+          for (int64_t k = 0; k < ncols; ++k) y[k] = p.lut[y[k]];
       }
     }
   }

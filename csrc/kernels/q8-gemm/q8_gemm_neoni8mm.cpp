@@ -68,7 +68,10 @@ void tile_4x16(const Q8GemmParams& p, int64_t m0, int64_t rows, int64_t n0, int6
         if (i >= rows) break;
         int32x4_t v = vaddq_s32(row[h], bias);
         if (p.wzp) v = vsubq_s32(v, vmulq_s32(vdupq_n_s32(p.rowsum[m0 + i]), vld1q_s32(p.wzp + c)));
-        Q8NeonBase::store(v, p.scale + c, p, p.y + (m0 + i) * p.N + c, n < 4 ? n : 4);
+        uint8_t* y = p.y + (m0 + i) * p.N + c;
+        Q8NeonBase::store(v, p.scale + c, p, y, n < 4 ? n : 4);
+        if (p.lut)
+          for (int64_t k = 0, e = n < 4 ? n : 4; k < e; ++k) y[k] = p.lut[y[k]];
       }
     }
   }

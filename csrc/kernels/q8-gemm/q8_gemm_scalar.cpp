@@ -23,7 +23,8 @@ void q8_gemm_scalar(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64
         acc += static_cast<uint32_t>(xv * col[(k / kQ8GemmKR) * kQ8GemmNR * kQ8GemmKR + k % kQ8GemmKR]);
       }
       if (p.wzp) acc -= static_cast<uint32_t>(p.rowsum[m]) * static_cast<uint32_t>(p.wzp[oc]);
-      p.y[m * p.N + oc] = q8_requant_scalar(static_cast<int32_t>(acc), p.scale[oc], p.y_lo, p.y_hi, p.y_zp);
+      const uint8_t v = q8_requant_scalar(static_cast<int32_t>(acc), p.scale[oc], p.y_lo, p.y_hi, p.y_zp);
+      p.y[m * p.N + oc] = p.lut ? p.lut[v] : v;
     }
   }
 }

@@ -91,7 +91,12 @@ inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t 
     for (int i = 0; i < MR; ++i) {
       typename D::I32 v = D::add_i32(D::finish(acc[i][j]), bias);
       if (p.wzp) v = D::sub_i32(v, D::mullo_i32(D::set1_i32(p.rowsum[m0 + i]), D::load_i32(p.wzp + c)));
-      D::store(v, p.scale + c, p, p.y + (m0 + i) * p.N + c, n < D::kCols ? n : D::kCols);
+      uint8_t* y = p.y + (m0 + i) * p.N + c;
+      D::store(v, p.scale + c, p, y, n < D::kCols ? n : D::kCols);
+      // Activation table on the bytes just stored (L1-hot; per byte: these paths serve long K,
+      // where the GEMM itself dominates).
+      if (p.lut)
+        for (int64_t k = 0, e = n < D::kCols ? n : D::kCols; k < e; ++k) y[k] = p.lut[y[k]];
     }
   }
 }
