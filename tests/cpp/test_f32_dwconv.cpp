@@ -187,6 +187,11 @@ TEST(F32Dwconv, TwoRowBlocks) {
   for (int64_t s : {1, 2})
     for (int64_t h : {3, 6, 11})
       check_shape({2, h, 10, 24, 1, 3, 3, s, s, 1, 1, 0, 0, 1, 1}, Activation::relu6, rng, {3});
+  // Many channels (the blocks address columns as row + k * C from scaled registers, k up to
+  // 6): a vector tail, chunks starting at channel 16, rows wider than one block.
+  for (int64_t s : {1, 2})
+    for (int64_t c : {203, 96})
+      check_shape({1, 6, 17, c, 1, 3, 3, s, s, 1, 1, 1, 1, 1, 1}, Activation::hardswish, rng, {});
 }
 
 // 3x3 stride-2 sweep blocks (AVX2: rows of at most 7 outputs, left padding 1): every output
