@@ -232,9 +232,12 @@ class QConv(QStep):
             return quantize_tensor(y, *self.out_qparams()).contiguous(memory_format=torch.channels_last), \
                 *self.out_qparams()
         x = q if self.kind != "im2col" else self._im2col(q, z)
-        y = self._run_int8(x, s, z, ys, yz)
-        if self.post is not None:
-            y = _apply_lut(self.lut, y, inplace=True)  # y: this conv's own new tensor
+        # The activation's table: in the conv's epilogue on the cached C++ call, else (first call,
+        # traced or observed runs) as a pass on the conv's own new output; same bytes either way.
+        lut = self.lut if self.post is not None else None
+        y, fused = self._run_int8(x, s, z, ys, yz, lut)
+        if lut is not None and not fused:
+            y = _apply_lut(lut, y, inplace=True)  # y: this conv's own new tensor
         return (y, *self.out_qparams())
 
 
@@ -249,22 +252,27 @@ class QConv(QStep):
                                   self.pads, self.dilation, activation=self.act)
         return qops.qconv1x1(x, self.packed, self.out_channels, s, z, ys, yz, activation=self.act)
 
-    def _run_int8(self, x, s, z, ys, yz):
+    def _run_int8(self, x, s, z, ys, yz, lut=None):
+        """(output, whether ``lut`` was applied in the C++ call's epilogue)."""
         if type(x) is not torch.Tensor or not unobserved():
-            return self._run_op(x, s, z, ys, yz)
+            return self._run_op(x, s, z, ys, yz), False
         key = (x.shape, x.dtype, s, z, ys, yz, tensor_key(self.packed), self.act, self.kind)
         call = cached_call(self, key)
         if call is None:
             y = self._run_op(x, s, z, ys, yz)  # validates every argument
             remember_call(self, key, self._call_template(x, s, z, ys, yz))
-            return y
+            return y, False
         fn, shape, mid = call
         out = torch.empty(shape, dtype=torch.uint8, memory_format=torch.channels_last)
         if out.numel() == 0:
-            return out
+            return out, False
         x = x.contiguous(memory_format=torch.channels_last)
-        fn(self.packed.data_ptr(), self.packed.numel(), x.data_ptr(), *mid, out.data_ptr(), torch.get_num_threads())
-        return out
+        # The C++ call reads 256 table bytes from this address unchecked: only a plain table.
+        fuse = (lut is not None and type(lut) is torch.Tensor and lut.dtype == torch.uint8 and lut.numel() == 256
+                and lut.is_contiguous() and lut.device.type == "cpu")
+        fn(self.packed.data_ptr(), self.packed.numel(), x.data_ptr(), *mid, out.data_ptr(), torch.get_num_threads(),
+           lut.data_ptr() if fuse else 0)
+        return out, fuse
 
     def _call_template(self, x, s, z, ys, yz):
         """(C++ function, output shape, its arguments between x and out), as the op passes them."""
