@@ -47,7 +47,9 @@ import torch
 
 from ._timing import compare, core_check, core_check_line
 
-MODELS = {"mobilenet_v2": "mobilenet_v2", "mobilenet_v3_large": "mobilenet_v3_large"}
+MODELS = {"mobilenet_v2": "mobilenet_v2", "mobilenet_v3_large": "mobilenet_v3_large",
+          "mobilenet_v3_small": "mobilenet_v3_small", "mobilenet_v1": "mobilenet_v1"}
+DEFAULT_MODELS = ("mobilenet_v2", "mobilenet_v3_large")  # the others on request (--model)
 VARIANTS = ("torch fp32 NCHW", "torch fp32 channels_last", "torch int8 (x86 engine)", "onnxruntime fp32",
             "onnxruntime int8", "xnnpack fp32", "xnnpack int8", "mobilekernels fp32", "mobilekernels int8")
 # ``--unfused``: our models with every block run as its separate layers (convert / quantize with
@@ -513,7 +515,7 @@ def plot(results: list[dict], path: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mobilekernels bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--model", nargs="+", default=list(DEFAULT_MODELS), choices=list(MODELS))
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--resolution", type=int, default=224)
