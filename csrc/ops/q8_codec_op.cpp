@@ -1,10 +1,15 @@
 #include "ops/q8_codec_op.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
+#include "dispatch/isa.h"
 #include "kernels/q8-eltwise/q8_requant8.h"
 #include "kernels/q8-eltwise/q8_residual_add.h"
+#include "kernels/q8-stem/q8_stem_kernels.h"
 
 namespace mk {
 namespace {
@@ -72,31 +77,50 @@ void gate_row(const uint8_t* px, const float* gate, int64_t n, int32_t z, float 
   for (; c < n; ++c) po[c] = requant_byte((static_cast<float>(px[c]) - fz) * gate[c], yz);
 }
 
+// Threads for a streaming pass over `bytes` bytes: one below ~64 KB (a fork/join costs more than
+// the pass), else up to nt.
+int pass_threads(int nt, int64_t bytes) {
+  return bytes < (int64_t{1} << 16) ? 1 : std::max(1, nt);
+}
+
 }  // namespace
 
+const Q8StemKernel& q8_stem_kernel() {
+  const Isa isa = resolve_isa(active_isa(), [](Isa i) {
+    for (const Q8StemKernel& k : kQ8StemKernels)
+      if (k.isa == i) return true;
+    return false;
+  });
+  for (const Q8StemKernel& k : kQ8StemKernels)
+    if (k.isa == isa) return k;
+  return kQ8StemKernels[0];
+}
+
 void q8_quantize_f32(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t sN, int64_t sC,
-                     int64_t sH, int64_t sW, double scale, int32_t zp, uint8_t* y) {
+                     int64_t sH, int64_t sW, double scale, int32_t zp, uint8_t* y, int num_threads) {
   const float s = static_cast<float>(scale);
   const float z = static_cast<float>(zp);
   // x / s in fp32 as torch divides (|x / s| >= 512 saturates either way).
-  if (sC == 1 && sW == C && sH == W * C && sN == H * W * C) {  // dense NHWC: one flat loop
-    quantize_dense(x, N * H * W * C, s, z, y);
+  if (sC == 1 && sW == C && sH == W * C && sN == H * W * C) {  // dense NHWC: one flat loop (in pieces)
+    const int64_t total = N * H * W * C;
+#pragma omp parallel num_threads(pass_threads(num_threads, total * 4))
+    {
+      const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t piece = (total + T - 1) / T;
+      const int64_t b = std::min(total, t * piece), e = std::min(total, b + piece);
+      quantize_dense(x + b, e - b, s, z, y + b);
+    }
     return;
   }
   if (sW == 1 && C > 1) {
-    // NCHW rows: quantize each channel's contiguous row (vectorizes), then interleave into NHWC.
-    uint8_t row[1024];
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t w0 = 0; w0 < W; w0 += 1024) {
-          const int64_t wn = W - w0 < 1024 ? W - w0 : 1024;
-          uint8_t* py = y + ((n * H + h) * W + w0) * C;
-          for (int64_t c = 0; c < C; ++c) {
-            const float* px = x + n * sN + c * sC + h * sH + w0;
-            quantize_dense(px, wn, s, z, row);
-            for (int64_t w = 0; w < wn; ++w) py[w * C + c] = row[w];
-          }
-        }
+    // NCHW rows: each row's channels read contiguously, interleaved into NHWC (stem kernels)
+    const Q8QuantizeRowFn row = q8_stem_kernel().quantize_row;
+    const int64_t rows = N * H;
+#pragma omp parallel for num_threads(pass_threads(num_threads, rows * W * C * 4)) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t n = r / H, h = r % H;
+      row(x + n * sN + h * sH, C, W, sC, s, zp, y + r * W * C);
+    }
     return;
   }
   for (int64_t n = 0; n < N; ++n)
@@ -114,20 +138,62 @@ void q8_dequantize_f32(const uint8_t* q, int64_t n, double scale, int32_t zp, fl
   for (int64_t i = 0; i < n; ++i) y[i] = (static_cast<float>(q[i]) - z) * s;
 }
 
+namespace {
+
+// sums[c - c0] += x[p * C + c] over pixels p < HW, channels c0 <= c < c1 (int32: exact).
+void channel_sums(const uint8_t* x, int64_t HW, int64_t C, int64_t c0, int64_t c1, int32_t* sums) {
+  int64_t c = c0;
+#if defined(__SSE2__)
+  // 16 channels at a time in 16-bit lanes, flushed every 256 pixels (256 * 255 < 2^16)
+  const __m128i zero = _mm_setzero_si128();
+  for (; c + 16 <= c1; c += 16) {
+    __m128i s0 = zero, s1 = zero, s2 = zero, s3 = zero;
+    for (int64_t p0 = 0; p0 < HW; p0 += 256) {
+      const int64_t pe = std::min(HW, p0 + 256);
+      __m128i a0 = zero, a1 = zero;
+      for (int64_t p = p0; p < pe; ++p) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + p * C + c));
+        a0 = _mm_add_epi16(a0, _mm_unpacklo_epi8(v, zero));
+        a1 = _mm_add_epi16(a1, _mm_unpackhi_epi8(v, zero));
+      }
+      s0 = _mm_add_epi32(s0, _mm_unpacklo_epi16(a0, zero));
+      s1 = _mm_add_epi32(s1, _mm_unpackhi_epi16(a0, zero));
+      s2 = _mm_add_epi32(s2, _mm_unpacklo_epi16(a1, zero));
+      s3 = _mm_add_epi32(s3, _mm_unpackhi_epi16(a1, zero));
+    }
+    int32_t* o = sums + (c - c0);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), s0);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 4), s1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 8), s2);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 12), s3);
+  }
+#endif
+  if (c < c1) {  // the remaining channels, pixel by pixel (rows read in order)
+    for (int64_t k = c; k < c1; ++k) sums[k - c0] = 0;
+    for (int64_t p = 0; p < HW; ++p)
+      for (int64_t k = c; k < c1; ++k) sums[k - c0] += x[p * C + k];
+  }
+}
+
+}  // namespace
+
 void q8_global_avgpool(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double scale, int32_t zp,
-                       double y_scale, int32_t y_zp, uint8_t* y) {
+                       double y_scale, int32_t y_zp, uint8_t* y, int num_threads) {
   if (HW > (int64_t{1} << 23)) throw std::invalid_argument("q8_global_avgpool: H*W too large for int32 sums");
   const float mult = static_cast<float>(scale / (static_cast<double>(HW) * y_scale));
   const float yz = static_cast<float>(y_zp);
-  for (int64_t n = 0; n < N; ++n) {
-    const uint8_t* px = x + n * HW * C;
-    uint8_t* py = y + n * C;
-    for (int64_t c = 0; c < C; ++c) {
-      int32_t acc = 0;
-      for (int64_t i = 0; i < HW; ++i) acc += px[i * C + c];
-      acc -= zp * static_cast<int32_t>(HW);
-      // float(acc) is exact (|acc| < 2^31 needs no more than float's rounding torch also does).
-      py[c] = requant_byte(static_cast<float>(acc) * mult, yz);
+  // work items: (image, 64-channel range), so 2 threads split even one image's channels
+  constexpr int64_t kChunk = 64;
+  const int64_t chunks = (C + kChunk - 1) / kChunk, items = N * chunks;
+#pragma omp parallel for num_threads(pass_threads(num_threads, N * HW * C)) schedule(static)
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t n = it / chunks, c0 = (it % chunks) * kChunk, c1 = std::min(C, c0 + kChunk);
+    int32_t sums[kChunk];
+    channel_sums(x + n * HW * C, HW, C, c0, c1, sums);
+    for (int64_t c = c0; c < c1; ++c) {
+      const int32_t acc = sums[c - c0] - zp * static_cast<int32_t>(HW);
+      // float(acc) rounds as torch's acc.float() does (|acc| may exceed 2^24)
+      y[n * C + c] = requant_byte(static_cast<float>(acc) * mult, yz);
     }
   }
 }
@@ -138,14 +204,17 @@ void q8_add(const uint8_t* a, double sa, int32_t za, const uint8_t* b, double sb
 }
 
 void q8_mul_channel_gate(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double s, int32_t z,
-                         const uint8_t* g, double gs, int32_t gz, double ys, int32_t yz, uint8_t* out) {
+                         const uint8_t* g, double gs, int32_t gz, double ys, int32_t yz, uint8_t* out,
+                         int num_threads) {
   const float f = static_cast<float>(s * gs / ys);
   const float fgz = static_cast<float>(gz), fyz = static_cast<float>(yz);
+  const int nt = pass_threads(num_threads, N * HW * C);
   for (int64_t n = 0; n < N; ++n) {
-    float gate[4096];
     for (int64_t c0 = 0; c0 < C; c0 += 4096) {  // gate factors of a channel chunk, then every pixel
       const int64_t cn = C - c0 < 4096 ? C - c0 : 4096;
+      float gate[4096];
       for (int64_t c = 0; c < cn; ++c) gate[c] = (static_cast<float>(g[n * C + c0 + c]) - fgz) * f;
+#pragma omp parallel for num_threads(nt) schedule(static)
       for (int64_t p = 0; p < HW; ++p)
         gate_row(x + (n * HW + p) * C + c0, gate, cn, z, fyz, out + (n * HW + p) * C + c0);
     }
@@ -164,28 +233,14 @@ int64_t q8_im2col_out_size(int64_t in, int64_t k, int64_t s, int64_t d, int64_t 
 
 void q8_im2col(const uint8_t* x, int64_t N, int64_t H, int64_t W, int64_t C, int64_t kh, int64_t kw,
                int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t pt, int64_t pb, int64_t pl, int64_t pr,
-               uint8_t pad_value, uint8_t* y) {
+               uint8_t pad_value, uint8_t* y, int num_threads) {
   const int64_t OH = q8_im2col_out_size(H, kh, sh, dh, pt, pb);
   const int64_t OW = q8_im2col_out_size(W, kw, sw, dw, pl, pr);
-  const int64_t K = C * kh * kw;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t oh = 0; oh < OH; ++oh)
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        uint8_t* py = y + ((n * OH + oh) * OW + ow) * K;
-        for (int64_t i = 0; i < kh; ++i) {
-          const int64_t ih = oh * sh - pt + i * dh;
-          for (int64_t j = 0; j < kw; ++j) {
-            const int64_t iw = ow * sw - pl + j * dw;
-            const int64_t k = i * kw + j;
-            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
-              for (int64_t c = 0; c < C; ++c) py[c * kh * kw + k] = pad_value;
-            } else {
-              const uint8_t* px = x + ((n * H + ih) * W + iw) * C;
-              for (int64_t c = 0; c < C; ++c) py[c * kh * kw + k] = px[c];
-            }
-          }
-        }
-      }
+  const Q8Im2colParams p{N, H, W, C, kh, kw, sh, sw, dh, dw, pt, pl, OH, OW, pad_value};
+  const Q8Im2colRowFn row = q8_stem_kernel().im2col_row;
+  const int64_t rows = N * OH, row_bytes = OW * p.K();
+#pragma omp parallel for num_threads(pass_threads(num_threads, rows * row_bytes)) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) row(p, x, r / OH, r % OH, y + r * row_bytes);
 }
 
 }  // namespace mk

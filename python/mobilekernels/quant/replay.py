@@ -130,14 +130,14 @@ def _emit_conv(b: _Builder, st: QConv, shape, s, z):
         ow = _C.q8_im2col_out_size(w, kw, sw, dw, l, r)
         shape = (n, c * kh * kw, oh, ow)
         src, to = b.cur, b.dst(_numel(shape))
-        b.emit(_C.q8_im2col, src, n, h, w, c, kh, kw, sh, sw, dh, dw, t, bt, l, r, int(z), to, to=to)
+        b.emit(_C.q8_im2col, src, n, h, w, c, kh, kw, sh, sw, dh, dw, t, bt, l, r, int(z), to, b.nt, to=to)
     like = torch.empty(shape, dtype=torch.uint8, memory_format=torch.channels_last)
     fn, out_shape, mid = st._call_template(like, s, z, ys, yz)
     src, to = b.cur, b.dst(_numel(out_shape))
     b.emit(fn, st.packed.data_ptr(), st.packed.numel(), src, *mid, to, b.nt, to=to)
-    if st.post is not None:  # the activation's lookup table, in place on the conv output
+    if st.post is not None:  # the activation's lookup table, in the conv call's epilogue (its lut)
         b.keep(st.lut)
-        b.emit(_C.q8_lut, st.lut.data_ptr(), to, _numel(out_shape), to=to)
+        b.calls[-1] = (fn, b.calls[-1][1] + (st.lut.data_ptr(),))
     return tuple(out_shape), *st.out_qparams()
 
 
@@ -156,7 +156,7 @@ def _emit_gate(b: _Builder, st, convs, shape, s, z):
     g = b.cur
     b.cur = x
     to = b.big_dst(_numel(shape))
-    b.emit(_C.q8_mul_channel_gate, x, n, h * w, c, s, z, g, gs, gz, ys, yz, to, to=to)
+    b.emit(_C.q8_mul_channel_gate, x, n, h * w, c, s, z, g, gs, gz, ys, yz, to, b.nt, to=to)
     return shape, ys, yz
 
 
@@ -175,7 +175,7 @@ def _emit_step(b: _Builder, st, shape, s, z, small: bool = False):
         _, c, h, w = shape
         ys, yz = st.out_qparams()
         src, to = b.cur, (b.small_dst(n * c) if small else b.dst(n * c))
-        b.emit(_C.q8_global_avgpool, src, n, h * w, c, s, z, ys, yz, to, to=to)
+        b.emit(_C.q8_global_avgpool, src, n, h * w, c, s, z, ys, yz, to, b.nt, to=to)
         return (n, c, 1, 1), ys, yz
     if isinstance(st, QSE):
         return _emit_gate(b, st, (st.fc1, st.fc2), shape, s, z)
@@ -330,7 +330,7 @@ class Plan:
                     if i == 0:
                         n, c, h, w = part.in_shape
                         _C.q8_quantize_f32(x.data_ptr(), n, c, h, w, *x.stride(), *self.in_qparams,
-                                           part.bufs[0].data_ptr())
+                                           part.bufs[0].data_ptr(), self.threads)
                     else:
                         _nhwc_view(part.bufs[0], part.in_shape).copy_(q)
                     q = part.run()
