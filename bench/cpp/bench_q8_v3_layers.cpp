@@ -4,6 +4,9 @@
 //   fused      the conv with the table in its epilogue (one call)
 //   plain      the conv alone (no activation)
 //   ./mk_bench --benchmark_filter=q8_v3 --benchmark_min_time=0.2
+// CPU time is the process's (every thread): with OMP_WAIT_POLICY=passive (idle threads sleep
+// instead of spinning) it is the work the call did, redundant per-thread preparation included,
+// which stays meaningful when wall time only measures the neighbours on a shared machine.
 // Built with -DMK_BENCH_OLD_API against a tree whose ops take no table, it registers only
 // conv+lut and plain: the same binary source then A/Bs the threading of an older build.
 #include <benchmark/benchmark.h>
@@ -104,13 +107,15 @@ int register_all() {
         benchmark::RegisterBenchmark(("q8_v3/gemm/" + std::to_string(g[0]) + "x" + std::to_string(g[1]) + "->" +
                                       std::to_string(g[2]) + suffix).c_str(),
                                      gemm, g[0], g[1], g[2], nt, m)
-            ->UseRealTime();
+            ->UseRealTime()
+            ->MeasureProcessCPUTime();
       for (const auto& d : dws)
         benchmark::RegisterBenchmark(("q8_v3/dw/" + std::to_string(d[0]) + "x" + std::to_string(d[0]) + "x" +
                                       std::to_string(d[1]) + "k" + std::to_string(d[2]) + "s" + std::to_string(d[3]) +
                                       suffix).c_str(),
                                      dwconv, d[0], d[1], d[2], d[3], nt, m)
-            ->UseRealTime();
+            ->UseRealTime()
+            ->MeasureProcessCPUTime();
     }
   return 0;
 }

@@ -33,6 +33,15 @@
 namespace mk {
 namespace {
 
+// Activation table over a stored tile (L1-hot), per byte: these paths serve long K, where the
+// GEMM itself dominates. Out of line and after the epilogue: inside the epilogue's loops, its
+// runtime trip count kept GCC from unrolling them, and the accumulators went to the stack
+// (1.5x slower K >= 256 layers, measured).
+__attribute__((noinline)) void q8_lut_tile(const uint8_t* lut, uint8_t* y, int64_t rows, int64_t cols, int64_t ld) {
+  for (int64_t i = 0; i < rows; ++i, y += ld)
+    for (int64_t k = 0; k < cols; ++k) y[k] = lut[y[k]];
+}
+
 template <class D, int MR, bool Flip>
 inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t ncols, const int16_t* panel) {
   constexpr int V = D::kVecs;  // column vectors per tile (kCols * V <= 16, inside one block)
@@ -91,14 +100,10 @@ inline void q8_gemm_tile(const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t 
     for (int i = 0; i < MR; ++i) {
       typename D::I32 v = D::add_i32(D::finish(acc[i][j]), bias);
       if (p.wzp) v = D::sub_i32(v, D::mullo_i32(D::set1_i32(p.rowsum[m0 + i]), D::load_i32(p.wzp + c)));
-      uint8_t* y = p.y + (m0 + i) * p.N + c;
-      D::store(v, p.scale + c, p, y, n < D::kCols ? n : D::kCols);
-      // Activation table on the bytes just stored (L1-hot; per byte: these paths serve long K,
-      // where the GEMM itself dominates).
-      if (p.lut)
-        for (int64_t k = 0, e = n < D::kCols ? n : D::kCols; k < e; ++k) y[k] = p.lut[y[k]];
+      D::store(v, p.scale + c, p, p.y + (m0 + i) * p.N + c, n < D::kCols ? n : D::kCols);
     }
   }
+  if (p.lut) q8_lut_tile(p.lut, p.y + m0 * p.N + n0, MR, ncols, p.N);
 }
 
 // Rows left over after the MR tiles: one instantiation per count 1..MR-1.
