@@ -122,11 +122,10 @@ inline __m256i requant(__m256i acc, const float* scale, __m256 hi) {
 }
 
 // Requantize and store the tile's rows (out of line: inlined, its constants would compete with
-// the accumulators for registers). acc: 2 vectors per row. With an activation table (lut), the
-// rows' bytes go through it in pairs (one 32-byte lookup per two rows) before the stores.
+// the accumulators for registers). acc: 2 vectors per row.
 template <bool Wide>
 __attribute__((noinline)) void store_rows(const __m256i* acc, int rows, const Epi& e, const Q8GemmParams& p,
-                                          int64_t m0, uint8_t* y, int64_t ncols, const Q8LutAvx2* lut) {
+                                          int64_t m0, uint8_t* y, int64_t ncols) {
   constexpr int V = Wide ? 2 : 1;
   const __m256 hi = _mm256_set1_ps(p.y_hi);
   const __m256i lo16 = _mm256_set1_epi16(static_cast<short>(p.y_lo));
@@ -135,7 +134,6 @@ __attribute__((noinline)) void store_rows(const __m256i* acc, int rows, const Ep
   // (int8 output) signed saturation does; either way the bytes are the results themselves.
   const bool nonneg = p.y_lo + static_cast<float>(p.y_zp) >= 0.f;
   const int64_t N = p.N;
-  __m128i out[kMR];
   for (int i = 0; i < rows; ++i) {
     __m256i v[V];
     for (int j = 0; j < V; ++j) {
@@ -157,24 +155,15 @@ __attribute__((noinline)) void store_rows(const __m256i* acc, int rows, const Ep
       t = _mm_add_epi16(_mm_max_epi16(t, _mm256_castsi256_si128(lo16)), _mm256_castsi256_si128(zp16));
       bytes = nonneg ? _mm_packus_epi16(t, t) : _mm_packs_epi16(t, t);
     }
-    out[i] = bytes;
-  }
-  if (lut)
-    for (int i = 0; i < rows; i += 2) {
-      const __m256i r = lut->lookup(_mm256_set_m128i(i + 1 < rows ? out[i + 1] : out[i], out[i]));
-      out[i] = _mm256_castsi256_si128(r);
-      out[i + 1] = _mm256_extracti128_si256(r, 1);  // out has kMR (even) slots
-    }
-  for (int i = 0; i < rows; ++i) {
-    uint8_t* o = y + i * N;
+    uint8_t* out = y + i * N;
     if (ncols == 16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), out[i]);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
     } else if (ncols == 8) {
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(o), out[i]);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out), bytes);
     } else {
       alignas(16) uint8_t tmp[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), out[i]);
-      std::memcpy(o, tmp, static_cast<size_t>(ncols));
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+      std::memcpy(out, tmp, static_cast<size_t>(ncols));
     }
   }
 }
@@ -292,30 +281,30 @@ inline void k_loop(__m256i* acc, const int16_t* x, int64_t xs, const int16_t* w,
 // One R x (16 or 8) tile over all k pairs, requantized and stored.
 template <int R, bool Wide>
 void tile(const int16_t* xp, int64_t xs, const int16_t* wp, int64_t kpairs, const Epi& e, const Q8GemmParams& p,
-          int64_t m0, uint8_t* y, int64_t ncols, const Q8LutAvx2* lut) {
+          int64_t m0, uint8_t* y, int64_t ncols) {
   alignas(32) __m256i acc[2 * R];
   k_loop<R, Wide>(acc, xp, xs, wp, kpairs);
-  store_rows<Wide>(acc, R, e, p, m0, y, ncols, lut);
+  store_rows<Wide>(acc, R, e, p, m0, y, ncols);
 }
 
 template <int R, bool Wide>
 void tile_any(int64_t r, const int16_t* xp, int64_t xs, const int16_t* wp, int64_t kpairs, const Epi& e,
-              const Q8GemmParams& p, int64_t m0, uint8_t* y, int64_t ncols, const Q8LutAvx2* lut) {
+              const Q8GemmParams& p, int64_t m0, uint8_t* y, int64_t ncols) {
   if constexpr (R > 0) {
-    if (r == R) tile<R, Wide>(xp, xs, wp, kpairs, e, p, m0, y, ncols, lut);
-    else tile_any<R - 1, Wide>(r, xp, xs, wp, kpairs, e, p, m0, y, ncols, lut);
+    if (r == R) tile<R, Wide>(xp, xs, wp, kpairs, e, p, m0, y, ncols);
+    else tile_any<R - 1, Wide>(r, xp, xs, wp, kpairs, e, p, m0, y, ncols);
   }
 }
 
 // All row tiles of one column block.
 template <bool Wide>
 void run_tiles(const int16_t* panel, int64_t ks, int64_t rows, const int16_t* wp, int64_t kpairs, const Epi& e,
-               const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t ncols, const Q8LutAvx2* lut) {
+               const Q8GemmParams& p, int64_t m0, int64_t n0, int64_t ncols) {
   uint8_t* y = p.y + m0 * p.N + n0;
   for (int64_t i = 0; i < rows; i += kMR) {
     const int64_t r = rows - i < kMR ? rows - i : kMR;
-    if (r == kMR) tile<kMR, Wide>(panel + i * ks, ks, wp, kpairs, e, p, m0 + i, y + i * p.N, ncols, lut);
-    else tile_any<kMR - 1, Wide>(r, panel + i * ks, ks, wp, kpairs, e, p, m0 + i, y + i * p.N, ncols, lut);
+    if (r == kMR) tile<kMR, Wide>(panel + i * ks, ks, wp, kpairs, e, p, m0 + i, y + i * p.N, ncols);
+    else tile_any<kMR - 1, Wide>(r, panel + i * ks, ks, wp, kpairs, e, p, m0 + i, y + i * p.N, ncols);
   }
 }
 
@@ -365,9 +354,10 @@ void q8_gemm_avx2(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t
     wpanel.resize(static_cast<size_t>(32 * (kpairs + 1)));
   const uint8_t flip = static_cast<uint8_t>(p.x_flip & 0xFF);
   Epi own;
-  std::optional<Q8LutAvx2> lut_tables;  // the table's 16 vpshufb sub-tables, built once per call
-  if (p.lut) lut_tables.emplace(p.lut);
-  const Q8LutAvx2* lut = p.lut ? &*lut_tables : nullptr;
+  // Activation table: over each finished row panel (L2-resident) in 32-byte steps. Looking rows
+  // up in pairs inside the tile epilogue measured ~6% slower on 196x80->480 (thread CPU).
+  std::optional<Q8LutAvx2> lut;
+  if (p.lut) lut.emplace(p.lut);
   for (int64_t m0 = m_begin; m0 < m_end; m0 += mc) {
     const int64_t rows = m_end - m0 < mc ? m_end - m0 : mc;
     widen_rows(p.x + m0 * p.K, p.K, rows, ks, flip, panel.data());
@@ -389,14 +379,19 @@ void q8_gemm_avx2(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t
           widen_weights<true>(blk, kpairs, wpanel.data());
           prepare_epi<true>(p, n0, own);
         }
-        run_tiles<true>(panel.data(), ks, rows, wp, kpairs, *e, p, m0, n0, ncols, lut);
+        run_tiles<true>(panel.data(), ks, rows, wp, kpairs, *e, p, m0, n0, ncols);
       } else {
         if (!prep) {
           widen_weights<false>(blk, kpairs, wpanel.data());
           prepare_epi<false>(p, n0, own);
         }
-        run_tiles<false>(panel.data(), ks, rows, wp, kpairs, *e, p, m0, n0, ncols, lut);
+        run_tiles<false>(panel.data(), ks, rows, wp, kpairs, *e, p, m0, n0, ncols);
       }
+    }
+    if (lut) {
+      if (n_begin == 0 && n_end == p.N) lut->apply(p.y + m0 * p.N, rows * p.N);
+      else
+        for (int64_t i = 0; i < rows; ++i) lut->apply(p.y + (m0 + i) * p.N + n_begin, n_end - n_begin);
     }
   }
 }
