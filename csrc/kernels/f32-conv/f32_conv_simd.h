@@ -40,14 +40,15 @@ inline void store_block(typename V::T (&acc)[P][NV], float* y, int64_t cout, int
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) V::store(y + p * cout + v * W, activate<V, A>(acc[p][v]));
   } else {
+    // The last, partial panel (rem < 16 channels): through a small buffer (rare, so plain).
+    // (p unrolled: a runtime index into acc would put the accumulators on the stack)
+    float tmp[NV * W];
 #pragma GCC unroll 16
-    for (int p = 0; p < P; ++p)
+    for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) {
-        const int64_t nl = rem - v * W;
-        if (nl >= W) V::store(y + p * cout + v * W, activate<V, A>(acc[p][v]));
-        else if (nl > 0) V::store_partial(y + p * cout + v * W, activate<V, A>(acc[p][v]), nl);
-      }
+      for (int v = 0; v < NV; ++v) V::store(tmp + v * W, activate<V, A>(acc[p][v]));
+      for (int64_t i = 0; i < rem; ++i) y[p * cout + i] = tmp[i];
+    }
   }
 }
 
