@@ -103,7 +103,8 @@ void q8_quantize_f32(const float* x, int64_t N, int64_t C, int64_t H, int64_t W,
   // x / s in fp32 as torch divides (|x / s| >= 512 saturates either way).
   if (sC == 1 && sW == C && sH == W * C && sN == H * W * C) {  // dense NHWC: one flat loop (in pieces)
     const int64_t total = N * H * W * C;
-#pragma omp parallel num_threads(pass_threads(num_threads, total * 4))
+    const int nt = pass_threads(num_threads, total * 4);
+#pragma omp parallel num_threads(nt) if (nt > 1)
     {
       const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
       const int64_t piece = (total + T - 1) / T;
@@ -112,11 +113,12 @@ void q8_quantize_f32(const float* x, int64_t N, int64_t C, int64_t H, int64_t W,
     }
     return;
   }
-  if (sW == 1 && C > 1) {
+  if (sW == 1) {
     // NCHW rows: each row's channels read contiguously, interleaved into NHWC (stem kernels)
     const Q8QuantizeRowFn row = q8_stem_kernel().quantize_row;
     const int64_t rows = N * H;
-#pragma omp parallel for num_threads(pass_threads(num_threads, rows * W * C * 4)) schedule(static)
+    const int nt = pass_threads(num_threads, rows * W * C * 4);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t n = r / H, h = r % H;
       row(x + n * sN + h * sH, C, W, sC, s, zp, y + r * W * C);
@@ -185,7 +187,8 @@ void q8_global_avgpool(const uint8_t* x, int64_t N, int64_t HW, int64_t C, doubl
   // work items: (image, 64-channel range), so 2 threads split even one image's channels
   constexpr int64_t kChunk = 64;
   const int64_t chunks = (C + kChunk - 1) / kChunk, items = N * chunks;
-#pragma omp parallel for num_threads(pass_threads(num_threads, N * HW * C)) schedule(static)
+  const int nt = pass_threads(num_threads, N * HW * C);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
   for (int64_t it = 0; it < items; ++it) {
     const int64_t n = it / chunks, c0 = (it % chunks) * kChunk, c1 = std::min(C, c0 + kChunk);
     int32_t sums[kChunk];
@@ -214,7 +217,7 @@ void q8_mul_channel_gate(const uint8_t* x, int64_t N, int64_t HW, int64_t C, dou
       const int64_t cn = C - c0 < 4096 ? C - c0 : 4096;
       float gate[4096];
       for (int64_t c = 0; c < cn; ++c) gate[c] = (static_cast<float>(g[n * C + c0 + c]) - fgz) * f;
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
       for (int64_t p = 0; p < HW; ++p)
         gate_row(x + (n * HW + p) * C + c0, gate, cn, z, fyz, out + (n * HW + p) * C + c0);
     }
@@ -239,7 +242,8 @@ void q8_im2col(const uint8_t* x, int64_t N, int64_t H, int64_t W, int64_t C, int
   const Q8Im2colParams p{N, H, W, C, kh, kw, sh, sw, dh, dw, pt, pl, OH, OW, pad_value};
   const Q8Im2colRowFn row = q8_stem_kernel().im2col_row;
   const int64_t rows = N * OH, row_bytes = OW * p.K();
-#pragma omp parallel for num_threads(pass_threads(num_threads, rows * row_bytes)) schedule(static)
+  const int nt = pass_threads(num_threads, rows * row_bytes);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
   for (int64_t r = 0; r < rows; ++r) row(p, x, r / OH, r % OH, y + r * row_bytes);
 }
 
