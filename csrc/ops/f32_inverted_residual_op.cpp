@@ -12,6 +12,7 @@
 #include "ops/f32_conv1x1_op.h"
 #include "ops/f32_dwconv_op.h"
 #include "ops/ir_bands.h"
+#include "ops/work_ranges.h"
 #include "kernels/scalar_activation.h"
 
 namespace mk {
@@ -33,8 +34,12 @@ const F32DwconvKernel& dw_kernel(Isa level) {
 // Images of at most this many output rows (14x14 and 7x7 in MobileNets) split their hidden
 // channels between threads when the batch cannot go one image per thread: splitting rows
 // would expand the halo rows twice (7x7, two threads: 9 expanded rows instead of 7) and give
-// one thread 4 of 7 rows. The cost instead: one pass adding the partial outputs.
+// one thread 4 of 7 rows. The cost instead: the depthwise output goes through a shared buffer
+// and one barrier (run_split).
 constexpr int64_t kSplitMaxRows = 14;
+// The split's shared depthwise output (N images) stays within L2 + L3 reach up to this size;
+// larger batches take row pieces instead.
+constexpr int64_t kSplitMaxFloats = 1 << 19;  // 2 MB
 
 using irbands::in_rows;
 using irbands::pieces_per_image;
@@ -81,6 +86,55 @@ float* thread_scratch(int64_t floats) {
   static thread_local std::vector<float> buf;
   if (static_cast<int64_t>(buf.size()) < floats) buf.resize(static_cast<size_t>(floats));
   return buf.data();
+}
+
+// The small-image split (see kSplitMaxRows) in two phases of one parallel region. Phase 1,
+// items (image, 32 hidden channels): expand every input row of those channels into the
+// thread's scratch (full-width rows, only the item's columns written) and depthwise them into
+// the shared buffer d [N][OH][OW][Chid]. One barrier. Phase 2, items (image, 32 output
+// columns, chunk of pixels): project d (+ residual). Each output is the full-K sum one thread's
+// band walk makes, so the result is bit-identical to one thread (where one thread does not tile
+// the hidden channels: never below 28 input rows unless forced), and no partial outputs are
+// zeroed or added. Items are fine enough for WorkRanges to even out unequal cores.
+void run_split(const F32InvertedResidualParams& p, const float* x, const float* epk,
+               const float* dpk, const float* ppk, const F32GemmKernel& gk,
+               const F32DwconvKernel& dk, float* out, int nt) {
+  const int64_t OH = p.OH(), OW = p.OW(), px = OH * OW, C = p.Chid;
+  const int64_t unit = 2 * kF32GemmPanel;  // columns per item: one two-panel GEMM tile
+  const int64_t hid_units = ceil_div(C, unit), out_units = ceil_div(p.Cout, unit);
+  // Pixel chunks (whole GEMM row tiles): about 8 items per thread over the batch.
+  const int64_t tiles_px = ceil_div(px, gk.mr);
+  const int64_t chunks = std::min(tiles_px, std::max<int64_t>(1, ceil_div(8 * nt, p.N * out_units)));
+  const int64_t chunk_px = ceil_div(tiles_px, chunks) * gk.mr, px_chunks = ceil_div(px, chunk_px);
+  static thread_local std::vector<float> d_v;
+  if (static_cast<int64_t>(d_v.size()) < p.N * px * C) d_v.resize(static_cast<size_t>(p.N * px * C));
+  float* d = d_v.data();
+  static thread_local WorkRanges ranges_tl[2];  // the caller's, shared by the team
+  WorkRanges& phase1 = ranges_tl[0];
+  WorkRanges& phase2 = ranges_tl[1];
+  phase1.init(p.N * hid_units, nt);
+  phase2.init(p.N * out_units * px_chunks, nt);
+  const F32DwconvParams q{1, p.H, p.W, C, 1, p.K, p.K, p.S, p.S, 1, 1, p.PT, p.PL, OH, OW, p.act_dw};
+  const F32GemmParams ge{p.H * p.W, p.Cin, C, p.Cin, C, p.act_expand, nullptr, 0};
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num();
+    float* rows = thread_scratch(p.H * p.W * C);
+    for (int64_t i; (i = phase1.next(t)) >= 0;) {
+      const int64_t n = i / hid_units, c0 = (i % hid_units) * unit, c1 = std::min(C, c0 + unit);
+      gk.run(ge, x + n * p.H * p.W * p.Cin, epk, rows, 0, ge.M, c0, c1);
+      dk.run(q, rows, dpk, d + n * px * C, 0, OH, c0, c1);
+    }
+#pragma omp barrier
+    for (int64_t i; (i = phase2.next(t)) >= 0;) {
+      const int64_t n = i / (out_units * px_chunks), r = i % (out_units * px_chunks);
+      const int64_t c0 = (r / px_chunks) * unit, m0 = (r % px_chunks) * chunk_px;
+      const float* x_n = x + n * p.H * p.W * p.Cin;
+      const F32GemmParams g{px, C, p.Cout, C, p.Cout, p.act_project, p.residual ? x_n : nullptr, p.Cin};
+      gk.run(g, d + n * px * C, ppk, out + n * px * p.Cout, m0, std::min(px, m0 + chunk_px), c0,
+             std::min(p.Cout, c0 + unit));
+    }
+  }
 }
 
 }  // namespace
@@ -153,13 +207,13 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
   // Threads split a small image's hidden channels instead of its rows when the batch does not
   // spread evenly (see kSplitMaxRows); otherwise they take runs of rows.
   const bool split = nt > 1 && p.expand && p.N % nt != 0 && OH <= kSplitMaxRows &&
-                     p.Chid >= 2 * kF32GemmPanel * nt;
+                     p.Chid >= 2 * kF32GemmPanel * nt &&
+                     p.N * OH * OW * p.Chid <= kSplitMaxFloats;
   const int64_t pieces = split ? 1 : pieces_per_image(p, nt), items = p.N * pieces;
   const int64_t piece_rows = ceil_div(OH, pieces);
   const int64_t band_auto = f32_inverted_residual_band_rows(p);
   const int64_t band = irbands::even_band(band_auto, piece_rows);  // equal bands in a piece
-  int64_t ct = channel_tile_for(p, band_auto);
-  if (split) ct = std::min(ct, round_up(ceil_div(p.Chid, nt), kF32GemmPanel));  // >= nt tiles
+  const int64_t ct = channel_tile_for(p, band_auto);
   const int64_t tiles = ceil_div(p.Chid, ct);
   const int64_t rows_in = p.expand ? in_rows(p, band) : 0;  // expanded rows held per tile
   const bool one_band = band >= piece_rows;
@@ -177,15 +231,25 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
   const float* tile_pack_data = tile_packs.data();
   const int64_t epk_panel = (p.Cin + 1) * kF32GemmPanel;
 
+  // A thread's expanded rows: image `n`, input rows [lo, hi) of every tile (when `valid`).
+  struct Held {
+    int64_t n = -1, lo = 0, hi = 0;
+  };
+  // Rows kept from one call of rows_work to the next only where the scratch holds every tile's
+  // rows (with one band per piece and several tiles, the tiles take turns in one tile's rows).
+  const bool keep_across = !(one_band && tiles > 1);
+
   // Output rows [o_begin, o_end) of image n over channel tiles [j0, j1), projected into dst_n
   // (an image of the output). from_bias: dst_n starts from the project bias (else it holds a
   // partial sum, zeros at first); finish: the last tile applies the activation and residual.
+  // `held`: the expanded rows the thread's scratch holds from its previous call (updated).
   auto rows_work = [&](int64_t n, int64_t o_begin, int64_t o_end, int64_t j0, int64_t j1,
-                       float* dst_n, bool from_bias, bool finish) {
+                       float* dst_n, bool from_bias, bool finish, Held& held) {
     float* buf = thread_scratch(need);                   // expanded rows [have_lo, have_hi)
     float* dwo = buf + rows_in * p.W * (one_band ? ct : p.Chid);  // a band's tile, depthwised
     const float* x_n = x + n * p.H * p.W * p.Cin;
     int64_t have_lo = 0, have_hi = 0;
+    if (held.n == n && keep_across) have_lo = held.lo, have_hi = held.hi;
     for (int64_t b0 = o_begin; b0 < o_end; b0 += band) {
       const int64_t b1 = std::min(o_end, b0 + band);
       const int64_t ih_lo = std::max<int64_t>(0, b0 * p.S - p.PT);
@@ -229,56 +293,41 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
       have_lo = ih_lo;
       have_hi = ih_hi;
     }
+    held = {n, have_lo, have_hi};
   };
 
   if (split) {
-    // Thread t projects its tiles' share of the sum into out (t == 0, from the bias) or a
-    // zeroed partial image; then each thread adds the partials into its share of the pixels
-    // and applies the activation and residual.
-    const int64_t img = OH * OW * p.Cout;
-    static thread_local std::vector<float> partial;
-    partial.resize(static_cast<size_t>((nt - 1) * img));
-    float* part = partial.data();
-#pragma omp parallel num_threads(nt)
-    {
-      const int team = omp_get_num_threads(), t = omp_get_thread_num();
-      const int64_t j0 = tiles * t / team, j1 = tiles * (t + 1) / team;
-      const int64_t px0 = OH * OW * t / team, px1 = OH * OW * (t + 1) / team;
-      for (int64_t n = 0; n < p.N; ++n) {
-        float* out_n = out + n * img;
-        float* dst = t == 0 ? out_n : part + (t - 1) * img;
-        if (t > 0) std::memset(dst, 0, sizeof(float) * img);
-        rows_work(n, 0, OH, j0, j1, dst, t == 0, false);
-#pragma omp barrier
-        float* o = out_n + px0 * p.Cout;
-        const int64_t len = (px1 - px0) * p.Cout;
-        for (int u = 1; u < team; ++u) {
-          const float* q = part + (u - 1) * img + px0 * p.Cout;
-          for (int64_t i = 0; i < len; ++i) o[i] += q[i];
-        }
-        if (p.act_project != Activation::none)
-          for (int64_t i = 0; i < len; ++i) o[i] = activate_scalar(o[i], p.act_project);
-        if (p.residual) {  // Cin == Cout, same pixels
-          const float* r = x + n * p.H * p.W * p.Cin + px0 * p.Cin;
-          for (int64_t i = 0; i < len; ++i) o[i] += r[i];
-        }
-#pragma omp barrier
-      }
-    }
+    run_split(p, x, epk, dpk, ppk, gk, dk, out, nt);
     return;
   }
 
-  auto work = [&](int64_t item) {
-    const int64_t n = item / pieces, o_begin = (item % pieces) * piece_rows;
-    const int64_t o_end = std::min(OH, o_begin + piece_rows);
-    if (o_begin < o_end) rows_work(n, o_begin, o_end, 0, tiles, out + n * OH * OW * p.Cout, true, true);
+  // Work items: bands of equal pieces of an image (pieces_per_image: one per thread when the
+  // batch alone does not spread). A thread walks its pieces' bands in order (keeping the halo
+  // rows), then takes single bands from the back of the others' (see WorkRanges).
+  const int64_t piece_bands = ceil_div(piece_rows, band);
+  auto band_item = [&](int64_t item, Held& held) {
+    const int64_t piece = item / piece_bands, n = piece / pieces;
+    const int64_t piece_begin = (piece % pieces) * piece_rows;
+    const int64_t o_begin = piece_begin + (item % piece_bands) * band;
+    const int64_t o_end = std::min({OH, piece_begin + piece_rows, o_begin + band});
+    if (o_begin < o_end) rows_work(n, o_begin, o_end, 0, tiles, out + n * OH * OW * p.Cout, true, true, held);
   };
+  const int64_t band_items = items * piece_bands;
   if (nt == 1 || items == 1) {
-    for (int64_t i = 0; i < items; ++i) work(i);
+    Held held;
+    for (int64_t i = 0; i < band_items; ++i) band_item(i, held);
     return;
   }
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < items; ++i) work(i);
+  // The caller's (a thread_local named inside the region would be each worker's own).
+  static thread_local WorkRanges ranges_tl;
+  WorkRanges& ranges = ranges_tl;
+  ranges.init(band_items, nt);
+#pragma omp parallel num_threads(nt)
+  {
+    Held held;
+    const int t = omp_get_thread_num();
+    for (int64_t i; (i = ranges.next(t)) >= 0;) band_item(i, held);
+  }
 }
 
 }  // namespace mk

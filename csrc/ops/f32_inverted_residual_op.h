@@ -12,10 +12,13 @@
 // a second small scratch, and the project GEMM writes the output band with the residual added
 // in its epilogue. Where even one-row bands would need more than 1/8 of the expanded tensor
 // (28x28, stride 1), the depthwise band and the project GEMM's K run in channel tiles (see
-// channel_tile). On small images (<= 14 output rows) whose batch does not spread over the
-// threads, the threads split the hidden channels instead of the rows and add their partial
-// projections (fp32-close to, not bit-identical with, one thread). The three stages call the
-// GEMM and depthwise kernels of the active ISA.
+// channel_tile). At 2+ threads the work items are bands (a thread walks its own run of rows
+// in order and then takes bands left at the back of others' runs: ops/work_ranges.h). On small
+// images (<= 14 output rows) whose batch does not spread over the threads, the threads instead
+// expand + depthwise 32 hidden channels per item into a shared buffer and, after one barrier,
+// project it in (output columns, pixels) items: the same sums as one thread, so bit-identical
+// to it unless one thread tiles the hidden channels. The three stages call the GEMM and
+// depthwise kernels of the active ISA.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -214,9 +214,10 @@ TEST(F32InvertedResidual, ChannelTiles) {
 }
 
 TEST(F32InvertedResidual, ThreadsSplitHiddenChannelsOnSmallImages) {
-  // OH <= 14, a batch that does not spread over the threads (N = 1, 3): threads take channel
-  // tiles and add partial outputs. Ragged hidden widths, every project activation (applied
-  // after the sum), residual and not, stride 1 and 2, forced bands and tiles, 2 and 3 threads.
+  // OH <= 14, a batch that does not spread over the threads (N = 1, 3): threads expand and
+  // depthwise 32 hidden channels per item, then project (output columns, pixels) items. Ragged
+  // hidden widths, every project activation, residual and not, stride 1 and 2, forced bands
+  // and tiles (which then apply to one thread only), 2 and 3 threads.
   std::mt19937 rng(26);
   int i = 0;
   for (const auto& s : {std::array<int64_t, 6>{7, 7, 16, 6, 16, 1}, {14, 13, 12, 6, 20, 2}, {7, 5, 25, 4, 25, 1},
@@ -243,6 +244,40 @@ TEST(F32InvertedResidual, ThreadsAndBandsOnMobileNetRowCounts) {
     check(make_block(block(c.n, c.h, c.w, c.cin, c.t, c.cout, c.s), rng), {0, 5}, {2, 3});
     if (HasFatalFailure()) return;
   }
+}
+
+TEST(F32InvertedResidual, ThreadsGiveOneThreadsBits) {
+  // Every split (row pieces with bands taken from others' backs, the small-image two-phase
+  // split) leaves each output the sum one thread computes, at every level: bit-identical to one
+  // thread, except where one thread tiles the hidden channels (H >= 28) and the split projects
+  // the full width at once. Repeated runs: which thread takes which band varies from run to run.
+  std::mt19937 rng(28);
+  struct S { int64_t n, h, w, cin, t, cout, s, k; };
+  const Isa saved = active_isa();
+  for (const S& c : {S{1, 7, 7, 24, 6, 24, 1, 3}, S{3, 7, 7, 24, 4, 40, 1, 5}, S{1, 14, 14, 16, 6, 16, 1, 3},
+                     S{1, 14, 13, 20, 5, 36, 2, 3}, S{3, 13, 11, 16, 6, 16, 1, 3}, S{1, 29, 17, 8, 6, 8, 1, 3},
+                     S{2, 15, 9, 8, 6, 12, 2, 5}, S{1, 56, 12, 8, 1, 16, 1, 3}, S{1, 9, 9, 40, 6, 40, 1, 3}}) {
+    const Block b = make_block(block(c.n, c.h, c.w, c.cin, c.t, c.cout, c.s, Activation::relu6, c.k), rng);
+    const int64_t total = b.p.N * b.p.OH() * b.p.OW() * b.p.Cout;
+    for (Isa isa : supported_isas()) {
+      set_isa(isa_name(isa));
+      std::vector<float> one(total), many(total);
+      auto run = [&](std::vector<float>& o, int nt) {
+        f32_inverted_residual_run(b.p, b.x.data(), b.pe.data(), b.pe.size(), b.pd.data(), b.pd.size(),
+                                  b.pp.data(), b.pp.size(), o.data(), nt);
+      };
+      run(one, 1);
+      for (int rep = 0; rep < 3; ++rep)
+        for (int nt : {2, 3, 4}) {
+          std::fill(many.begin(), many.end(), 0.f);
+          run(many, nt);
+          for (int64_t i = 0; i < total; ++i)
+            ASSERT_EQ(many[i], one[i]) << "at " << i << ", " << isa_name(isa) << " threads " << nt << ", "
+                                       << describe(b.p);
+        }
+    }
+  }
+  set_isa(isa_name(saved));
 }
 
 TEST(F32InvertedResidual, EvenBands) {
