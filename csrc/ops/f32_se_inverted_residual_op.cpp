@@ -14,6 +14,7 @@
 #include "ops/f32_conv1x1_op.h"
 #include "ops/f32_dwconv_op.h"
 #include "ops/ir_bands.h"
+#include "ops/work_ranges.h"
 
 namespace mk {
 namespace {
@@ -125,29 +126,36 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
   const int64_t img = OH * OW * C;  // floats of one image's depthwise output
   const int nt = std::max(1, num_threads);
   // Pass 1 splits a small image's hidden channels between the threads when the batch does not
-  // spread over them (see kSplitMaxRows); otherwise threads take runs of rows.
+  // spread over them (see kSplitMaxRows); otherwise threads take bands of runs of rows.
   const bool split = nt > 1 && p.N % nt != 0 && OH <= kSplitMaxRows && C >= 2 * kF32GemmPanel * nt;
-  const int64_t pieces = split ? 1 : irbands::pieces_per_image(p, nt), items = p.N * pieces;
+  const int64_t pieces = split ? 1 : irbands::pieces_per_image(p, nt);
   const int64_t piece_rows = ceil_div(OH, pieces);
   const int64_t band = irbands::even_band(irbands::band_rows(p, int64_t(sizeof(float))), piece_rows);
-  const int64_t scratch = p.expand ? irbands::in_rows(p, band) * row_hid : 0;
+  const int64_t piece_bands = ceil_div(piece_rows, band);
+  const int64_t unit = 2 * kF32GemmPanel, units = ceil_div(C, unit);  // split: 32 channels an item
+  const int64_t items1 = split ? p.N * units : p.N * pieces * piece_bands;
+  const int64_t scratch = p.expand ? (split ? p.H : irbands::in_rows(p, band)) * row_hid : 0;
 
   // Owned by the calling thread; the workers write disjoint rows (or channels) of it.
   static thread_local std::vector<float> dbuf_v, se_v;
   static thread_local std::vector<double> sums_v;
   float* dbuf = grow(dbuf_v, p.N * img);
-  if (static_cast<int64_t>(sums_v.size()) < items * C) sums_v.resize(static_cast<size_t>(items * C));
+  // Channel sums of every output row [N][OH][C], added in row order in pass 2: the pooled
+  // means do not depend on how the rows or channels were split.
+  if (static_cast<int64_t>(sums_v.size()) < p.N * OH * C) sums_v.resize(static_cast<size_t>(p.N * OH * C));
   double* sums = sums_v.data();
   // pooled [N][C], squeezed [N][Csq], scale [N][C]
   float* pooled = grow(se_v, p.N * (2 * C + sp.Csq));
   float* squeezed = pooled + p.N * C;
   float* scale = squeezed + p.N * sp.Csq;
 
+  // A thread's expanded rows: image n, input rows [lo, hi), all C channels wide.
+  struct Held {
+    int64_t n = -1, lo = 0, hi = 0;
+  };
   // Pass 1: expand + depthwise of output rows [o_begin, o_end) of image n, hidden channels
-  // [c0, c1) (c0 a multiple of 16), into dbuf; acc [C] gets the channel sums of those rows.
-  auto pass1 = [&](int64_t n, int64_t o_begin, int64_t o_end, int64_t c0, int64_t c1, double* acc) {
-    std::fill(acc + c0, acc + c1, 0.0);
-    if (o_begin >= o_end || c0 >= c1) return;
+  // [c0, c1) (c0 a multiple of 16), into dbuf, and the rows' channel sums into `sums`.
+  auto pass1 = [&](int64_t n, int64_t o_begin, int64_t o_end, int64_t c0, int64_t c1, Held& held) {
     static thread_local std::vector<float> buf_v;
     static thread_local std::vector<float> racc_v;
     float* buf = grow(buf_v, scratch);  // expanded rows [have_lo, have_hi), C wide
@@ -155,6 +163,7 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
     const float* x_n = x + n * p.H * p.W * p.Cin;
     float* d_n = dbuf + n * img;
     int64_t have_lo = 0, have_hi = 0;
+    if (held.n == n) have_lo = held.lo, have_hi = held.hi;
     for (int64_t b0 = o_begin; b0 < o_end; b0 += band) {
       const int64_t b1 = std::min(o_end, b0 + band);
       const int64_t ih_lo = std::max<int64_t>(0, b0 * p.S - p.PT);
@@ -183,74 +192,107 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
                               p.PT + ih_lo - b0 * p.S, p.PL, b1 - b0, OW, p.act_dw};
       float* dst = d_n + b0 * OW * C;
       dk.run(q, src, dpk, dst, 0, b1 - b0, c0, c1);
-      // Channel sums of the band's channels [c0, c1) while it is in L1 (the channel-split pass 1
-      // owns a column slice): float per row, double across rows.
-      rf.sum_rows(dst + c0, b1 - b0, OW, c1 - c0, C, racc, acc + c0);
+      // Channel sums of each row's channels [c0, c1) while the band is in L1 (float over a
+      // row's pixels, exact in its zeroed double slot).
+      for (int64_t r = b0; r < b1; ++r) {
+        double* acc = sums + (n * OH + r) * C;
+        std::fill(acc + c0, acc + c1, 0.0);
+        rf.sum_rows(dst + (r - b0) * OW * C + c0, 1, OW, c1 - c0, C, racc, acc + c0);
+      }
     }
+    held = {n, have_lo, have_hi};
+  };
+  auto pass1_item = [&](int64_t i, Held& held) {
+    if (split) {  // 32 hidden channels of image i / units over every row: no halo rows twice
+      const int64_t n = i / units, c0 = (i % units) * unit;
+      held.n = -1;  // the scratch rows hold other channels
+      pass1(n, 0, OH, c0, std::min(C, c0 + unit), held);
+      held.n = -1;
+      return;
+    }
+    const int64_t piece = i / piece_bands, n = piece / pieces;
+    const int64_t piece_begin = (piece % pieces) * piece_rows;
+    const int64_t o_begin = piece_begin + (i % piece_bands) * band;
+    const int64_t o_end = std::min({OH, piece_begin + piece_rows, o_begin + band});
+    if (o_begin < o_end) pass1(n, o_begin, o_end, 0, C, held);
+  };
+
+  // Pass 2: SE on the means (tiny: N x Chid x Csq twice), one thread.
+  auto pass2 = [&] {
+    const double inv = 1.0 / double(OH * OW);
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t c = 0; c < C; ++c) {
+        double t = 0.0;
+        for (int64_t r = 0; r < OH; ++r) t += sums[(n * OH + r) * C + c];
+        pooled[n * C + c] = static_cast<float>(t * inv);
+      }
+    const F32GemmParams g1{p.N, C, sp.Csq, C, sp.Csq, sp.act_se, nullptr, 0};
+    gk.run(g1, pooled, f32_gemm_pack_data(fc1_pack), squeezed, 0, p.N, 0, sp.Csq);
+    const F32GemmParams g2{p.N, sp.Csq, C, sp.Csq, C, Activation::none, nullptr, 0};
+    gk.run(g2, squeezed, f32_gemm_pack_data(fc2_pack), scale, 0, p.N, 0, C);
+    for (int64_t i = 0; i < p.N * C; ++i) scale[i] = gate_of(scale[i], sp.gate);
   };
 
   // Pass 3: scale pixels [m0, m1) of the batch (dbuf, out and x are all [N*OH*OW] pixel rows)
-  // by their image's SE gate, project (+ residual).
-  const int64_t chunk_px = std::max<int64_t>(1, kScaleChunkFloats / C);
-  auto pass3 = [&](int64_t m0, int64_t m1) {
+  // by their image's SE gate; project pixels [m0, m1) to output columns [c0, c1) (+ residual).
+  const int64_t pixels = p.N * OH * OW;
+  auto scale_rows = [&](int64_t m0, int64_t m1) {
     for (int64_t r0 = m0; r0 < m1;) {
-      const int64_t n = r0 / (OH * OW);
-      const int64_t r1 = std::min({m1, r0 + chunk_px, (n + 1) * OH * OW});  // one image per chunk
-      float* d = dbuf + r0 * C;
-      rf.scale(d, r1 - r0, C, scale + n * C);
-      const F32GemmParams g{r1 - r0, C, p.Cout, C, p.Cout, p.act_project,
-                            p.residual ? x + r0 * p.Cin : nullptr, p.Cin};
-      gk.run(g, d, ppk, out + r0 * p.Cout, 0, g.M, 0, p.Cout);
+      const int64_t n = r0 / (OH * OW), r1 = std::min(m1, (n + 1) * OH * OW);
+      rf.scale(dbuf + r0 * C, r1 - r0, C, scale + n * C);
       r0 = r1;
     }
   };
-
-  const int64_t pixels = p.N * OH * OW;
-  auto pass1_item = [&](int64_t i) {  // rows of piece i % pieces of image i / pieces, all channels
-    const int64_t n = i / pieces, o_begin = (i % pieces) * piece_rows;
-    pass1(n, o_begin, std::min(OH, o_begin + piece_rows), 0, C, sums + i * C);
+  auto project = [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1) {
+    const F32GemmParams g{m1 - m0, C, p.Cout, C, p.Cout, p.act_project,
+                          p.residual ? x + m0 * p.Cin : nullptr, p.Cin};
+    gk.run(g, dbuf + m0 * C, ppk, out + m0 * p.Cout, 0, g.M, c0, c1);
   };
-  if (nt == 1 || (items == 1 && !split)) {
-    for (int64_t i = 0; i < items; ++i) pass1_item(i);
-  } else if (split) {
-    // Thread t expands and depthwises its share of the 16-channel panels over every row of
-    // every image: no halo rows twice, equal work on 7 or 14 rows.
-#pragma omp parallel num_threads(nt)
-    {
-      const int team = omp_get_num_threads(), t = omp_get_thread_num();
-      const int64_t panels = ceil_div(C, kF32GemmPanel);
-      const int64_t c0 = std::min(C, panels * t / team * kF32GemmPanel);
-      const int64_t c1 = std::min(C, panels * (t + 1) / team * kF32GemmPanel);
-      for (int64_t n = 0; n < p.N; ++n) pass1(n, 0, OH, c0, c1, sums + n * C);
+
+  if (nt == 1 || pixels <= gk.mr) {
+    Held held;
+    for (int64_t i = 0; i < items1; ++i) pass1_item(i, held);
+    pass2();
+    // Scale a chunk and project it while it is still in L2 (the GEMM's own A block is 128 KB).
+    const int64_t chunk_px = std::max<int64_t>(1, kScaleChunkFloats / C);
+    for (int64_t m0 = 0; m0 < pixels; m0 += chunk_px) {
+      const int64_t m1 = std::min(pixels, m0 + chunk_px);
+      scale_rows(m0, m1);
+      project(m0, m1, 0, p.Cout);
     }
-  } else {
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < items; ++i) pass1_item(i);
+    return;
   }
-
-  // Pass 2: SE on the means (tiny: N x Chid x Csq twice), in the calling thread.
-  const double inv = 1.0 / double(OH * OW);
-  for (int64_t n = 0; n < p.N; ++n)
-    for (int64_t c = 0; c < C; ++c) {
-      double t = 0.0;
-      for (int64_t k = 0; k < pieces; ++k) t += sums[(n * pieces + k) * C + c];
-      pooled[n * C + c] = static_cast<float>(t * inv);
-    }
-  const F32GemmParams g1{p.N, C, sp.Csq, C, sp.Csq, sp.act_se, nullptr, 0};
-  gk.run(g1, pooled, f32_gemm_pack_data(fc1_pack), squeezed, 0, p.N, 0, sp.Csq);
-  const F32GemmParams g2{p.N, sp.Csq, C, sp.Csq, C, Activation::none, nullptr, 0};
-  gk.run(g2, squeezed, f32_gemm_pack_data(fc2_pack), scale, 0, p.N, 0, C);
-  for (int64_t i = 0; i < p.N * C; ++i) scale[i] = gate_of(scale[i], sp.gate);
-
-  // Pass 3 in equal pixel ranges (rows of 7 do not split evenly; pixels nearly do).
-  const int busy = static_cast<int>(std::min<int64_t>(nt, ceil_div(pixels, 6)));
-  if (busy <= 1) {
-    pass3(0, pixels);
-  } else {
-#pragma omp parallel num_threads(busy)
-    {
-      const int team = omp_get_num_threads(), t = omp_get_thread_num();
-      pass3(pixels * t / team, pixels * (t + 1) / team);
+  // One parallel region: pass 1 items; pass 2 in one thread (the barrier after `single`); the
+  // scale in pixel items; a barrier; the project in items of (32 output columns, pixel chunk),
+  // column-major so a thread's own items reuse its columns of the project weights (7x7:
+  // 960 x 160 = 614 KB, more than one core's L2), about 4 items per thread.
+  const int64_t unit_cols = 2 * kF32GemmPanel, col_units = ceil_div(p.Cout, unit_cols);
+  const int64_t row_tiles = ceil_div(pixels, gk.mr);
+  const int64_t px_chunks = std::min(row_tiles, ceil_div(4 * nt, col_units));
+  const int64_t px_item = ceil_div(row_tiles, px_chunks) * gk.mr, px_items = ceil_div(pixels, px_item);
+  const int64_t scale_item = ceil_div(pixels, 4 * nt);
+  // The caller's (a thread_local named inside the region would be each worker's own).
+  static thread_local WorkRanges ranges_tl[3];
+  WorkRanges& ranges1 = ranges_tl[0];
+  WorkRanges& ranges_scale = ranges_tl[1];
+  WorkRanges& ranges3 = ranges_tl[2];
+  ranges1.init(items1, nt);
+  ranges_scale.init(ceil_div(pixels, scale_item), nt);
+  ranges3.init(col_units * px_items, nt);
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num();
+    Held held;
+    for (int64_t i; (i = ranges1.next(t)) >= 0;) pass1_item(i, held);
+#pragma omp barrier
+#pragma omp single
+    pass2();
+    for (int64_t i; (i = ranges_scale.next(t)) >= 0;)
+      scale_rows(i * scale_item, std::min(pixels, (i + 1) * scale_item));
+#pragma omp barrier
+    for (int64_t i; (i = ranges3.next(t)) >= 0;) {
+      const int64_t c0 = (i / px_items) * unit_cols, m0 = (i % px_items) * px_item;
+      project(m0, std::min(pixels, m0 + px_item), c0, std::min(p.Cout, c0 + unit_cols));
     }
   }
 }

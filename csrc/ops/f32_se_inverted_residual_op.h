@@ -16,16 +16,18 @@
 //      the band is still in L1;
 //   2. SE on the per-image sums: fc1 and fc2 are GEMMs with M = N (the 1x1 conv packs), the
 //      gate (hardsigmoid relu6(v+3)/6, or sigmoid) in a scalar loop;
-//   3. each thread scales an equal range of the buffer's pixels in place by s (the same
-//      rounded product the unfused d * s computes) and runs the project GEMM on them, residual
-//      in the epilogue.
-// Threads take runs of rows in pass 1, except on images of at most 7 output rows whose batch
-// does not spread over them: there they take 16-channel panels of the hidden width over every
-// row (no halo rows expanded twice, no 4 : 3 row split of 7 rows).
+//   3. the buffer's pixels are scaled in place by s (the same rounded product the unfused
+//      d * s computes) and projected, residual in the epilogue.
+// At 2+ threads the three passes run in one parallel region (pass 2 in one thread between
+// barriers), work shared by WorkRanges (ops/work_ranges.h). Pass 1 takes bands of runs of rows,
+// except on images of at most 7 output rows whose batch does not spread over the threads:
+// there items are 32 hidden channels over every row (no halo rows expanded twice, no 4 : 3 row
+// split of 7 rows). Pass 3 scales in pixel items, then projects in (32 output columns, pixel
+// chunk) items, so a thread reads only its columns of the project weights.
 // Folding s into the project weights instead would repack Chid x Cout per image, more work
 // than scaling OH*OW*Chid activations for every SE block of V3 (7x7: 49*960 vs 960*160).
-// Sums are accumulated per work item in double and combined in item order, so a call is
-// deterministic for a given thread count.
+// The channel sums are kept per output row (float over a row's pixels) and added in row order
+// in double, so the result does not depend on the thread count or the split.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -146,13 +146,15 @@ def test_functional_op_gates_and_activations(f32_isa, k, stride, pad, acts, act_
     assert_close_fp64(y1, _unfused_fp64(x, *w1, stride, pad, acts, act_se, gate, residual))
 
 
-def test_threads_and_chain_agree_bit_for_bit():
+@pytest.mark.parametrize("shape", [(3, 24, 13, 11), (1, 24, 7, 7), (3, 24, 5, 6)])  # row and channel splits
+def test_threads_and_chain_agree_bit_for_bit(shape):
     blk = v3_block(24, 5, 72, 24, 1, "hardswish", 5)
     fused = mk.nn.InvertedResidual.from_torch(blk)
-    x = torch.randn(3, 24, 13, 11)
+    x = torch.randn(*shape)
     saved = torch.get_num_threads()
+    outs = []
     try:
-        for nt in (1, 2):
+        for nt in (1, 2, 3):
             torch.set_num_threads(nt)
             with torch.no_grad():
                 y = fused(x)
@@ -161,8 +163,12 @@ def test_threads_and_chain_agree_bit_for_bit():
                     x, *p, 72, 24, fused.squeeze_channels, 5, 1, fused.padding, *fused.activations, "relu",
                     "hardsigmoid", True, 0)
             torch.testing.assert_close(y_op, y, rtol=0, atol=0)
+            outs.append(y)
     finally:
         torch.set_num_threads(saved)
+    # The SE means add per-row channel sums in row order: no thread count changes a bit.
+    for y in outs[1:]:
+        torch.testing.assert_close(y, outs[0], rtol=0, atol=0)
 
 
 def test_info():
