@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "ops/work_ranges.h"
+
 namespace mk {
 namespace {
 
@@ -12,6 +14,10 @@ namespace {
 void require(bool ok, const char* what) {
   if (!ok) throw std::invalid_argument(std::string("conv1x1: ") + what);
 }
+
+// Work items per thread at 2+ threads: enough for WorkRanges to rebalance, few enough that
+// each keeps whole register tiles busy.
+constexpr int64_t kItemsPerThread = 4;
 
 bool has_dispatched(Isa isa) {
   for (const F32GemmKernel& k : kF32GemmKernels)
@@ -50,30 +56,44 @@ void f32_conv1x1_run(const F32GemmParams& p, const float* input, const float* pa
   const float* packed = f32_gemm_pack_data(pack);
   const F32GemmKernel& k = f32_gemm_kernel(active_isa());
   const int nt = std::max(1, num_threads);
-  // Work items: (row chunk, column chunk). Rows first: each thread then streams all of B once
-  // per row block. Late layers (7x7 = 49 pixels, 960 channels) have too few row tiles to
-  // share, so their columns are split too, in 32-column units (whole two-panel tiles).
-  const int64_t row_tiles = ceil_div(p.M, k.mr);
-  const int64_t col_units = ceil_div(p.N, 2 * kF32GemmPanel);
-  int64_t rsplit = std::min<int64_t>(nt, row_tiles), csplit = 1;
-  if (nt > 1 && row_tiles < 4 * nt) {
-    csplit = std::min<int64_t>(nt, col_units);
-    rsplit = std::min<int64_t>(row_tiles, ceil_div(nt, csplit));
-  }
-  const int64_t rchunk = ceil_div(row_tiles, rsplit) * k.mr;
-  const int64_t cchunk = ceil_div(col_units, csplit) * 2 * kF32GemmPanel;
-  const int64_t items = rsplit * csplit;
-  auto work = [&](int64_t item) {
-    const int64_t r0 = (item / csplit) * rchunk, c0 = (item % csplit) * cchunk;
-    const int64_t r1 = std::min(p.M, r0 + rchunk), c1 = std::min(p.N, c0 + cchunk);
-    if (r0 < r1 && c0 < c1) k.run(p, input, packed, output, r0, r1, c0, c1);
-  };
-  if (nt == 1 || items == 1) {
+  if (nt == 1) {
     k.run(p, input, packed, output, 0, p.M, 0, p.N);
     return;
   }
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < items; ++i) work(i);
+  // Work items: (row chunk, column chunk), about kItemsPerThread per thread so WorkRanges can
+  // move work off a slower core. Rows first: each item then streams all of B once per row
+  // block. Late layers (7x7 = 49 pixels, 960 channels) have too few row tiles to share, so
+  // their columns are split too, in 32-column units (whole two-panel tiles); each item then
+  // reads only its columns of B, which at 320 -> 1280 (1.6 MB) does not fit one core's L2.
+  const int64_t target = kItemsPerThread * nt;
+  const int64_t row_tiles = ceil_div(p.M, k.mr);
+  const int64_t col_units = ceil_div(p.N, 2 * kF32GemmPanel);
+  int64_t rsplit = std::min<int64_t>(target, row_tiles), csplit = 1;
+  if (row_tiles < target) {
+    csplit = std::min<int64_t>(ceil_div(target, row_tiles), col_units);
+    rsplit = std::min<int64_t>(row_tiles, ceil_div(target, csplit));
+  }
+  const int64_t rchunk = ceil_div(row_tiles, rsplit) * k.mr;
+  const int64_t cchunk = ceil_div(col_units, csplit) * 2 * kF32GemmPanel;
+  rsplit = ceil_div(p.M, rchunk);
+  csplit = ceil_div(p.N, cchunk);
+  const int64_t items = rsplit * csplit;
+  if (items == 1) {
+    k.run(p, input, packed, output, 0, p.M, 0, p.N);
+    return;
+  }
+  // The caller's (a thread_local named inside the region would be each worker's own).
+  static thread_local WorkRanges ranges_tl;
+  WorkRanges& ranges = ranges_tl;
+  ranges.init(items, nt);
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num();
+    for (int64_t i; (i = ranges.next(t)) >= 0;) {
+      const int64_t r0 = (i / csplit) * rchunk, c0 = (i % csplit) * cchunk;
+      k.run(p, input, packed, output, r0, std::min(p.M, r0 + rchunk), c0, std::min(p.N, c0 + cchunk));
+    }
+  }
 }
 
 }  // namespace mk

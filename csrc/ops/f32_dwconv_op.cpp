@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/f32-dwconv/f32_dwconv_kernels.h"
+#include "ops/work_ranges.h"
 
 namespace mk {
 namespace {
@@ -81,12 +82,12 @@ void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float
   const int64_t rows = p.N * p.OH, cout = p.cout();
   const int nt = std::max(1, num_threads);
   if (nt == 1) return k.run(p, input, data, output, 0, rows, 0, cout);
-  // Work items: (run of rows, channel chunk). Enough rows: one contiguous run of rows per
-  // thread, all channels (the kernels pair rows into two-row blocks within a run; 1-row items
-  // never would). Few rows (late layers are 7x7 spatial with 960+ channels): 1-row items times
-  // channel chunks, row-major, as before the two-row blocks (runs of 2 rows ordered
-  // chunk-major measured slower at 2 threads on the 7-row layers).
-  int64_t chunk = cout, run_rows = ceil_div(rows, nt);
+  // Work items: (run of rows, channel chunk), about 4 per thread so WorkRanges can move work
+  // off a slower core. Enough rows: runs of rows, all channels (the kernels pair rows into
+  // two-row blocks within a run; 1-row items never would). Few rows (late layers are 7x7
+  // spatial with 960+ channels): 1-row items times channel chunks, row-major (runs of 2 rows
+  // ordered chunk-major measured slower at 2 threads on the 7-row layers).
+  int64_t chunk = cout, run_rows = std::max<int64_t>(2, ceil_div(rows, 4 * nt));
   if (rows < 4 * nt) {
     run_rows = 1;
     const int64_t splits = std::min<int64_t>(ceil_div(4 * nt, rows), ceil_div(cout, 16));
@@ -100,8 +101,15 @@ void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float
           std::min(cout, (ci + 1) * chunk));
   };
   if (items == 1) return work(0);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < items; ++i) work(i);
+  // The caller's (a thread_local named inside the region would be each worker's own).
+  static thread_local WorkRanges ranges_tl;
+  WorkRanges& ranges = ranges_tl;
+  ranges.init(items, nt);
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num();
+    for (int64_t i; (i = ranges.next(t)) >= 0;) work(i);
+  }
 }
 
 }  // namespace mk
