@@ -106,7 +106,9 @@ def test_cached_int8_calls_equal_the_registered_ops(name, attention, monkeypatch
     with torch.inference_mode():
         first, cached, want_other = q(x), q(x), other(x)
     assert any(c._calls for c in q.modules() if isinstance(c, QConv))
-    monkeypatch.setattr(QConv, "_run_int8", lambda self, x_, s, z, ys, yz: self._run_op(x_, s, z, ys, yz))
+    # the registered ops' path: conv, then the table as its own pass (_run_int8 says it did not apply it)
+    monkeypatch.setattr(QConv, "_run_int8",
+                        lambda self, x_, s, z, ys, yz, lut=None: (self._run_op(x_, s, z, ys, yz), False))
     monkeypatch.setattr(QuantizedInvertedResidual, "forward_codes", QuantizedInvertedResidual._forward_codes_op)
     with torch.inference_mode():
         via_ops = q(x)

@@ -138,3 +138,17 @@ def test_load_state_dict_rebuilds():
     assert all(t._base is not None for t in q.buffers() if t.dim() == 0)  # copied in place: still views
     _check_rebuilt(q, x, p)
     assert torch.equal(q(x), other(x))
+
+
+def test_unrelated_modules_do_not_invalidate_the_plan():
+    """Modules built elsewhere in the process (buffers and submodules registered on torch's own
+    or the user's classes) leave the plan current; a container inside the model still counts."""
+    q = _quantized()
+    x = torch.randn(2, 3, 32, 32)
+    q(x)
+    p = _plan(q)
+    for _ in range(3):
+        nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))  # registers modules and buffers
+        assert torch.equal(q(x), _stepwise(q, x)) and _plan(q) is p
+    q.steps[1] = copy.deepcopy(q.steps[1])  # the model's own container changed: rebuilt, same result
+    _check_rebuilt(q, x, p)

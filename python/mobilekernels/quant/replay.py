@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import operator
 import threading
+import weakref
 from typing import Optional
 
 import torch
@@ -231,17 +232,31 @@ def _version_owners(tensors) -> list:
     return owners
 
 
-# Module structure epoch: torch's global buffer / module registration hooks (any buffer or
-# submodule assigned anywhere, load_state_dict replacing a pack, a step swapped) bump it. Installed
-# with the first plan; one integer increment per assignment, so a forward checks one int instead of
-# walking the module tree.
+# Module structure epoch: torch's global buffer / module registration hooks (a buffer or
+# submodule assigned, load_state_dict replacing a pack, a step swapped) bump it. Installed with the
+# first plan; one integer increment per assignment, so a forward checks one int instead of walking
+# the module tree. Only assignments on our modules (or subclasses of them) and on the torch
+# containers of planned models count: a quantized model holds nothing else, and an unrelated model
+# built in the same process (e.g. a module made inside some other forward) must not force a plan
+# rebuild per call.
 _structure = [0]
 _hooks: list = []
 _hooks_lock = threading.Lock()
+_CONTAINERS = (torch.nn.ModuleList, torch.nn.Sequential, torch.nn.ModuleDict)
+_watched = weakref.WeakSet()  # the containers inside planned models
+_ours: dict = {}  # module type -> whether it is (derived from) one of ours
 
 
-def _bump(*_) -> None:
-    _structure[0] += 1
+def _is_ours(t: type) -> bool:
+    got = _ours.get(t)
+    if got is None:
+        got = _ours[t] = any(c.__module__.startswith("mobilekernels.") for c in t.__mro__)
+    return got
+
+
+def _bump(module=None, *_) -> None:
+    if module is None or _is_ours(type(module)) or module in _watched:
+        _structure[0] += 1
 
 
 def _watch_structure() -> None:
@@ -309,6 +324,7 @@ class Plan:
         self.versions = tuple(map(_VERSION, self.owners))
         self.ptrs = tuple(map(_PTR, self.owners))
         self.config = _chain.config_epoch()
+        _watched.update(m for m in model.modules() if isinstance(m, _CONTAINERS))
         self.structure = _structure[0]
 
     def current(self, x: torch.Tensor) -> bool:
