@@ -89,6 +89,30 @@ def out_size(size: int, k: int, s: int, d: int, p0: int, p1: int) -> int:
     return (size + p0 + p1 - d * (k - 1) - 1) // s + 1
 
 
+def check_window(kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+                 dilation: Sequence[int]) -> None:
+    """Validate a 2-D convolution window: kernel, stride, dilation two ints >= 1, padding four
+    ints >= 0 (top, bottom, left, right)."""
+    for name, v in (("kernel size", kernel), ("stride", stride), ("dilation", dilation)):
+        if len(v) != 2 or min(v) < 1:
+            raise ValueError(f"{name} must be two ints >= 1, got {tuple(v)}")
+    if len(padding) != 4 or min(padding) < 0:
+        raise ValueError(f"padding must be four ints >= 0 (top, bottom, left, right), got {tuple(padding)}")
+
+
+def window_out(h: int, w: int, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+               dilation: Sequence[int]) -> tuple[int, int]:
+    """Output (OH, OW) of a window ``check_window`` accepted on an H x W input; the dilated
+    kernel must fit the padded input."""
+    kh, kw = kernel
+    ext_h, ext_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    if h + padding[0] + padding[1] < ext_h or w + padding[2] + padding[3] < ext_w:
+        raise ValueError(f"kernel {(kh, kw)} with dilation {tuple(dilation)} (extent {(ext_h, ext_w)}) is "
+                         f"larger than the padded input {(h + padding[0] + padding[1], w + padding[2] + padding[3])}")
+    return (out_size(h, kh, stride[0], dilation[0], padding[0], padding[1]),
+            out_size(w, kw, stride[1], dilation[1], padding[2], padding[3]))
+
+
 def dw_geometry(x_shape: Sequence[int], cout: int, kernel: Sequence[int], stride: Sequence[int],
                 padding: Sequence[int], dilation: Sequence[int]):
     """Validate a depthwise call (fp32 or int8); return (N, C, H, W, M, OH, OW).
@@ -96,26 +120,13 @@ def dw_geometry(x_shape: Sequence[int], cout: int, kernel: Sequence[int], stride
     if len(x_shape) != 4:
         raise ValueError(f"x must be 4-D NCHW, got shape {tuple(x_shape)}")
     n, c, h, w = (int(v) for v in x_shape)
-    if len(kernel) != 2 or min(kernel) < 1:
-        raise ValueError(f"kernel size must be two ints >= 1, got {tuple(kernel)}")
-    if len(stride) != 2 or min(stride) < 1:
-        raise ValueError(f"stride must be two ints >= 1, got {tuple(stride)}")
-    if len(dilation) != 2 or min(dilation) < 1:
-        raise ValueError(f"dilation must be two ints >= 1, got {tuple(dilation)}")
-    if len(padding) != 4 or min(padding) < 0:
-        raise ValueError(f"padding must be four ints >= 0 (top, bottom, left, right), got {tuple(padding)}")
+    check_window(kernel, stride, padding, dilation)
     if c == 0 or h == 0 or w == 0:
         raise ValueError(f"x has a zero-size dimension (shape {tuple(x_shape)}); only an empty batch is allowed")
     if cout < 1 or cout % c != 0:
         raise ValueError(f"depthwise weight has {cout} output channels, not a positive multiple of the "
                          f"{c} input channels (groups must equal input channels)")
-    kh, kw = kernel
-    ext_h, ext_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
-    if h + padding[0] + padding[1] < ext_h or w + padding[2] + padding[3] < ext_w:
-        raise ValueError(f"kernel {(kh, kw)} with dilation {tuple(dilation)} (extent {(ext_h, ext_w)}) is "
-                         f"larger than the padded input {(h + padding[0] + padding[1], w + padding[2] + padding[3])}")
-    oh = out_size(h, kh, stride[0], dilation[0], padding[0], padding[1])
-    ow = out_size(w, kw, stride[1], dilation[1], padding[2], padding[3])
+    oh, ow = window_out(h, w, kernel, stride, padding, dilation)
     return n, c, h, w, cout // c, oh, ow
 
 

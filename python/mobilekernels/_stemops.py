@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from . import _C
-from ._checks import check_tensor, empty_cl, enum_code, out_size
+from ._checks import check_tensor, check_window, empty_cl, enum_code, out_size, window_out
 from ._ops import ACTIVATIONS, NS
 
 _lib = torch.library.Library(NS, "FRAGMENT")
@@ -53,17 +53,9 @@ def geometry(x_shape, cin: int, cout: int, kernel, stride, padding, dilation, ac
     if cout < 1:
         raise ValueError(f"out_channels must be >= 1, got {cout}")
     act = enum_code("activation", activation, ACTIVATIONS)
-    for name, v, lo in (("kernel_size", kernel, 1), ("stride", stride, 1), ("dilation", dilation, 1)):
-        if len(v) != 2 or min(v) < lo:
-            raise ValueError(f"{name} must be two ints >= {lo}, got {tuple(v)}")
-    if len(padding) != 4 or min(padding) < 0:
-        raise ValueError(f"padding must be four ints >= 0 (top, bottom, left, right), got {tuple(padding)}")
+    check_window(kernel, stride, padding, dilation)
+    oh, ow = window_out(h, w, kernel, stride, padding, dilation)
     (kh, kw), (sh, sw), (dh, dw), (pt, pb, pl, pr) = kernel, stride, dilation, padding
-    ext_h, ext_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    if h + pt + pb < ext_h or w + pl + pr < ext_w:
-        raise ValueError(f"kernel {(kh, kw)} with dilation {(dh, dw)} (extent {(ext_h, ext_w)}) is larger than "
-                         f"the padded input {(h + pt + pb, w + pl + pr)}")
-    oh, ow = out_size(h, kh, sh, dh, pt, pb), out_size(w, kw, sw, dw, pl, pr)
     return (n, cin, h, w, cout, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, act), (n, cout, oh, ow)
 
 
