@@ -49,4 +49,18 @@ Isa resolve_isa(Isa from, Has has) {
   return cur;
 }
 
+// The entry of a kernel table (an array of structs with an `isa` member, scalar entry first) for
+// `level`: the first level of its fallback chain the table has. One rule for every family.
+template <class Table>
+const auto& kernel_for(const Table& table, Isa level) {
+  const Isa isa = resolve_isa(level, [&](Isa i) {
+    for (const auto& k : table)
+      if (k.isa == i) return true;
+    return false;
+  });
+  for (const auto& k : table)
+    if (k.isa == isa) return k;
+  return table[0];
+}
+
 }  // namespace mk

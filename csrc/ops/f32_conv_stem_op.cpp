@@ -13,20 +13,9 @@ void require(bool ok, const char* what) {
   if (!ok) throw std::invalid_argument(std::string("conv2d_stem: ") + what);
 }
 
-bool has_kernel(Isa isa) {
-  for (const F32ConvKernel& k : kF32ConvKernels)
-    if (k.isa == isa) return true;
-  return false;
-}
-
 }  // namespace
 
-const F32ConvKernel& f32_conv_stem_kernel(Isa level) {
-  const Isa isa = resolve_isa(level, has_kernel);
-  for (const F32ConvKernel& k : kF32ConvKernels)
-    if (k.isa == isa) return k;
-  return kF32ConvKernels[0];
-}
+const F32ConvKernel& f32_conv_stem_kernel(Isa level) { return kernel_for(kF32ConvKernels, level); }
 
 std::string f32_conv_stem_kernel_name() { return f32_conv_stem_kernel(active_isa()).name; }
 

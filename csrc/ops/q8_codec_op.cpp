@@ -85,16 +85,7 @@ int pass_threads(int nt, int64_t bytes) {
 
 }  // namespace
 
-const Q8StemKernel& q8_stem_kernel() {
-  const Isa isa = resolve_isa(active_isa(), [](Isa i) {
-    for (const Q8StemKernel& k : kQ8StemKernels)
-      if (k.isa == i) return true;
-    return false;
-  });
-  for (const Q8StemKernel& k : kQ8StemKernels)
-    if (k.isa == isa) return k;
-  return kQ8StemKernels[0];
-}
+const Q8StemKernel& q8_stem_kernel() { return kernel_for(kQ8StemKernels, active_isa()); }
 
 void q8_quantize_f32(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t sN, int64_t sC,
                      int64_t sH, int64_t sW, double scale, int32_t zp, uint8_t* y, int num_threads) {

@@ -40,16 +40,7 @@ const Q8DwconvKernel& dw_kernel(Isa level) {
   return kQ8DwconvKernels[0];
 }
 
-const Q8LutKernel& lut_kernel(Isa level) {
-  const Isa isa = resolve_isa(level, [](Isa i) {
-    for (const Q8LutKernel& k : kQ8LutKernels)
-      if (k.isa == i) return true;
-    return false;
-  });
-  for (const Q8LutKernel& k : kQ8LutKernels)
-    if (k.isa == isa) return k;
-  return kQ8LutKernels[0];
-}
+const Q8LutKernel& lut_kernel(Isa level) { return kernel_for(kQ8LutKernels, level); }
 
 // The setup/run split of a kernel given by its run function (tests pass kernels explicitly):
 // nullptr when it has none (or is not in the tables), then it prepares per call.
