@@ -1,6 +1,8 @@
 // int8 pointwise GEMM microbenchmarks: every compiled kernel this CPU supports (plus the AVX2
 // emulation of the VNNI tiling), on every distinct MobileNetV2 1x1 layer
-// (bench/shapes/mobilenet_v2_pw.txt), one thread, GOP/s = 2*H*W*Cin*Cout per second.
+// (bench/shapes/mobilenet_v2_pw.txt), one thread, GOP/s = 2*H*W*Cin*Cout per second. Then a
+// grid of small M / K / N (q8_gemm_grid/..., named 1xMxK->N) for the AMX-vs-VNNI choice in
+// ops/q8_gemm_op.cpp (tiny M: SE layers, fused-block chunks; tiny K: the first layers).
 //   ./mk_bench --benchmark_filter=q8_gemm --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
 
@@ -42,16 +44,20 @@ int register_all() {
 #if defined(MK_X86)
   kernels.insert(kernels.end(), std::begin(mk::kQ8GemmEmulatedKernels), std::end(mk::kQ8GemmEmulatedKernels));
 #endif
-  std::set<std::vector<long>> seen;
-  for (const auto& s : mkbench::read_shapes("mobilenet_v2_pw.txt")) {
-    if (!seen.insert(s).second) continue;
+  auto add = [&](const char* prefix, const std::vector<long>& s) {
     for (const mk::Q8GemmKernel& k : kernels) {
       if (!mk::isa_supported(k.isa) || k.isa == mk::Isa::scalar) continue;
-      const std::string name = std::string("q8_gemm/") + k.name + "/" + std::to_string(s[0]) + "x" +
+      const std::string name = std::string(prefix) + k.name + "/" + std::to_string(s[0]) + "x" +
                                std::to_string(s[1]) + "x" + std::to_string(s[2]) + "->" + std::to_string(s[3]);
       benchmark::RegisterBenchmark(name.c_str(), run, k, s);
     }
-  }
+  };
+  std::set<std::vector<long>> seen;
+  for (const auto& s : mkbench::read_shapes("mobilenet_v2_pw.txt"))
+    if (seen.insert(s).second) add("q8_gemm/", s);
+  for (long M : {1, 4, 8, 14, 16, 32})
+    for (long K : {16, 32, 64, 160, 576})
+      for (long N : {16, 64, 576}) add("q8_gemm_grid/", {1, M, K, N});
   return 0;
 }
 

@@ -21,7 +21,7 @@ inline constexpr Q8GemmKernel kQ8GemmKernels[] = {
     {Isa::avxvnni, q8_gemm_avxvnni, false, "avxvnni/4x16-vpdpbusd"},
     {Isa::avx512vnni, q8_gemm_avx512vnni, false, "avx512vnni/8x16-vpdpbusd"},
     // UNTESTED on hardware; dispatched only with MOBILEKERNELS_Q8_AMX=1 (ops/q8_gemm_op.cpp).
-    {Isa::amx, q8_gemm_amx, false, "amx/16x16-tdpbusd"},
+    {Isa::amx, q8_gemm_amx, false, "amx/32x32-tdpbusd"},
 #endif
 #if defined(MK_ARM64)
     {Isa::neon, q8_gemm_neon, true, "neon/3x16-smull-sadalp"},
