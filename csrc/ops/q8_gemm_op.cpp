@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -13,14 +12,39 @@
 namespace mk {
 namespace {
 
-const Q8GemmKernel& kernel_for(Isa level) {
+// AMX where it pays. Per call (per thread's range), AMX has a fixed cost the VNNI kernel does not
+// (tile configuration ~80 ns, a 32-row register tile whose rows past M are computed for nothing,
+// tile store + reload of every C tile), so small calls lose. Measured against avx512vnni here
+// (Xeon with AMX, 1 thread, bench/cpp/bench_q8_gemm.cpp q8_gemm_grid, thread CPU time):
+// M = 1 always loses (0.4-0.8x, up to 0.8x at K = N = 576), M = 4..32 loses below ~2^17
+// multiply-adds (M x K x N = 16x64x64: 1.0x, 32x32x64: 0.87x, 32x160x16: 0.76x) and wins above
+// (32x64x64: 1.2x, 4x576x576: 1.1x, 16x160x576: 2x); every MobileNetV2 1x1 layer at batch 1
+// (M >= 49, >= 2^19 multiply-adds) runs 1.3-5x faster on AMX.
+#if defined(MK_X86)
+bool amx_pays(int64_t M, int64_t K, int64_t N) { return M >= 4 && M * K * N >= (int64_t(1) << 17); }
+
+void q8_gemm_amx_where_it_pays(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t n_begin,
+                               int64_t n_end) {
+  if (amx_pays(m_end - m_begin, p.K, n_end - n_begin)) q8_gemm_amx(p, m_begin, m_end, n_begin, n_end);
+  else q8_gemm_avx512vnni(p, m_begin, m_end, n_begin, n_end);
+}
+// What the amx level runs (the op and the fused int8 block): the table's AMX kernel (which the
+// tests and benchmarks call directly) behind the size rule above.
+constexpr Q8GemmKernel kAmxWherePays{Isa::amx, q8_gemm_amx_where_it_pays, false,
+                                     "amx/32x32-tdpbusd (avx512vnni/8x16-vpdpbusd for calls under 4 rows or 2^17 MACs)"};
+#endif
+
+}  // namespace
+
+const Q8GemmKernel& q8_gemm_kernel(Isa level) {
   const Isa isa = q8_gemm_resolve(level);
+#if defined(MK_X86)
+  if (isa == Isa::amx) return kAmxWherePays;
+#endif
   for (const Q8GemmKernel& k : kQ8GemmKernels)
     if (k.isa == isa) return k;
   return kQ8GemmKernels[0];
 }
-
-}  // namespace
 
 // One kernel call per thread. Kernels prepare per call (AVX2 widens the activations of its rows
 // and the weights of every 16-column block it touches; the quad tiling re-reads both per tile),
@@ -45,26 +69,15 @@ static void q8_gemm_parallel(Q8GemmFn fn, const Q8GemmParams& p, int nt) {
   }
 }
 
-// The AMX kernel has never run on hardware (none was available when it was written): the
-// dispatcher uses it only when MOBILEKERNELS_Q8_AMX=1 and otherwise falls back to VNNI.
-static bool amx_opted_in() {
-  static const bool on = [] {
-    const char* v = std::getenv("MOBILEKERNELS_Q8_AMX");
-    return v && std::string(v) == "1";
-  }();
-  return on;
-}
-
 Isa q8_gemm_resolve(Isa level) {
   return resolve_isa(level, [](Isa isa) {
-    if (isa == Isa::amx && !amx_opted_in()) return false;
     for (const Q8GemmKernel& k : kQ8GemmKernels)
       if (k.isa == isa) return true;
     return false;
   });
 }
 
-std::string q8_gemm_kernel_name() { return kernel_for(active_isa()).name; }
+std::string q8_gemm_kernel_name() { return q8_gemm_kernel(active_isa()).name; }
 
 void q8_gemm_run_with(Q8GemmFn fn, bool kernel_signed_x, const uint8_t* packed, int64_t packed_bytes,
                       const void* x, int64_t M, int64_t K, int64_t N, const Q8Quant& q, void* y,
@@ -132,7 +145,7 @@ void q8_gemm_run_with(Q8GemmFn fn, bool kernel_signed_x, const uint8_t* packed, 
 
 void q8_gemm_run(const uint8_t* packed, int64_t packed_bytes, const void* x, int64_t M, int64_t K,
                  int64_t N, const Q8Quant& q, void* y, int num_threads, const uint8_t* lut) {
-  const Q8GemmKernel& k = kernel_for(active_isa());
+  const Q8GemmKernel& k = q8_gemm_kernel(active_isa());
   q8_gemm_run_with(k.run, k.signed_x, packed, packed_bytes, x, M, K, N, q, y, num_threads, lut);
 }
 

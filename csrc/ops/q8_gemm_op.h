@@ -11,6 +11,9 @@
 namespace mk {
 
 Isa q8_gemm_resolve(Isa level);
+struct Q8GemmKernel;
+// The kernel the op runs at `level` (at amx: AMX where the call is big enough, else AVX512-VNNI).
+const Q8GemmKernel& q8_gemm_kernel(Isa level);
 // Name of the kernel the active level runs ("avx2/2x16 vpmaddwd", ...).
 std::string q8_gemm_kernel_name();
 // y[M][N] = requant(x[M][K] @ packed); throws std::invalid_argument on a bad pack or quant.

@@ -26,12 +26,8 @@ void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("qinverted_residual: " + what);
 }
 
-const Q8GemmKernel& gemm_kernel(Isa level) {
-  const Isa isa = q8_gemm_resolve(level);
-  for (const Q8GemmKernel& k : kQ8GemmKernels)
-    if (k.isa == isa) return k;
-  return kQ8GemmKernels[0];
-}
+// The unfused op's choice (at amx: AMX per GEMM call where it pays, see ops/q8_gemm_op.cpp).
+const Q8GemmKernel& gemm_kernel(Isa level) { return q8_gemm_kernel(level); }
 
 const Q8DwconvKernel& dw_kernel(Isa level) {
   const Isa isa = q8_dwconv_resolve(level);

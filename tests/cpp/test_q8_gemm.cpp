@@ -48,6 +48,9 @@ std::vector<Kern> kernels() {
   for (const Q8GemmKernel& k : kQ8GemmKernels) out.push_back({k.name, k.isa, k.run, k.signed_x});
 #if defined(MK_X86)
   for (const Q8GemmKernel& k : kQ8GemmEmulatedKernels) out.push_back({k.name, k.isa, k.run, k.signed_x});
+  // What the op runs at the amx level: AMX behind its size rule (VNNI for small calls).
+  const Q8GemmKernel& amx = q8_gemm_kernel(Isa::amx);
+  if (amx.isa == Isa::amx) out.push_back({"amx dispatched (size rule)", amx.isa, amx.run, amx.signed_x});
 #endif
   return out;
 }
@@ -57,7 +60,8 @@ constexpr uint8_t kCanaryByte = 0xA5;
 
 // with_lut: a random 256-entry activation table fused into the epilogue; expected = the oracle's
 // bytes looked up afterwards (what conv followed by a separate table pass gives).
-void check_case(const Case& c, std::mt19937& rng, int threads = 1, bool with_lut = false) {
+// only: run just the kernels of this level (Isa::count: all).
+void check_case(const Case& c, std::mt19937& rng, int threads = 1, bool with_lut = false, Isa only = Isa::count) {
   const int32_t xlo = c.x_signed ? -128 : 0, wlo = c.w_signed ? -128 : 0;
   std::uniform_int_distribution<int> byte(0, 255);
   std::vector<uint8_t> x(c.M * c.K), w(c.N * c.K);
@@ -110,7 +114,7 @@ void check_case(const Case& c, std::mt19937& rng, int threads = 1, bool with_lut
   q8_gemm_pack(w.data(), c.w_signed, wzp.data(), wscale.data(), bias.data(), c.K, c.N, packed.data());
 
   for (const Kern& k : kernels()) {
-    if (!isa_supported(k.isa)) continue;
+    if (!isa_supported(k.isa) || (only != Isa::count && k.isa != only)) continue;
     std::vector<uint8_t> out(c.M * c.N + 2 * kCanary, kCanaryByte);
     q8_gemm_run_with(k.fn, k.signed_x, packed.data(), l.total, x.data(), c.M, c.K, c.N, q,
                      out.data() + kCanary, threads, with_lut ? table.data() : nullptr);
@@ -205,6 +209,38 @@ TEST(Q8Gemm, ThreadSplitsMatchOneThread) {
   for (const auto& s : shapes)
     for (int threads : {2, 3, 4})
       check_case({s[0], s[1], s[2], false, true, false, 3, 0, 7, 0.02, 0.1, 0, 255, false}, rng, threads);
+}
+
+// Every AMX tile case: M tails of the 32-row register tile (1..16 rows: one A tile; 17..31: two),
+// N tails of the 32-column pair (one or two B tiles, ragged last block, the pack's last block
+// ending inside a 64-k step), K on the one-step path (<= 64) and the 2x2 path, K % 64 == 0
+// (A tiles straight from the rows for uint8 x) or not (panel), int8 x (panel, sign flip), weight
+// zero points (row sums), tables, accumulators at the int32 limits, threads 1 and 2 (column
+// splits start at an odd 16-column block).
+TEST(Q8Gemm, AmxTilesAndTails) {
+  if (!isa_supported(Isa::amx)) GTEST_SKIP() << "no AMX on this CPU (the other kernels run these shapes elsewhere)";
+  std::mt19937 rng(7);
+  const int64_t Ms[] = {1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64, 65, 70};
+  const int64_t Ks[] = {1, 3, 4, 16, 24, 63, 64, 65, 127, 128, 129, 192, 300};
+  const int64_t Ns[] = {1, 15, 16, 17, 31, 32, 33, 48, 64, 70};
+  int i = 0;
+  for (int64_t M : Ms)
+    for (int64_t K : Ks)
+      for (int64_t N : Ns) {
+        ++i;
+        if ((i * 7) % 3 != 0 && M != 32 && M != 33 && K != 64 && K != 65) continue;  // a third, plus the edges
+        const bool xs = i % 4 == 1, ws = (i / 2) % 2, ys = (i / 3) % 2;
+        const int32_t ylo = ys ? -128 : 0, yhi = ys ? 127 : 255;
+        const int32_t wz = i % 5 == 0 ? -2000 : (ws ? 0 : 128);
+        check_case({M, K, N, xs, ws, ys, xs ? -3 : 131, wz, ys ? 5 : 120, 0.05, 0.9, ylo, yhi, i % 7 == 0}, rng,
+                   1 + i % 2, i % 6 == 0, Isa::amx);
+      }
+  // Direct A loads over many row blocks and both splits, deep K, limits.
+  for (int threads : {1, 2}) {
+    check_case({200, 128, 96, false, true, false, 3, 0, 7, 0.02, 0.1, 0, 255, true}, rng, threads, false, Isa::amx);
+    check_case({97, 256, 40, true, true, true, -5, 0, 7, 0.02, 0.1, -128, 127, true}, rng, threads, true, Isa::amx);
+    check_case({67, 64, 70, false, false, false, 0, -2000, 7, 0.02, 0.1, 0, 255, true}, rng, threads, false, Isa::amx);
+  }
 }
 
 TEST(Q8Gemm, RejectsForeignPacks) {

@@ -103,8 +103,8 @@ void q8_gemm_avx2(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 int64_t q8_gemm_avx2_prepare(const Q8GemmParams&, void*);  // widened weights + epilogue (K < 256)
 void q8_gemm_avxvnni(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 void q8_gemm_avx512vnni(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
-// AMX-INT8 (UNTESTED: no AMX hardware was available; see q8_gemm_amx.cpp). Falls back to the
-// AVX512-VNNI kernel when Linux refuses tile permission.
+// AMX-INT8 (see q8_gemm_amx.cpp). Falls back to the AVX512-VNNI kernel when Linux refuses tile
+// permission.
 void q8_gemm_amx(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 // Test-only: the VNNI tiling (q8_gemm_tile.h instantiated like q8_gemm_avxvnni) with VPDPBUSD
 // emulated in AVX2, so the VNNI logic is exercised on CPUs without VNNI. Not dispatched.

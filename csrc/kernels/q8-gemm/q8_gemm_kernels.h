@@ -20,7 +20,7 @@ inline constexpr Q8GemmKernel kQ8GemmKernels[] = {
     {Isa::avx2, q8_gemm_avx2, false, "avx2/6x16+6x8-vpmaddwd", q8_gemm_avx2_prepare},
     {Isa::avxvnni, q8_gemm_avxvnni, false, "avxvnni/4x16-vpdpbusd"},
     {Isa::avx512vnni, q8_gemm_avx512vnni, false, "avx512vnni/8x16-vpdpbusd"},
-    // UNTESTED on hardware; dispatched only with MOBILEKERNELS_Q8_AMX=1 (ops/q8_gemm_op.cpp).
+    // The op runs it only where it pays (q8_gemm_kernel in ops/q8_gemm_op.cpp); tests call it directly.
     {Isa::amx, q8_gemm_amx, false, "amx/32x32-tdpbusd"},
 #endif
 #if defined(MK_ARM64)
