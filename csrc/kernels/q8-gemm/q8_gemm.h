@@ -109,6 +109,7 @@ void q8_gemm_amx(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 // Test-only: the VNNI tiling (q8_gemm_tile.h instantiated like q8_gemm_avxvnni) with VPDPBUSD
 // emulated in AVX2, so the VNNI logic is exercised on CPUs without VNNI. Not dispatched.
 void q8_gemm_vnniemu_avx2(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
+void q8_gemm_old_avx512vnni(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 #endif
 #if defined(MK_ARM64)
 void q8_gemm_neon(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);

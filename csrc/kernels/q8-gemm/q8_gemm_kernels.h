@@ -19,7 +19,7 @@ inline constexpr Q8GemmKernel kQ8GemmKernels[] = {
 #if defined(MK_X86)
     {Isa::avx2, q8_gemm_avx2, false, "avx2/6x16+6x8-vpmaddwd", q8_gemm_avx2_prepare},
     {Isa::avxvnni, q8_gemm_avxvnni, false, "avxvnni/4x16-vpdpbusd"},
-    {Isa::avx512vnni, q8_gemm_avx512vnni, false, "avx512vnni/8x16-vpdpbusd"},
+    {Isa::avx512vnni, q8_gemm_avx512vnni, false, "avx512vnni/8x48+12x32+16x16-vpdpbusd"},
     // UNTESTED on hardware; dispatched only with MOBILEKERNELS_Q8_AMX=1 (ops/q8_gemm_op.cpp).
     {Isa::amx, q8_gemm_amx, false, "amx/16x16-tdpbusd"},
 #endif
@@ -34,6 +34,7 @@ inline constexpr Q8GemmKernel kQ8GemmKernels[] = {
 // Not dispatched: validates the VNNI tiling through an AVX2 emulation of VPDPBUSD (tests only).
 inline constexpr Q8GemmKernel kQ8GemmEmulatedKernels[] = {
     {Isa::avx2, q8_gemm_vnniemu_avx2, false, "avx2/vnni-emulated"},
+    {Isa::avx512vnni, q8_gemm_old_avx512vnni, false, "avx512vnni/OLD-8x16"},
 };
 #endif
 
