@@ -97,19 +97,52 @@ void pack_rows(const Q8GemmParams& p, int64_t m0, int64_t rows, int64_t kpad, ui
   }
 }
 
-// Requantize one row vector of 16 columns (acc already holds bias and zero-point terms) and
-// store n <= 16 bytes: exactly Q8DotAvx512Vnni::store, with the constants hoisted.
+// Requantization of up to 4 rows x 16 columns at once, bit-identical to the scalar reference:
+// float(acc) * scale, min(hi) in fp32 (so the conversion cannot overflow upwards; far below the
+// int32 range it gives INT_MIN, still below lo), round half to even (cvtps2dq, default MXCSR),
+// then two rows per VPACKSSDW (saturating, order-preserving: max(lo) after it equals clamping
+// before rounding), + zero point in int16 (exact), 4 rows per VPACKUSWB / VPACKSSWB (the values
+// already lie in the output dtype) and one VPERMD back to row order. Per 16 outputs that is 4
+// conversions/multiplies plus ~1.5 shuffles/int16 ops, where a VPMOVDB per row costs 2 shuffles
+// alone: the epilogue is most of the work at K = 16-32.
 struct Epilogue {
-  __m512 lo, hi;
-  __m512i zp;
+  __m512 hi;
+  __m512i lo16, zp16, order;
+  bool nonneg;  // output range >= 0: unsigned saturation packs it (uint8), else signed (int8)
   explicit Epilogue(const Q8GemmParams& p)
-      : lo(_mm512_set1_ps(p.y_lo)), hi(_mm512_set1_ps(p.y_hi)), zp(_mm512_set1_epi32(p.y_zp)) {}
-  __m128i bytes(__m512i acc, const float* scale) const {
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(scale));
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    return _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), zp));
+      : hi(_mm512_set1_ps(p.y_hi)),
+        lo16(_mm512_set1_epi16(static_cast<short>(p.y_lo))),
+        zp16(_mm512_set1_epi16(static_cast<short>(p.y_zp))),
+        // After the two packs, dword 4 L + r holds row r, columns 4 L..4 L+3.
+        order(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)),
+        nonneg(p.y_lo + static_cast<float>(p.y_zp) >= 0.f) {}
+  __m512i round(__m512i acc, __m512 scale) const {
+    return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale), hi));
+  }
+  // Rows a..d (int32, bias included) -> 4 x 16 bytes, row r in 128-bit lane r.
+  __m512i bytes4(__m512i a, __m512i b, __m512i c, __m512i d, __m512 scale) const {
+    const __m512i ab = _mm512_add_epi16(_mm512_max_epi16(_mm512_packs_epi32(round(a, scale), round(b, scale)), lo16), zp16);
+    const __m512i cd = _mm512_add_epi16(_mm512_max_epi16(_mm512_packs_epi32(round(c, scale), round(d, scale)), lo16), zp16);
+    return _mm512_permutexvar_epi32(order, nonneg ? _mm512_packus_epi16(ab, cd) : _mm512_packs_epi16(ab, cd));
   }
 };
+
+// Stores lanes [0, rows) of q (row r at y + r * ld), n <= 16 columns each.
+template <int Rows>
+inline void store4(__m512i q, uint8_t* y, int64_t ld, int64_t n) {
+  if (n >= 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y), _mm512_castsi512_si128(q));
+    if constexpr (Rows > 1) _mm_storeu_si128(reinterpret_cast<__m128i*>(y + ld), _mm512_extracti32x4_epi32(q, 1));
+    if constexpr (Rows > 2) _mm_storeu_si128(reinterpret_cast<__m128i*>(y + 2 * ld), _mm512_extracti32x4_epi32(q, 2));
+    if constexpr (Rows > 3) _mm_storeu_si128(reinterpret_cast<__m128i*>(y + 3 * ld), _mm512_extracti32x4_epi32(q, 3));
+  } else {
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1u);
+    _mm_mask_storeu_epi8(y, m, _mm512_castsi512_si128(q));
+    if constexpr (Rows > 1) _mm_mask_storeu_epi8(y + ld, m, _mm512_extracti32x4_epi32(q, 1));
+    if constexpr (Rows > 2) _mm_mask_storeu_epi8(y + 2 * ld, m, _mm512_extracti32x4_epi32(q, 2));
+    if constexpr (Rows > 3) _mm_mask_storeu_epi8(y + 3 * ld, m, _mm512_extracti32x4_epi32(q, 3));
+  }
+}
 
 inline __m512i dpbusd(__m512i acc, __m512i x, __m512i w) {
   __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
@@ -125,10 +158,15 @@ template <int R, int V>
 __attribute__((noinline)) void tile(const Q8GemmParams& p, const uint8_t* xp, const int8_t* w, int64_t bstride,
                                     int64_t groups, int64_t m0, int64_t n0, int64_t ncols) {
   __m512i a0[R], a1[V > 1 ? R : 1], a2[V > 2 ? R : 1];
-  for (int i = 0; i < R; ++i) {
-    a0[i] = _mm512_setzero_si512();
-    if constexpr (V > 1) a1[i] = _mm512_setzero_si512();
-    if constexpr (V > 2) a2[i] = _mm512_setzero_si512();
+  {  // accumulators start at the bias (one load each, no add in the epilogue)
+    const __m512i b0 = _mm512_loadu_si512(p.bias + n0);
+    const __m512i b1 = V > 1 ? _mm512_loadu_si512(p.bias + n0 + 16) : b0;
+    const __m512i b2 = V > 2 ? _mm512_loadu_si512(p.bias + n0 + 32) : b0;
+    for (int i = 0; i < R; ++i) {
+      a0[i] = b0;
+      if constexpr (V > 1) a1[i] = b1;
+      if constexpr (V > 2) a2[i] = b2;
+    }
   }
   for (int64_t g = 0; g < groups; ++g, xp += kRowGroup * 4, w += 64) {
     const __m512i w0 = _mm512_loadu_si512(w);
@@ -144,17 +182,21 @@ __attribute__((noinline)) void tile(const Q8GemmParams& p, const uint8_t* xp, co
     }
   }
   const Epilogue e(p);
-  auto store = [&](const __m512i (&acc)[R], int j) {
+  auto store = [&](__m512i (&acc)[R], int j) {
     const int64_t c = n0 + 16 * j;
     const int64_t n = ncols - 16 * j;  // > 0: the caller sizes V to the columns
-    const __mmask16 mask = n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-    const __m512i bias = _mm512_loadu_si512(p.bias + c);
-    for (int i = 0; i < R; ++i) {
-      __m512i v = _mm512_add_epi32(acc[i], bias);
-      if (p.wzp)
-        v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(p.rowsum[m0 + i]), _mm512_loadu_si512(p.wzp + c)));
-      _mm_mask_storeu_epi8(p.y + (m0 + i) * p.N + c, mask, e.bytes(v, p.scale + c));
+    if (p.wzp) {
+      const __m512i z = _mm512_loadu_si512(p.wzp + c);
+      for (int i = 0; i < R; ++i) acc[i] = _mm512_sub_epi32(acc[i], _mm512_mullo_epi32(_mm512_set1_epi32(p.rowsum[m0 + i]), z));
     }
+    const __m512 scale = _mm512_loadu_ps(p.scale + c);
+    uint8_t* y = p.y + m0 * p.N + c;
+    int i = 0;
+    for (; i + 4 <= R; i += 4)
+      store4<4>(e.bytes4(acc[i], acc[i + 1], acc[i + 2], acc[i + 3], scale), y + i * p.N, p.N, n);
+    if constexpr (R % 4 == 3) store4<3>(e.bytes4(acc[R - 3], acc[R - 2], acc[R - 1], acc[R - 1], scale), y + (R - 3) * p.N, p.N, n);
+    if constexpr (R % 4 == 2) store4<2>(e.bytes4(acc[R - 2], acc[R - 1], acc[R - 1], acc[R - 1], scale), y + (R - 2) * p.N, p.N, n);
+    if constexpr (R % 4 == 1) store4<1>(e.bytes4(acc[R - 1], acc[R - 1], acc[R - 1], acc[R - 1], scale), y + (R - 1) * p.N, p.N, n);
   };
   store(a0, 0);
   if constexpr (V > 1) store(a1, 1);
