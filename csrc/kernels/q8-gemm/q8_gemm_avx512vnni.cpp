@@ -63,38 +63,70 @@ inline void transpose16(__m512i (&r)[16], uint8_t* out, int64_t ng) {
 // rows [m0, m0 + rows) of x -> panel (see above). Slots past the chunk's last row are not
 // written (no tile reads them). Blocks of 16 rows go through transpose16 (64 k per step, the last
 // step a masked load: nothing read past a row); leftover rows are copied 4 bytes at a time.
-void pack_rows(const Q8GemmParams& p, int64_t m0, int64_t rows, int64_t kpad, uint8_t* panel) {
-  const uint32_t flip = p.x_flip;
-  const __m512i vflip = _mm512_set1_epi32(static_cast<int>(flip));
-  const int64_t K = p.K, kfull = K / 4 * 4, groups = kpad / 4;
-  int64_t r0 = 0;
-  for (; r0 + 16 <= rows; r0 += 16) {
+// 16 rows x 32 bytes (8 groups of 4 k), rows r and r + 8 in the two halves of z[r] -> groups
+// [0, ng) as in transpose16, in 24 shuffles instead of 64: the whole row at K <= 32 (the expand
+// convs of the first blocks, where packing is a large share of the work) and the last step of
+// longer rows when it has at most 8 groups.
+inline void transpose16x8(__m512i (&z)[8], uint8_t* out, int64_t ng) {
+  __m512i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(z[2 * i], z[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(z[2 * i], z[2 * i + 1]);
+  }
+  // u[4 i + c], 128-bit lane L: rows 4 i..4 i+3 (+8 in lanes 2, 3) of group 4 (L % 2) + c.
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  const __m512i half[2] = {_mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15)};
+  for (int h = 0; h < 2; ++h)
+    for (int c = 0; c < 4; ++c)
+      if (4 * h + c < ng)
+        _mm512_storeu_si512(out + (4 * h + c) * kRowGroup * 4, _mm512_permutex2var_epi64(u[c], half[h], u[4 + c]));
+}
+
+// rows [m0, m0 + rows) of x -> panel (see above), 16 rows at a time (rows past the end read as
+// zeros: their slots exist in the panel and no tile reads them), 64 k per step (masked loads: no
+// byte read past a row; the last 4-k group zero-padded).
+template <bool Flip>
+void pack_rows_flip(const Q8GemmParams& p, int64_t m0, int64_t rows, int64_t kpad, uint8_t* panel) {
+  const __m512i vflip = _mm512_set1_epi32(static_cast<int>(p.x_flip));
+  const int64_t K = p.K, groups = kpad / 4;
+  for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+    const int nr = rows - r0 < 16 ? static_cast<int>(rows - r0) : 16;
     uint8_t* out = panel + (r0 / kRowGroup) * kRowGroup * kpad + (r0 % kRowGroup) * 4;
     const uint8_t* x = p.x + (m0 + r0) * K;
     for (int64_t k = 0; k < K; k += 64, out += 16 * kRowGroup * 4) {
-      const int64_t n = K - k < 64 ? K - k : 64;
-      const __mmask64 mask = n == 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1;
-      __m512i r[16];
-      for (int i = 0; i < 16; ++i) r[i] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, x + i * K + k), vflip);
-      transpose16(r, out, groups - k / 4 < 16 ? groups - k / 4 : 16);
+      const int64_t n = K - k < 64 ? K - k : 64, ng = groups - k / 4 < 16 ? groups - k / 4 : 16;
+      if (n > 32) {
+        const __mmask64 mask = n == 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1;
+        __m512i r[16];
+        for (int i = 0; i < 16; ++i) {
+          r[i] = i < nr ? _mm512_maskz_loadu_epi8(mask, x + i * K + k) : _mm512_setzero_si512();
+          if constexpr (Flip) r[i] = _mm512_xor_si512(r[i], vflip);
+        }
+        transpose16(r, out, ng);
+      } else {
+        const __mmask32 mask = n == 32 ? ~__mmask32(0) : (__mmask32(1) << n) - 1;
+        __m512i z[8];
+        for (int i = 0; i < 8; ++i) {
+          const __m256i lo = i < nr ? _mm256_maskz_loadu_epi8(mask, x + i * K + k) : _mm256_setzero_si256();
+          const __m256i hi = i + 8 < nr ? _mm256_maskz_loadu_epi8(mask, x + (i + 8) * K + k) : _mm256_setzero_si256();
+          z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+          if constexpr (Flip) z[i] = _mm512_xor_si512(z[i], vflip);
+        }
+        transpose16x8(z, out, ng);
+      }
     }
   }
-  for (int64_t r = r0; r < rows; ++r) {
-    const uint8_t* x = p.x + (m0 + r) * K;
-    uint8_t* o = panel + (r / kRowGroup) * kRowGroup * kpad + (r % kRowGroup) * 4;
-    int64_t k = 0;
-    for (; k < kfull; k += 4, o += kRowGroup * 4) {
-      uint32_t v;
-      std::memcpy(&v, x + k, 4);
-      v ^= flip;
-      std::memcpy(o, &v, 4);
-    }
-    if (k < K) {
-      uint8_t t[4] = {0, 0, 0, 0};
-      for (int64_t i = 0; i < K - k; ++i) t[i] = static_cast<uint8_t>(x[k + i] ^ static_cast<uint8_t>(flip));
-      std::memcpy(o, t, 4);
-    }
-  }
+}
+
+// The flip (int8 activations) as a compile-time choice: one XOR per loaded vector less otherwise.
+void pack_rows(const Q8GemmParams& p, int64_t m0, int64_t rows, int64_t kpad, uint8_t* panel) {
+  if (p.x_flip) pack_rows_flip<true>(p, m0, rows, kpad, panel);
+  else pack_rows_flip<false>(p, m0, rows, kpad, panel);
 }
 
 // Requantization of up to 4 rows x 16 columns at once, bit-identical to the scalar reference:
