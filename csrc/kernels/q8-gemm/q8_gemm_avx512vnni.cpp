@@ -1,9 +1,9 @@
 // int8 pointwise GEMM, avx512vnni path (compiled with the avx512vnni flags only, by file-name
 // suffix in cmake/kernels.cmake).
 //
-// VPDPBUSD zmm issues on two ports (p0, p5) with 5 cycles latency on Sapphire Rapids, so a tile
-// needs >= 10 independent accumulators to keep both busy; the shared tiling's 8 x 16 tile (one
-// zmm per row) left the kernel latency-bound. Here a tile spans V packed 16-column blocks:
+// VPDPBUSD zmm runs two per cycle with ~5 cycles latency on Sapphire Rapids (~607 GOP/s per core
+// register-resident, GUIDE section 4), so a tile needs >= 10 independent accumulators; the shared
+// tiling's 8 x 16 tile (one zmm per row) left the kernel latency-bound. Here a tile spans V packed 16-column blocks:
 //   V = 3: 8 rows x 48 columns, V = 2: 12 x 32, V = 1: 16 x 16  (24, 24, 16 accumulators)
 // plus V weight vectors and one broadcast: no spills (checked in the objdump). Per 4-k step a
 // tile does V weight loads and MR 4-byte broadcast loads for MR * V VPDPBUSD.

@@ -34,7 +34,6 @@ inline constexpr Q8GemmKernel kQ8GemmKernels[] = {
 // Not dispatched: validates the VNNI tiling through an AVX2 emulation of VPDPBUSD (tests only).
 inline constexpr Q8GemmKernel kQ8GemmEmulatedKernels[] = {
     {Isa::avx2, q8_gemm_vnniemu_avx2, false, "avx2/vnni-emulated"},
-    {Isa::avx512vnni, q8_gemm_old_avx512vnni, false, "avx512vnni/OLD-8x16"},
 };
 #endif
 
