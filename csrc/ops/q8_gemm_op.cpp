@@ -31,7 +31,7 @@ void q8_gemm_amx_where_it_pays(const Q8GemmParams& p, int64_t m_begin, int64_t m
 // What the amx level runs (the op and the fused int8 block): the table's AMX kernel (which the
 // tests and benchmarks call directly) behind the size rule above.
 constexpr Q8GemmKernel kAmxWherePays{Isa::amx, q8_gemm_amx_where_it_pays, false,
-                                     "amx/32x32-tdpbusd (avx512vnni/8x16-vpdpbusd for calls under 4 rows or 2^17 MACs)"};
+                                     "amx/32x32-tdpbusd (avx512vnni tiles for calls under 4 rows or 2^17 MACs)"};
 #endif
 
 }  // namespace

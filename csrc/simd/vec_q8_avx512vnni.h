@@ -1,6 +1,7 @@
-// int8 GEMM dot-product traits for AVX512-VNNI (512-bit VPDPBUSD). Include only from
-// _avx512vnni files. The tiling is the one tested through Q8DotAvx2VnniEmu; only these few
-// intrinsics are specific (they cannot run on an AVX2-only machine).
+// int8 GEMM dot-product traits for AVX512-VNNI (512-bit VPDPBUSD), in the shape of the shared
+// tiling's contract (q8_gemm_tile.h). Include only from _avx512vnni / _amx files. The avx512vnni
+// GEMM itself no longer runs the shared tiling (q8_gemm_avx512vnni.cpp: wider tiles, its own
+// epilogue); q8_gemm_amx.cpp requantizes its tiles with store().
 #pragma once
 #include <immintrin.h>
 

@@ -106,8 +106,9 @@ void q8_gemm_avx512vnni(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t)
 // AMX-INT8 (see q8_gemm_amx.cpp). Falls back to the AVX512-VNNI kernel when Linux refuses tile
 // permission.
 void q8_gemm_amx(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
-// Test-only: the VNNI tiling (q8_gemm_tile.h instantiated like q8_gemm_avxvnni) with VPDPBUSD
-// emulated in AVX2, so the VNNI logic is exercised on CPUs without VNNI. Not dispatched.
+// Test-only: the AVX-VNNI tiling (q8_gemm_tile.h instantiated like q8_gemm_avxvnni) with VPDPBUSD
+// emulated in AVX2, so its logic is exercised on CPUs without VNNI. Not dispatched. (The
+// avx512vnni kernel has its own tiling, q8_gemm_avx512vnni.cpp, tested where AVX512-VNNI runs.)
 void q8_gemm_vnniemu_avx2(const Q8GemmParams&, int64_t, int64_t, int64_t, int64_t);
 #endif
 #if defined(MK_ARM64)

@@ -18,8 +18,8 @@ inline constexpr Q8GemmKernel kQ8GemmKernels[] = {
     {Isa::scalar, q8_gemm_scalar, false, "scalar/reference"},
 #if defined(MK_X86)
     {Isa::avx2, q8_gemm_avx2, false, "avx2/6x16+6x8-vpmaddwd", q8_gemm_avx2_prepare},
-    {Isa::avxvnni, q8_gemm_avxvnni, false, "avxvnni/4x16-vpdpbusd"},
-    {Isa::avx512vnni, q8_gemm_avx512vnni, false, "avx512vnni/8x16-vpdpbusd"},
+    {Isa::avxvnni, q8_gemm_avxvnni, false, "avxvnni/6x16-vpdpbusd"},
+    {Isa::avx512vnni, q8_gemm_avx512vnni, false, "avx512vnni/8x48+12x32+16x16-vpdpbusd"},
     // The op runs it only where it pays (q8_gemm_kernel in ops/q8_gemm_op.cpp); tests call it directly.
     {Isa::amx, q8_gemm_amx, false, "amx/32x32-tdpbusd"},
 #endif
