@@ -38,20 +38,27 @@ namespace {
 constexpr int64_t kHeader = 64;
 enum : int64_t { kModeVnni = 0, kModeInt16 = 1 };
 
+// 3x3 shapes the register blocks take (every pixel of them: edges through column tables).
+bool fast3x3(const Q8DwconvParams& p) {
+  return p.KH == 3 && p.KW == 3 && p.DH == 1 && p.DW == 1 && (p.SW == 1 || p.SW == 2);
+}
+
 struct Prep {
   int64_t G, nqp, S, v3, vbias, vbias_s, vscale, V, zrow, total;
+  bool f3;
   explicit Prep(const Q8DwconvParams& p) {
     const int64_t T = p.KH * p.KW;
+    f3 = fast3x3(p);
     G = (T + 3) / 4;
     nqp = ceil_div(p.C, 16) + 3;
     S = nqp * 16;
-    v3 = G * 4;
-    vbias = v3 + (T == 9 ? 12 : 0);
+    v3 = f3 ? 0 : G * 4;  // the per-pixel tap groups only where the per-pixel path runs
+    vbias = v3 + (f3 ? 12 : 0);
     vbias_s = vbias + 4;
     vscale = vbias_s + 4;
     V = vscale + 4;
     zrow = kHeader + round_up(V * S, 64);
-    total = zrow + (T == 9 ? round_up(p.W * p.C, 64) : 0);
+    total = zrow + (f3 ? round_up(p.W * p.C, 64) : 0);
   }
 };
 
@@ -99,8 +106,9 @@ void fill(const Q8DwconvParams& p, const Prep& l, int64_t q0, int64_t q1, uint8_
     __m512i sum = _mm512_setzero_si512();
     for (int64_t t = 0; t < T; ++t)
       sum = _mm512_add_epi32(sum, _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + t * cpad))));
-    for (int64_t g = 0; g < l.G; ++g) put4(tap(4 * g), tap(4 * g + 1), tap(4 * g + 2), tap(4 * g + 3), vq + g * 4 * S, S);
-    if (T == 9)
+    if (!l.f3)
+      for (int64_t g = 0; g < l.G; ++g) put4(tap(4 * g), tap(4 * g + 1), tap(4 * g + 2), tap(4 * g + 3), vq + g * 4 * S, S);
+    else
       for (int kw = 0; kw < 3; ++kw) put4(tap(kw), tap(3 + kw), tap(6 + kw), z, vq + (l.v3 + kw * 4) * S, S);
     // Bias, scale: lanes of R_k are channels 16q + 4k .. + 3, four contiguous channels.
     const __m512i b = _mm512_loadu_si512(p.bias + 16 * q);
@@ -134,6 +142,12 @@ struct Blk {
   int64_t vbias, vscale, v3;
   __mmask64 m;  // channel bytes of this block
   __m512i vec(int64_t i) const { return _mm512_loadu_si512(w + i * S); }
+  // Dup (32 channels, two pixels per vector): the block's two quads in both halves.
+  template <bool Dup>
+  __m512i vec(int64_t i) const {
+    if constexpr (Dup) return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i * S)));
+    else return vec(i);
+  }
 };
 
 template <bool Tail, bool XS>
@@ -154,12 +168,12 @@ inline void interleave4(__m512i x0, __m512i x1, __m512i x2, __m512i x3, __m512i 
 
 // float(acc) * scale, min(hi) in fp32, round half to even (cvtps2dq), saturating packs (order
 // preserved), max(lo) and + zp in int16: the same as clamping to [lo, hi] before rounding.
-template <bool Tail>
+template <bool Tail, bool Dup = false>
 void finish(const __m512i (&acc)[4], const Blk& b, const Rq& q, uint8_t* out) {
   __m512i r[4];
 #pragma GCC unroll 4
   for (int k = 0; k < 4; ++k) {
-    const __m512 s = _mm512_castsi512_ps(b.vec(b.vscale + k));
+    const __m512 s = _mm512_castsi512_ps(b.vec<Dup>(b.vscale + k));
     r[k] = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[k]), s), q.hi));
   }
   __m512i lo = _mm512_packs_epi32(r[0], r[1]), hi = _mm512_packs_epi32(r[2], r[3]);
@@ -186,57 +200,107 @@ void pixel(const uint8_t* const* taps, int64_t G, int64_t c, const Blk& b, const
   finish<Tail>(acc, b, q, out);
 }
 
-// 3x3, stride SW across, BW output pixels, all columns inside the input. r0..r2: the three
-// input rows (or the x_zp row) at the block's first input column and channel c.
-template <int BW, int SW, bool Tail, bool XS>
-void block3x3(const uint8_t* r0, const uint8_t* r1, const uint8_t* r2, int64_t C, const Blk& b, const Rq& q,
-              uint8_t* out) {
+// Where a 3x3 block's input columns come from. Direct: interior columns, row pointers at the
+// block's first column; column j at r[kh] + j * C (C: bytes per column). Table: per-row
+// tables of column pointers (padding columns point at x_zp bytes), plus the channel offset.
+struct Direct {
+  const uint8_t* r[3];
+  int64_t C;
+  const uint8_t* at(int kh, int j) const { return r[kh] + j * C; }
+  Direct shift(int64_t cols) const { return {{r[0] + cols * C, r[1] + cols * C, r[2] + cols * C}, C}; }
+};
+struct Table {
+  const uint8_t* const* t[3];
+  int64_t c;
+  const uint8_t* at(int kh, int j) const { return t[kh][j] + c; }
+  Table shift(int64_t cols) const { return {{t[0] + cols, t[1] + cols, t[2] + cols}, c}; }
+};
+
+// 3x3, stride SW (in columns of src) across, BW output pixels 64 channels wide (Dup: BW pairs
+// of 32-channel pixels, SW 2 over 32-byte columns), output pixel i at out + i * ostride. Each
+// input column's (row 0, row 1, row 2, -) group is interleaved once for every pixel reading it.
+template <int BW, int SW, bool Tail, bool XS, bool Dup, class Src>
+void block3x3(const Src& src, const Blk& b, const Rq& q, uint8_t* out, int64_t ostride) {
   __m512i acc[BW][4];
 #pragma GCC unroll 8
   for (int i = 0; i < BW; ++i)
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) acc[i][k] = b.vec(b.vbias + k);
-#pragma GCC unroll 16
+    for (int k = 0; k < 4; ++k) acc[i][k] = b.vec<Dup>(b.vbias + k);
+#pragma GCC unroll 32
   for (int j = 0; j < (BW - 1) * SW + 3; ++j) {
-    const __m512i x0 = load_x<Tail, XS>(r0 + j * C, b.m), x1 = load_x<Tail, XS>(r1 + j * C, b.m);
-    const __m512i x2 = load_x<Tail, XS>(r2 + j * C, b.m);
+    const __m512i x0 = load_x<Tail, XS>(src.at(0, j), b.m), x1 = load_x<Tail, XS>(src.at(1, j), b.m);
+    const __m512i x2 = load_x<Tail, XS>(src.at(2, j), b.m);
     __m512i r[4];
     interleave4(x0, x1, x2, x2, r);  // the fourth byte has weight 0
 #pragma GCC unroll 8
     for (int i = 0; i < BW; ++i) {
-      const int kw = j - i * SW;
+      const int kw = Dup ? j - 2 * i : j - i * SW;  // Dup: taps at 32-byte columns 2i .. 2i + 2
       if (kw < 0 || kw > 2) continue;
 #pragma GCC unroll 4
-      for (int k = 0; k < 4; ++k) acc[i][k] = _mm512_dpbusd_epi32(acc[i][k], r[k], b.vec(b.v3 + kw * 4 + k));
+      for (int k = 0; k < 4; ++k) acc[i][k] = _mm512_dpbusd_epi32(acc[i][k], r[k], b.vec<Dup>(b.v3 + kw * 4 + k));
     }
   }
 #pragma GCC unroll 8
-  for (int i = 0; i < BW; ++i) finish<Tail>(acc[i], b, q, out + i * C);
+  for (int i = 0; i < BW; ++i) finish<Tail, Dup>(acc[i], b, q, out + i * ostride);
 }
 
-constexpr int kBW = 4;  // 3x3 pixels per register block
+constexpr int kBW = 6;  // 3x3 pixels per register block (4 accumulators each)
 
-template <int SW, bool Tail, bool XS>
-void row3x3(const uint8_t* const (&rp)[3], int64_t o, int64_t ow, int64_t ow_hi, const Blk& b, const Rq& q,
-            int64_t C, uint8_t* y) {
-  for (; ow + kBW <= ow_hi; ow += kBW) {
-    const int64_t x = o + ow * SW * C;
-    block3x3<kBW, SW, Tail, XS>(rp[0] + x, rp[1] + x, rp[2] + x, C, b, q, y + ow * C);
-  }
-  const int64_t x = o + ow * SW * C;
-  switch (ow_hi - ow) {
-    case 3: block3x3<3, SW, Tail, XS>(rp[0] + x, rp[1] + x, rp[2] + x, C, b, q, y + ow * C); break;
-    case 2: block3x3<2, SW, Tail, XS>(rp[0] + x, rp[1] + x, rp[2] + x, C, b, q, y + ow * C); break;
-    case 1: block3x3<1, SW, Tail, XS>(rp[0] + x, rp[1] + x, rp[2] + x, C, b, q, y + ow * C); break;
+// One block of n (1 .. kBW) pixels.
+template <int SW, bool Tail, bool XS, bool Dup, class Src>
+void block_n(int64_t n, const Src& s, const Blk& b, const Rq& q, uint8_t* o, int64_t ostride) {
+  static_assert(kBW <= 8, "block_n covers blocks of up to 8 pixels");
+  switch (n) {
+    case 8: if constexpr (kBW >= 8) block3x3<8, SW, Tail, XS, Dup>(s, b, q, o, ostride); break;
+    case 7: if constexpr (kBW >= 7) block3x3<7, SW, Tail, XS, Dup>(s, b, q, o, ostride); break;
+    case 6: if constexpr (kBW >= 6) block3x3<6, SW, Tail, XS, Dup>(s, b, q, o, ostride); break;
+    case 5: block3x3<5, SW, Tail, XS, Dup>(s, b, q, o, ostride); break;
+    case 4: block3x3<4, SW, Tail, XS, Dup>(s, b, q, o, ostride); break;
+    case 3: block3x3<3, SW, Tail, XS, Dup>(s, b, q, o, ostride); break;
+    case 2: block3x3<2, SW, Tail, XS, Dup>(s, b, q, o, ostride); break;
+    case 1: block3x3<1, SW, Tail, XS, Dup>(s, b, q, o, ostride); break;
     default: break;
   }
 }
 
-template <bool Tail, bool XS>
-void row3x3_sw(int64_t SW, const uint8_t* const (&rp)[3], int64_t o, int64_t ow, int64_t ow_hi, const Blk& b,
-               const Rq& q, int64_t C, uint8_t* y) {
-  if (SW == 1) row3x3<1, Tail, XS>(rp, o, ow, ow_hi, b, q, C, y);
-  else row3x3<2, Tail, XS>(rp, o, ow, ow_hi, b, q, C, y);
+// Output pixels [0, n) from src in blocks of kBW (the rest as one narrower block).
+template <int SW, bool Tail, bool XS, bool Dup, class Src>
+void run3x3(const Src& src, int64_t n, const Blk& b, const Rq& q, uint8_t* out, int64_t ostride) {
+  int64_t i = 0;
+  for (; i + kBW <= n; i += kBW) block3x3<kBW, SW, Tail, XS, Dup>(src.shift(i * SW), b, q, out + i * ostride, ostride);
+  if (i < n) block_n<SW, Tail, XS, Dup>(n - i, src.shift(i * SW), b, q, out + i * ostride, ostride);
+}
+
+// Output pixels [0, n) in ceil(n / kBW) blocks of near-equal size (short rows: 7 = 4 + 3, not
+// 1 + 5 + 1 as edges plus interior, which interleaves 13 input columns instead of 11).
+template <int SW, bool Tail, bool XS, class Src>
+void run3x3_even(const Src& src, int64_t n, const Blk& b, const Rq& q, uint8_t* out, int64_t C) {
+  const int64_t nb = (n + kBW - 1) / kBW, base = n / nb, extra = n % nb;
+  for (int64_t k = 0, i = 0; k < nb; ++k) {
+    const int64_t w = base + (k < extra ? 1 : 0);
+    block_n<SW, Tail, XS, false>(w, src.shift(i * SW), b, q, out + i * C, C);
+    i += w;
+  }
+}
+
+// One row of a 64-channel (or tail) block, 3x3: interior pixels [lo, hi) from the rows, the
+// edge pixels through the column tables. C == 32 at stride 1: interior pixel pairs as one
+// 64-lane vector (the two pixels' channels are adjacent in NHWC; weights duplicated).
+template <int SW, bool Tail, bool XS>
+void row3x3(const Q8DwconvParams& p, const Table& tab, const Direct& rows, int64_t lo, int64_t hi, const Blk& b,
+            const Rq& q, uint8_t* y) {
+  const int64_t C = p.C;
+  if (p.OW <= 3 * kBW && !(SW == 1 && C == 32)) return run3x3_even<SW, Tail, XS>(tab, p.OW, b, q, y, C);
+  run3x3<SW, Tail, XS, false>(tab, lo, b, q, y, C);
+  if constexpr (SW == 1 && Tail) {
+    if (C == 32 && tab.c == 0 && b.m == 0xFFFFFFFFull) {  // the whole 32 channels (not a thread's half)
+      const int64_t pairs = (hi - lo) / 2;
+      run3x3<2, false, XS, true>(rows.shift(lo), pairs, b, q, y + lo * C, 2 * C);
+      lo += 2 * pairs;
+    }
+  }
+  run3x3<SW, Tail, XS, false>(rows.shift(lo * SW), hi - lo, b, q, y + lo * C, C);
+  run3x3<SW, Tail, XS, false>(tab.shift(hi * SW), p.OW - hi, b, q, y + hi * C, C);
 }
 
 template <bool XS>
@@ -244,16 +308,20 @@ void rows(const Q8DwconvParams& p, const uint8_t* pb, int64_t row_begin, int64_t
           int64_t c_end) {
   const Prep l(p);
   const int64_t T = p.KH * p.KW, T4 = l.G * 4;
-  thread_local std::vector<const uint8_t*> ind;
-  if (ind.size() < static_cast<size_t>(p.OW * T4)) ind.resize(static_cast<size_t>(p.OW * T4));
   // Interior columns [ow_lo, ow_hi): every input column of the pixel inside the row.
   auto clamp = [&](int64_t v) { return v < 0 ? 0 : v > p.OW ? p.OW : v; };
   const int64_t ow_lo = clamp(p.PL <= 0 ? 0 : (p.PL + p.SW - 1) / p.SW);
   const int64_t last = p.W - 1 + p.PL - (p.KW - 1) * p.DW;
   const int64_t ow_hi = std::max(ow_lo, clamp(last < 0 ? 0 : last / p.SW + 1));
-  const bool fast3x3 = p.KH == 3 && p.KW == 3 && p.DH == 1 && p.DW == 1 && (p.SW == 1 || p.SW == 2);
-  const uint8_t* zrow = pb + l.zrow;
+  const bool f3 = l.f3;
+  // 3x3: per row, a table of the input columns (x_zp for padding) per kernel row; else the
+  // per-pixel indirection buffer (groups of 4 taps; slots past T point at x_zp, weight 0).
+  const int64_t ncols = (p.OW - 1) * p.SW + 3;
+  thread_local std::vector<const uint8_t*> ind;
+  const size_t need = static_cast<size_t>(f3 ? 3 * ncols : p.OW * T4);
+  if (ind.size() < need) ind.resize(need);
   const uint8_t* vecs = pb + kHeader;
+  const uint8_t* zrow = pb + l.zrow;
   const Rq q(p);
   std::optional<Q8LutAvx2> lut;
   if (p.lut) lut.emplace(p.lut);
@@ -261,43 +329,57 @@ void rows(const Q8DwconvParams& p, const uint8_t* pb, int64_t row_begin, int64_t
     const int64_t n = r / p.OH, oh = r % p.OH;
     const uint8_t* img = p.x + n * p.H * p.W * p.C;
     const int64_t ih0 = oh * p.SH - p.PT;
-    const uint8_t* rp[3] = {zrow, zrow, zrow};
-    if (fast3x3)
-      for (int kh = 0; kh < 3; ++kh)
-        if (ih0 + kh >= 0 && ih0 + kh < p.H) rp[kh] = img + (ih0 + kh) * p.W * p.C;
-    for (int64_t ow = 0; ow < p.OW; ++ow) {
-      if (fast3x3 && ow == ow_lo && ow_hi > ow_lo) ow = ow_hi;
-      if (ow >= p.OW) break;
-      const uint8_t** t = &ind[ow * T4];
-      for (int64_t kh = 0; kh < p.KH; ++kh) {
-        const int64_t ih = ih0 + kh * p.DH;
-        for (int64_t kw = 0; kw < p.KW; ++kw) {
-          const int64_t iw = ow * p.SW - p.PL + kw * p.DW;
-          const bool inside = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
-          t[kh * p.KW + kw] = inside ? img + (ih * p.W + iw) * p.C : p.zero;
+    uint8_t* y = p.y + r * p.OW * p.C;
+    if (f3) {
+      Direct rows{{zrow, zrow, zrow}, p.C};  // at column -PL (only interior columns are read)
+      Table tab{{&ind[0], &ind[ncols], &ind[2 * ncols]}, 0};
+      for (int kh = 0; kh < 3; ++kh) {
+        const int64_t ih = ih0 + kh;
+        const bool in = ih >= 0 && ih < p.H;
+        const uint8_t* row = in ? img + ih * p.W * p.C : zrow;
+        rows.r[kh] = row - p.PL * p.C;
+        const uint8_t** t = &ind[kh * ncols];
+        for (int64_t j = 0; j < ncols; ++j) {
+          const int64_t iw = j - p.PL;
+          t[j] = in && iw >= 0 && iw < p.W ? row + iw * p.C : p.zero;
         }
       }
-      for (int64_t i = T; i < T4; ++i) t[i] = p.zero;
-    }
-    uint8_t* y = p.y + r * p.OW * p.C;
-    for (int64_t c = c_begin; c < c_end; c += 64) {
-      const int64_t cn = std::min<int64_t>(64, c_end - c);
-      const Blk b{vecs + c, l.S, XS ? l.vbias_s : l.vbias, l.vscale, l.v3,
-                  cn == 64 ? ~__mmask64(0) : (__mmask64(1) << cn) - 1};
-      auto pixels = [&](int64_t from, int64_t to) {
+      for (int64_t c = c_begin; c < c_end; c += 64) {
+        const int64_t cn = std::min<int64_t>(64, c_end - c);
+        const Blk b{vecs + c, l.S, XS ? l.vbias_s : l.vbias, l.vscale, l.v3,
+                    cn == 64 ? ~__mmask64(0) : (__mmask64(1) << cn) - 1};
+        Table tc = tab;
+        tc.c = c;
+        const Direct rc = rows.shift(0), rcc{{rc.r[0] + c, rc.r[1] + c, rc.r[2] + c}, p.C};
+        if (p.SW == 1) {
+          if (cn == 64) row3x3<1, false, XS>(p, tc, rcc, ow_lo, ow_hi, b, q, y + c);
+          else row3x3<1, true, XS>(p, tc, rcc, ow_lo, ow_hi, b, q, y + c);
+        } else {
+          if (cn == 64) row3x3<2, false, XS>(p, tc, rcc, ow_lo, ow_hi, b, q, y + c);
+          else row3x3<2, true, XS>(p, tc, rcc, ow_lo, ow_hi, b, q, y + c);
+        }
+      }
+    } else {
+      for (int64_t ow = 0; ow < p.OW; ++ow) {
+        const uint8_t** t = &ind[ow * T4];
+        for (int64_t kh = 0; kh < p.KH; ++kh) {
+          const int64_t ih = ih0 + kh * p.DH;
+          for (int64_t kw = 0; kw < p.KW; ++kw) {
+            const int64_t iw = ow * p.SW - p.PL + kw * p.DW;
+            const bool inside = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
+            t[kh * p.KW + kw] = inside ? img + (ih * p.W + iw) * p.C : p.zero;
+          }
+        }
+        for (int64_t i = T; i < T4; ++i) t[i] = p.zero;
+      }
+      for (int64_t c = c_begin; c < c_end; c += 64) {
+        const int64_t cn = std::min<int64_t>(64, c_end - c);
+        const Blk b{vecs + c, l.S, XS ? l.vbias_s : l.vbias, l.vscale, l.v3,
+                    cn == 64 ? ~__mmask64(0) : (__mmask64(1) << cn) - 1};
         if (cn == 64)
-          for (int64_t ow = from; ow < to; ++ow) pixel<false, XS>(&ind[ow * T4], l.G, c, b, q, y + ow * p.C + c);
+          for (int64_t ow = 0; ow < p.OW; ++ow) pixel<false, XS>(&ind[ow * T4], l.G, c, b, q, y + ow * p.C + c);
         else
-          for (int64_t ow = from; ow < to; ++ow) pixel<true, XS>(&ind[ow * T4], l.G, c, b, q, y + ow * p.C + c);
-      };
-      if (fast3x3 && ow_hi > ow_lo) {
-        pixels(0, ow_lo);
-        const int64_t o = c - p.PL * p.C;  // column ow * SW - PL, channel c: o + ow * SW * C
-        if (cn == 64) row3x3_sw<false, XS>(p.SW, rp, o, ow_lo, ow_hi, b, q, p.C, y + c);
-        else row3x3_sw<true, XS>(p.SW, rp, o, ow_lo, ow_hi, b, q, p.C, y + c);
-        pixels(ow_hi, p.OW);
-      } else {
-        pixels(0, p.OW);
+          for (int64_t ow = 0; ow < p.OW; ++ow) pixel<true, XS>(&ind[ow * T4], l.G, c, b, q, y + ow * p.C + c);
       }
     }
     if (lut) {
