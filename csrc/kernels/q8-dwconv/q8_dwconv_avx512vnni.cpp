@@ -12,15 +12,19 @@
 // channel 16L + 4k + i. The weights, bias and scales are prepared in that order, and after
 // requantization VPACKSSDW(R0, R1), VPACKSSDW(R2, R3) then VPACKUSWB restore channel order.
 //
-// 3x3 (dilation 1, stride 1 or 2 across, any stride down) interior pixels run in register blocks
-// of BW pixels: each input column's (row 0, row 1, row 2, unused) group is interleaved once and
-// serves every pixel of the block that reads it (three on stride 1). Every other pixel / shape
-// takes the per-pixel path over a per-row indirection buffer (padding taps point at x_zp bytes).
+// 3x3 (dilation 1, stride 1 or 2 across, any stride down) runs in register blocks of up to 6
+// output pixels: each input column's (row 0, row 1, row 2, -) group is interleaved once and
+// serves every pixel of the block that reads it (three on stride 1). Interior pixels read the
+// input rows directly, edge pixels (and whole rows of at most 18 pixels, in even blocks) through
+// per-row tables of column pointers whose padding entries point at x_zp bytes. With 32 channels
+// at stride 1 (MobileNetV2's first depthwise) two adjacent pixels share one 64-lane vector, the
+// weights broadcast to both halves. Other shapes take the per-pixel path over a per-row
+// indirection buffer (groups of four taps).
 //
 // Prepared data (per call, or ahead by q8_dwconv_avx512vnni_prepare): a 64-byte header (mode), then
 // V vectors, each [nq + 3][16 bytes] over 16-channel quads q, so a block starting at any
-// 16-aligned channel reads its four lanes contiguously: generic tap groups (G * 4), 3x3 groups
-// (12), bias (4), bias for signed x (4), scale (4); then a row of x_zp bytes for padding rows.
+// 16-aligned channel reads its four lanes contiguously: tap groups (per-pixel shapes: G * 4; 3x3:
+// 12), bias (4), bias for signed x (4), scale (4); then (3x3) a row of x_zp bytes for padding rows.
 #include <immintrin.h>
 
 #include <algorithm>
