@@ -2,6 +2,7 @@
 // (padding taps skipped: they contribute (x_zp - x_zp) * w = 0), through the op layer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -24,6 +25,9 @@ struct Quant {
   bool xs, ws, ys;
   int32_t xz, wz, yz;  // wz < -1000: random per-channel zero points
   double sx, sy;
+  // Weights within int8 of their zero point (w - w_zp in [-128, 127]: the VNNI path's condition;
+  // symmetric int8 or uint8 around 128, what quantize() makes). Otherwise any byte.
+  bool fit = false;
 };
 
 std::string describe(const Geo& g, const Quant& q) {
@@ -49,7 +53,6 @@ void check(const Geo& g, const Quant& qt, std::mt19937& rng, int threads = 1, bo
   std::uniform_int_distribution<int> byte(0, 255);
   std::vector<uint8_t> x(g.n * g.h * g.w * g.c), w(C * T);
   for (auto& v : x) v = uint8_t(byte(rng));
-  for (auto& v : w) v = uint8_t(byte(rng));
   std::vector<int32_t> wzp(C), bias(C);
   std::vector<float> wscale(C);
   std::uniform_int_distribution<int32_t> bd(-20000, 20000);
@@ -58,6 +61,15 @@ void check(const Geo& g, const Quant& qt, std::mt19937& rng, int threads = 1, bo
     wzp[c] = qt.wz < -1000 ? (qt.ws ? -128 : 0) + byte(rng) : qt.wz;
     bias[c] = bd(rng);
     wscale[c] = sd(rng);
+  }
+  for (int64_t i = 0; i < C * T; ++i) {
+    if (!qt.fit) {
+      w[i] = uint8_t(byte(rng));
+      continue;
+    }
+    const int32_t lo = qt.ws ? -128 : 0, hi = qt.ws ? 127 : 255;
+    const int32_t v = std::min(hi, std::max(lo, wzp[i / T] + byte(rng) - 128));
+    w[i] = uint8_t(v);
   }
   auto xv = [&](int64_t i) -> int64_t { return qt.xs ? int8_t(x[i]) : x[i]; };
   auto wv = [&](int64_t i) -> int64_t { return qt.ws ? int8_t(w[i]) : w[i]; };
@@ -202,4 +214,48 @@ TEST(Q8Dwconv, ThreadSplitsMatchOneThread) {
     for (int threads : {2, 3, 4})
       check({1, l[0], l[1], l[2], 1, l[3], l[3], l[4], l[4], 1, 1, l[3] / 2, l[3] / 2, l[3] / 2, l[3] / 2},
             {false, true, false, 3, 0, 7, 0.02, 0.03}, rng, threads);
+}
+
+// Weights within int8 of their zero point: the AVX512-VNNI kernel's own path (other weights
+// send it to the int16 kernel). Channels around the 16 / 64-channel blocks (tails, quads past
+// the end), 3x3 register blocks at strides 1 / 2 / 3, padding (asymmetric, larger than the
+// kernel's reach), dilation, 5x5 / 7x7 / odd kernels on the per-pixel path, every zero point
+// corner, signed and unsigned activations, batch > 1, threads (channel and row splits), table.
+TEST(Q8Dwconv, Int8RangeWeights) {
+  std::mt19937 rng(7);
+  const Quant quants[] = {{false, true, false, 3, 0, 7, 0.02, 0.03, true},
+                          {true, true, true, -128, -2000, 5, 0.3, 0.05, true},
+                          {false, false, true, 255, 128, -128, 2.0, 3.0, true},
+                          {true, false, false, 127, -2000, 255, 1.0, 1e-3, true},
+                          {false, true, false, 0, 127, 0, 0.05, 0.02, true},
+                          {true, true, false, 0, -128, 128, 0.05, 0.02, true}};
+  int i = 0;
+  for (int64_t c : {1, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 67, 96, 144}) {
+    for (int64_t s : {1, 2, 3})
+      for (const auto& hw : {std::pair<int64_t, int64_t>{1, 1}, {5, 17}, {9, 12}, {17, 3}}) {
+        const int64_t pt = i % 3, pb = (i / 3) % 2, pl = (i / 2) % 3, pr = i % 2;
+        if (hw.first + pt + pb < 3 || hw.second + pl + pr < 3) continue;
+        check({1 + i % 2, hw.first, hw.second, c, 1, 3, 3, s, s == 3 ? 1 : s, 1, 1, pt, pb, pl, pr},
+              quants[i % 6], rng, 1 + i % 3, i % 4 == 0);
+        ++i;
+      }
+    for (int64_t k : {5, 7}) {
+      check({2, 11, 13, c, 1, k, k, 1, 1, 1, 1, k / 2, k / 2, k / 2, k / 2}, quants[i % 6], rng, 1 + i % 2);
+      check({1, 12, 9, c, 1, k, k, 2, 2, 1, 1, k / 2, 0, 1, k / 2}, quants[(i + 1) % 6], rng, 1, true);
+      ++i;
+    }
+  }
+  const Geo geos[] = {
+      {2, 7, 9, 65, 1, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},      // dilation 2
+      {1, 11, 6, 70, 1, 3, 5, 2, 1, 1, 1, 1, 1, 2, 2},     // non-square kernel, mixed stride
+      {1, 10, 10, 19, 1, 4, 4, 3, 3, 1, 1, 1, 2, 1, 2},    // even kernel, asymmetric pad
+      {3, 6, 6, 22, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},      // depth multiplier 3
+      {1, 1, 1, 130, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},     // 1x1
+      {1, 3, 30, 9, 1, 1, 9, 1, 4, 1, 1, 0, 0, 4, 4},      // 1x9
+      {1, 12, 12, 80, 1, 11, 11, 1, 1, 1, 1, 5, 5, 5, 5},  // 121 taps
+      {1, 6, 40, 64, 1, 3, 3, 1, 1, 1, 1, 4, 4, 5, 5},     // padding wider than the kernel
+      {1, 17, 17, 192, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},   // 3 full blocks, stride 2
+  };
+  for (const Geo& g : geos)
+    for (int t : {1, 2}) check(g, quants[i++ % 6], rng, t, t == 2);
 }

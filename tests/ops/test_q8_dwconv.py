@@ -140,3 +140,11 @@ def test_opcheck_compile_export():
     eager = M()(x, packed)
     assert torch.equal(torch.compile(M(), fullgraph=True, backend="eager")(x, packed), eager)
     assert torch.equal(torch.export.export(M(), (x, packed)).module()(x, packed), eager)
+
+
+# Weights within int8 of their zero point take the AVX512-VNNI kernel's own path (vpdpbusd);
+# others its int16 fallback. Both, with the C = 32 stride-1 pixel pairs and a 16-channel tail.
+@pytest.mark.parametrize("c,hw,s,wd,w_zp", [(32, 23, 1, "int8", 0), (144, 13, 1, "uint8", 128),
+                                            (96, 17, 2, "int8", 0), (48, 9, 1, "uint8", 0)])
+def test_int8_range_weights_and_fallback(isa, c, hw, s, wd, w_zp):
+    run_case(torch.Generator().manual_seed(c), 2, hw, hw + 2, c, 3, stride=s, wd=wd, w_zp=w_zp, activation="relu6")

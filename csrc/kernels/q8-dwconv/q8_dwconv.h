@@ -67,6 +67,8 @@ void q8_dwconv_scalar(const Q8DwconvParams&, int64_t, int64_t, int64_t, int64_t)
 #if defined(MK_X86)
 void q8_dwconv_avx2(const Q8DwconvParams&, int64_t, int64_t, int64_t, int64_t);
 int64_t q8_dwconv_avx2_prepare(const Q8DwconvParams&, void*);
+void q8_dwconv_avx512vnni(const Q8DwconvParams&, int64_t, int64_t, int64_t, int64_t);
+int64_t q8_dwconv_avx512vnni_prepare(const Q8DwconvParams&, void*);
 #endif
 #if defined(MK_ARM64)
 void q8_dwconv_neon(const Q8DwconvParams&, int64_t, int64_t, int64_t, int64_t);

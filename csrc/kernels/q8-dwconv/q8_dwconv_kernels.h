@@ -16,6 +16,7 @@ inline constexpr Q8DwconvKernel kQ8DwconvKernels[] = {
     {Isa::scalar, q8_dwconv_scalar, "scalar/reference"},
 #if defined(MK_X86)
     {Isa::avx2, q8_dwconv_avx2, "avx2/16c-vpmaddwd", q8_dwconv_avx2_prepare},
+    {Isa::avx512vnni, q8_dwconv_avx512vnni, "avx512vnni/64c-vpdpbusd", q8_dwconv_avx512vnni_prepare},
 #endif
 #if defined(MK_ARM64)
     {Isa::neon, q8_dwconv_neon, "neon/16c-smlal", q8_dwconv_neon_prepare},
