@@ -188,9 +188,10 @@ TEST(F32Dwconv, TwoRowBlocks) {
     for (int64_t h : {3, 6, 11})
       check_shape({2, h, 10, 24, 1, 3, 3, s, s, 1, 1, 0, 0, 1, 1}, Activation::relu6, rng, {3});
   // Many channels (the blocks address columns as row + k * C from scaled registers, k up to
-  // 6): a vector tail, chunks starting at channel 16, rows wider than one block.
+  // 6): a vector tail, chunks starting at channel 16, rows wider than one block; whole and
+  // partial 16-channel vectors (AVX-512 runs these blocks too: masked tails).
   for (int64_t s : {1, 2})
-    for (int64_t c : {203, 96})
+    for (int64_t c : {203, 96, 16, 33})
       check_shape({1, 6, 17, c, 1, 3, 3, s, s, 1, 1, 1, 1, 1, 1}, Activation::hardswish, rng, {});
 }
 

@@ -4,6 +4,22 @@
 #include "kernels/f32-dwconv/f32_dwconv_simd.h"
 
 namespace mk {
+namespace {
+// Two-row blocks (see block2_channels): stride 1, 4 pixels x 2 rows = 8 accumulators + 6 input
+// columns; stride 2, 3 x 2 = 6 + 7 columns (the AVX2 widths). Measured on the Xeon with
+// AVX-512 (2 cores, loaded: load average 5-9), thread CPU time, 1 thread, medians of 15-21
+// interleaved, the 17 MobileNetV2 depthwise layers against the one-row blocks (8 pixels):
+// sum 0.80x and 0.84x in two runs, every layer faster (112x112x32 0.70-0.82x, 112x112x96 s2
+// 0.78-0.81x, 14x14x384 0.78-0.89x, 7x7x960 0.84-0.90x). Same run, other shapes tried:
+// stride-1 blocks of 6 (NX 8) as fast as 4 (sum 1.00x, 1.00x); one-row blocks of 12 at stride
+// 1: 1.01x; the AVX2 sweeps on top of the two-row blocks were no better within the noise
+// (stride-2 sweep blocks, OW <= 7: 1.00x; stride-2 row sweeps over OW 7..64: 1.09x, 112x112x96
+// s2 1.35x; stride-1 row sweeps over OW 7..112, segments 28 or 56: 1.02-1.03x): left off.
+template <>
+struct TwoRowBlockW<VecF32Avx512> {
+  static constexpr int kStride1 = 4, kStride2 = 3;
+};
+}  // namespace
 
 void f32_dwconv_avx512(const F32DwconvParams& p, const float* input, const float* packed,
                    float* output, int64_t row_begin, int64_t row_end, int64_t c_begin,

@@ -9,7 +9,7 @@
 // at once. Per kernel row the block loads its kw weights once and the input columns the
 // block's pixels share once (stride 1, 3x3, 4 pixels: 3 + 6 loads feed 12 FMAs). Rows outside
 // the input are skipped per row; border columns use the same code with zero-filled
-// out-of-range columns. Where an ISA sets TwoRowBlockW (AVX2), pairs of output rows that read no
+// out-of-range columns. Where an ISA sets TwoRowBlockW (AVX2, AVX-512), pairs of output rows that read no
 // padding rows run as two-row blocks (block2_channels): the input rows they share are loaded
 // once for both, and twice the accumulators hide the FMA latency. Where an ISA sets
 // SweepS2BlockW (AVX2), short 3x3 stride-2 rows run as one-row sweep blocks instead
@@ -390,8 +390,8 @@ void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64
 }
 
 // Two-row block widths per ISA (stride 1, stride 2); 0 = one row at a time. An ISA file
-// specialises this before instantiating the body (only AVX2 does: measured there; NEON and
-// AVX-512 keep the one-row blocks until measured on such a CPU).
+// specialises this before instantiating the body (AVX2 and AVX-512 do: measured there; NEON
+// keeps the one-row blocks until measured on such a CPU).
 template <class V>
 struct TwoRowBlockW {
   static constexpr int kStride1 = 0, kStride2 = 0;
