@@ -38,10 +38,12 @@ struct SeRowFns {
   F32SeScaleFn scale;
 };
 
-// The avx2 build of the row passes wherever the GEMM runs a SIMD x86 kernel (avx2 or avx512).
+// The row passes built for the GEMM's x86 level (avx512 or avx2), else the baseline build.
 SeRowFns se_row_fns() {
 #if defined(MK_X86)
-  if (f32_gemm_resolve(active_isa()) != Isa::scalar) return {f32_se_sum_rows_avx2, f32_se_scale_avx2};
+  const Isa g = f32_gemm_resolve(active_isa());
+  if (g == Isa::avx512) return {f32_se_sum_rows_avx512, f32_se_scale_avx512};
+  if (g != Isa::scalar) return {f32_se_sum_rows_avx2, f32_se_scale_avx2};
 #endif
   return {f32_se_sum_rows_scalar, f32_se_scale_scalar};
 }

@@ -149,7 +149,15 @@ inline void strip(const F32GemmParams& p, const float* a, const float* pkj, int6
 // (each panel, K * 64 bytes, stays in L1/L2 across the block's row tiles).
 constexpr int64_t kABlockBytes = 128 * 1024;
 
-template <class V, int MR, int NP, Activation A, bool Res, bool Acc>
+// No special last strip (see f32_gemm_pairtail_avx512.h for the one AVX-512 uses).
+struct NoPairTail {
+  static bool takes(int64_t) { return false; }
+  template <Activation A, bool Res, bool Acc>
+  static void strip(const F32GemmParams&, const float*, const float*, int64_t, float*, int64_t,
+                    int64_t, int64_t, int64_t) {}
+};
+
+template <class V, int MR, int NP, class Tail, Activation A, bool Res, bool Acc>
 void gemm(const F32GemmParams& p, const float* a, const float* pk, float* c, int64_t m_begin,
           int64_t m_end, int64_t n_begin, int64_t n_end) {
   constexpr int NVP = static_cast<int>(kF32GemmPanel) / V::kWidth;
@@ -165,6 +173,10 @@ void gemm(const F32GemmParams& p, const float* a, const float* pk, float* c, int
     for (int64_t col = n_begin; col < n_end;) {
       const int64_t left = n_end - col;
       const float* pkj = pk + (col / kF32GemmPanel) * pstride;
+      if (Tail::takes(left)) {
+        Tail::template strip<A, Res, Acc>(p, a, pkj, pstride, c, mb, mbe, col, left);
+        break;
+      }
       if constexpr (kWide) {
         if (left > kF32GemmPanel && 2 * left <= 3 * kF32GemmPanel) {
           strip<V, MR * 2 / 3, NVP * 3 / 2, A, Res, Acc>(p, a, pkj, pstride, c, mb, mbe, col, left);
@@ -184,29 +196,29 @@ void gemm(const F32GemmParams& p, const float* a, const float* pk, float* c, int
   }
 }
 
-template <class V, int MR, int NP, Activation A>
+template <class V, int MR, int NP, class Tail, Activation A>
 void gemm_act(const F32GemmParams& p, const float* a, const float* pk, float* c, int64_t m0,
               int64_t m1, int64_t n0, int64_t n1) {
   // Accumulating K-slices (the fused block's channel tiles) as their own instantiations, so
   // the ordinary tiles keep their exact code.
   if (p.accumulate) {
-    if (p.residual) gemm<V, MR, NP, A, true, true>(p, a, pk, c, m0, m1, n0, n1);
-    else gemm<V, MR, NP, A, false, true>(p, a, pk, c, m0, m1, n0, n1);
+    if (p.residual) gemm<V, MR, NP, Tail, A, true, true>(p, a, pk, c, m0, m1, n0, n1);
+    else gemm<V, MR, NP, Tail, A, false, true>(p, a, pk, c, m0, m1, n0, n1);
   } else if (p.residual) {
-    gemm<V, MR, NP, A, true, false>(p, a, pk, c, m0, m1, n0, n1);
+    gemm<V, MR, NP, Tail, A, true, false>(p, a, pk, c, m0, m1, n0, n1);
   } else {
-    gemm<V, MR, NP, A, false, false>(p, a, pk, c, m0, m1, n0, n1);
+    gemm<V, MR, NP, Tail, A, false, false>(p, a, pk, c, m0, m1, n0, n1);
   }
 }
 
-template <class V, int MR, int NP>
+template <class V, int MR, int NP, class Tail = NoPairTail>
 void f32_gemm_simd(const F32GemmParams& p, const float* a, const float* pk, float* c, int64_t m0,
                    int64_t m1, int64_t n0, int64_t n1) {
   switch (p.act) {
-    case Activation::relu: return gemm_act<V, MR, NP, Activation::relu>(p, a, pk, c, m0, m1, n0, n1);
-    case Activation::relu6: return gemm_act<V, MR, NP, Activation::relu6>(p, a, pk, c, m0, m1, n0, n1);
-    case Activation::hardswish: return gemm_act<V, MR, NP, Activation::hardswish>(p, a, pk, c, m0, m1, n0, n1);
-    default: return gemm_act<V, MR, NP, Activation::none>(p, a, pk, c, m0, m1, n0, n1);
+    case Activation::relu: return gemm_act<V, MR, NP, Tail, Activation::relu>(p, a, pk, c, m0, m1, n0, n1);
+    case Activation::relu6: return gemm_act<V, MR, NP, Tail, Activation::relu6>(p, a, pk, c, m0, m1, n0, n1);
+    case Activation::hardswish: return gemm_act<V, MR, NP, Tail, Activation::hardswish>(p, a, pk, c, m0, m1, n0, n1);
+    default: return gemm_act<V, MR, NP, Tail, Activation::none>(p, a, pk, c, m0, m1, n0, n1);
   }
 }
 

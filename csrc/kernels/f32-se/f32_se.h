@@ -1,7 +1,7 @@
 // The two elementwise passes of the fused fp32 squeeze-excitation block
 // (ops/f32_se_inverted_residual_op.cpp) over NHWC rows: channel sums and the channel scale.
-// Plain loops the compiler vectorises, built once for the baseline and once with the avx2
-// flags (same source, f32_se_body.h), so they run 8 wide where the GEMM/depthwise do.
+// Plain loops the compiler vectorises, built for the baseline, with the avx2 flags and with the
+// avx512 flags (same source, f32_se_body.h), so they run as wide as the GEMM/depthwise do.
 #pragma once
 #include <cstdint>
 
@@ -20,6 +20,8 @@ void f32_se_scale_scalar(float*, int64_t, int64_t, const float*);
 #if defined(MK_X86)
 void f32_se_sum_rows_avx2(const float*, int64_t, int64_t, int64_t, int64_t, float*, double*);
 void f32_se_scale_avx2(float*, int64_t, int64_t, const float*);
+void f32_se_sum_rows_avx512(const float*, int64_t, int64_t, int64_t, int64_t, float*, double*);
+void f32_se_scale_avx512(float*, int64_t, int64_t, const float*);
 #endif
 
 }  // namespace mk
