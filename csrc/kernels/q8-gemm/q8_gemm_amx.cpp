@@ -6,9 +6,10 @@
 //
 // Why the shared pack fits unchanged: an AMX B tile is (64/4) rows x 64 bytes, row g holding
 // k = 4g..4g+3 of 16 columns, which is exactly 16 consecutive k-groups of one 16-column block of
-// the pack (stride 64). Only the very last block of the pack can end inside a 64-k step (kpad % 64
-// != 0); that one step is copied, zero padded, once per call. Other blocks' last step reads the
-// next block's first groups, which meet zero activation bytes (the panel below pads K with zeros).
+// the pack (stride 64). K <= 64: the B tiles are configured kpad / 4 rows, one whole block. K > 64:
+// only the very last block of the pack can end inside a 64-k step (kpad % 64 != 0); that one step
+// is copied, zero padded, once per call. Other blocks' last step reads less than one block into
+// the next block, whose bytes meet zero activation bytes (the panel below pads K with zeros).
 //
 // A tiles come straight from the activation rows (stride K) when nothing has to change: uint8 x
 // (no sign flip), K % 64 == 0, 32 full rows. Otherwise the 32 rows are copied once per row block
@@ -30,6 +31,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "kernels/q8-gemm/q8_gemm.h"
@@ -138,14 +140,14 @@ inline void one_step_store(int32_t* c) {
 #undef MK_AMX_ONE_STEP_STORE
 
 template <bool TwoM>
-void one_step_rows(const Epilogue& e, const ASrc& a, const int8_t* w, int64_t block_bytes, const int8_t* last_block,
-                   int64_t last_nb, int64_t m0, int64_t rows, int64_t n_begin, int64_t n_end) {
+void one_step_rows(const Epilogue& e, const ASrc& a, const int8_t* w, int64_t block_bytes, int64_t m0, int64_t rows,
+                   int64_t n_begin, int64_t n_end) {
   alignas(64) int32_t cbuf[2][kBR * kNR];
   _tile_loadd(4, a.a, a.stride);
   if (TwoM) _tile_loadd(5, a.a + a.tile1, a.stride);
   const int64_t nb0 = n_begin / kNR, nb1 = ceil_div(n_end, kNR);
   auto cols = [&](int64_t nb) { return std::min<int64_t>(kNR, n_end - nb * kNR); };
-  auto bptr = [&](int64_t nb) { return nb == last_nb ? last_block : w + nb * block_bytes; };
+  auto bptr = [&](int64_t nb) { return w + nb * block_bytes; };  // B tiles are configured one block long
   int64_t nb = nb0;
   for (; nb + 1 < nb1; nb += 2) {
     one_step_block<0, TwoM>(bptr(nb));
@@ -227,6 +229,10 @@ void q8_gemm_amx(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t 
   TileConfig cfg{};
   cfg.palette_id = 1;
   for (int t = 0; t < 8; ++t) cfg.rows[t] = kTR, cfg.colsb[t] = 64;
+  if (steps == 1) {  // K <= 64: A tiles kpad bytes wide, B tiles kpad / 4 rows = exactly one packed
+    for (int t : {4, 5}) cfg.colsb[t] = static_cast<uint16_t>(kpad);  // block (a 1 KB load would run
+    for (int t : {6, 7}) cfg.rows[t] = static_cast<uint8_t>(kpad / kQ8GemmKR);  // past the pack's end)
+  }
   _tile_loadconfig(&cfg);
 
   // The pack's last block ends inside its last k step: that step, zero padded (read only when
@@ -234,7 +240,7 @@ void q8_gemm_amx(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t 
   alignas(64) int8_t btail[kStepBytes];
   const int8_t* last_step = p.w + last_block * block_bytes + (steps - 1) * kStepBytes;
   const int64_t tail_bytes = (kpad - (steps - 1) * kTK) * kNR;
-  if (tail_bytes < kStepBytes && n_end > last_block * kNR) {
+  if (steps > 1 && tail_bytes < kStepBytes && n_end > last_block * kNR) {
     std::memset(btail, 0, sizeof btail);
     std::memcpy(btail, last_step, static_cast<size_t>(tail_bytes));
     last_step = btail;
@@ -259,8 +265,8 @@ void q8_gemm_amx(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t 
     for (int64_t m0 = m_begin; m0 < m_end; m0 += kBR) {
       const int64_t rows = m_end - m0 < kBR ? m_end - m0 : kBR;
       const ASrc a = a_of(m0, rows);
-      if (rows > kTR) one_step_rows<true>(e, a, p.w, block_bytes, last_step, last_block, m0, rows, n_begin, n_end);
-      else one_step_rows<false>(e, a, p.w, block_bytes, last_step, last_block, m0, rows, n_begin, n_end);
+      if (rows > kTR) one_step_rows<true>(e, a, p.w, block_bytes, m0, rows, n_begin, n_end);
+      else one_step_rows<false>(e, a, p.w, block_bytes, m0, rows, n_begin, n_end);
     }
     _tile_release();
     return;
