@@ -13,6 +13,7 @@
 #include "kernels/q8-gemm/q8_gemm.h"
 #include "kernels/q8-gemm/q8_gemm_kernels.h"
 #include "ops/q8_gemm_op.h"
+#include "q8_gemm_oracle.h"
 
 using namespace mk;
 
@@ -74,23 +75,9 @@ void check_case(const Case& c, std::mt19937& rng, int threads = 1, bool with_lut
     wzp[oc] = c.w_zp < -1000 ? wlo + byte(rng) : c.w_zp;
     wscale[oc] = sd(rng);
   }
-  auto xv = [&](int64_t i) -> int64_t { return c.x_signed ? int8_t(x[i]) : x[i]; };
-  auto wv = [&](int64_t i) -> int64_t { return c.w_signed ? int8_t(w[i]) : w[i]; };
-  // Oracle accumulators without bias; then pick biases (big ones keep the sum inside int32).
-  std::vector<int64_t> acc(c.M * c.N);
-  for (int64_t m = 0; m < c.M; ++m)
-    for (int64_t oc = 0; oc < c.N; ++oc) {
-      int64_t s = 0;
-      for (int64_t k = 0; k < c.K; ++k) s += (xv(m * c.K + k) - c.x_zp) * (wv(oc * c.K + k) - wzp[oc]);
-      acc[m * c.N + oc] = s;
-    }
-  std::uniform_int_distribution<int32_t> small(-5000, 5000);
-  for (int64_t oc = 0; oc < c.N; ++oc) {
-    if (!c.bias_big) { bias[oc] = small(rng); continue; }
-    int64_t mx = 0, mn = 0;
-    for (int64_t m = 0; m < c.M; ++m) mx = std::max(mx, acc[m * c.N + oc]), mn = std::min(mn, acc[m * c.N + oc]);
-    bias[oc] = (oc % 2) ? static_cast<int32_t>(INT32_MAX - mx) : static_cast<int32_t>(INT32_MIN - mn);
-  }
+  // Oracle sums without bias; then biases (big ones keep the true sum inside int32).
+  const std::vector<int64_t> acc = mk_test::q8_oracle_sums(x, c.x_signed, c.x_zp, w, c.w_signed, wzp, c.M, c.K, c.N);
+  bias = mk_test::q8_oracle_biases(acc, c.M, c.N, c.bias_big, rng);
   (void)xlo;
   Q8Quant q{c.x_scale, c.x_zp, c.x_signed, c.y_scale, c.y_zp, c.y_signed, c.y_min, c.y_max};
   std::vector<uint8_t> expect(c.M * c.N);
@@ -99,11 +86,7 @@ void check_case(const Case& c, std::mt19937& rng, int threads = 1, bool with_lut
       const int64_t a = acc[m * c.N + oc] + bias[oc];
       ASSERT_TRUE(a >= INT32_MIN && a <= INT32_MAX) << "test bug: true sum outside int32";
       const float s = static_cast<float>(c.x_scale * double(wscale[oc]) / c.y_scale);
-      const float f = static_cast<float>(static_cast<int32_t>(a)) * s;
-      // Round half to even in double (independent of the kernels' fp32 clamp-then-round).
-      const double r = std::nearbyint(double(f));
-      const double v = std::fmin(std::fmax(r + c.y_zp, c.y_min), c.y_max);
-      expect[m * c.N + oc] = static_cast<uint8_t>(static_cast<int32_t>(v));
+      expect[m * c.N + oc] = mk_test::q8_oracle_requant(a, s, c.y_zp, c.y_min, c.y_max);
     }
   std::vector<uint8_t> table(256);
   for (auto& v : table) v = static_cast<uint8_t>(byte(rng));

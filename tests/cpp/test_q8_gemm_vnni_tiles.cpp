@@ -19,6 +19,7 @@
 #include "kernels/q8-gemm/q8_gemm.h"
 #include "kernels/q8-gemm/q8_gemm_kernels.h"
 #include "ops/q8_gemm_op.h"
+#include "q8_gemm_oracle.h"
 
 using namespace mk;
 
@@ -83,34 +84,15 @@ void check(const Case& c, std::mt19937& rng, int threads = 1, bool split = false
     wzp[oc] = c.w_zp < -1000 ? (c.w_signed ? -128 : 0) + byte(rng) : c.w_zp;
     wscale[oc] = sd(rng);
   }
-  auto xv = [&](int64_t i) -> int64_t { return c.x_signed ? int8_t(x[i]) : x[i]; };
-  auto wv = [&](int64_t i) -> int64_t { return c.w_signed ? int8_t(w[i]) : w[i]; };
-  std::vector<int64_t> acc(c.M * c.N);
-  for (int64_t m = 0; m < c.M; ++m)
-    for (int64_t oc = 0; oc < c.N; ++oc) {
-      int64_t s = 0;
-      for (int64_t k = 0; k < c.K; ++k) s += (xv(m * c.K + k) - c.x_zp) * (wv(oc * c.K + k) - wzp[oc]);
-      acc[m * c.N + oc] = s;
-    }
-  std::uniform_int_distribution<int32_t> small(-5000, 5000);
-  for (int64_t oc = 0; oc < c.N; ++oc) {
-    if (!c.bias_big) {
-      bias[oc] = small(rng);
-      continue;
-    }
-    int64_t mx = 0, mn = 0;
-    for (int64_t m = 0; m < c.M; ++m) mx = std::max(mx, acc[m * c.N + oc]), mn = std::min(mn, acc[m * c.N + oc]);
-    bias[oc] = (oc % 2) ? static_cast<int32_t>(INT32_MAX - mx) : static_cast<int32_t>(INT32_MIN - mn);
-  }
+  const std::vector<int64_t> acc = mk_test::q8_oracle_sums(x, c.x_signed, c.x_zp, w, c.w_signed, wzp, c.M, c.K, c.N);
+  bias = mk_test::q8_oracle_biases(acc, c.M, c.N, c.bias_big, rng);
   const double x_scale = 0.05;
   std::vector<uint8_t> expect(c.M * c.N);
   for (int64_t i = 0; i < c.M * c.N; ++i) {
     const int64_t a = acc[i] + bias[i % c.N];
     ASSERT_TRUE(a >= INT32_MIN && a <= INT32_MAX) << "test bug: true sum outside int32";
     const float s = static_cast<float>(x_scale * double(wscale[i % c.N]) / c.y_scale);
-    const double r = std::nearbyint(double(static_cast<float>(static_cast<int32_t>(a)) * s));
-    const double v = std::fmin(std::fmax(r + c.y_zp, c.y_min), c.y_max);
-    expect[i] = static_cast<uint8_t>(static_cast<int32_t>(v));
+    expect[i] = mk_test::q8_oracle_requant(a, s, c.y_zp, c.y_min, c.y_max);
     if (c.lut) expect[i] = table[expect[i]];
   }
   const Q8GemmLayout l = q8_gemm_layout(c.K, c.N);
