@@ -60,9 +60,6 @@ inline void transpose16(__m512i (&r)[16], uint8_t* out, int64_t ng) {
   }
 }
 
-// rows [m0, m0 + rows) of x -> panel (see above). Slots past the chunk's last row are not
-// written (no tile reads them). Blocks of 16 rows go through transpose16 (64 k per step, the last
-// step a masked load: nothing read past a row); leftover rows are copied 4 bytes at a time.
 // 16 rows x 32 bytes (8 groups of 4 k), rows r and r + 8 in the two halves of z[r] -> groups
 // [0, ng) as in transpose16, in 24 shuffles instead of 64: the whole row at K <= 32 (the expand
 // convs of the first blocks, where packing is a large share of the work) and the last step of
