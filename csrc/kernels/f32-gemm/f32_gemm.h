@@ -68,8 +68,6 @@ void f32_gemm_avx2_3x32(const F32GemmParams&, const float*, const float*, float*
                         int64_t, int64_t, int64_t);
 void f32_gemm_avx512(const F32GemmParams&, const float*, const float*, float*, int64_t, int64_t,
                      int64_t, int64_t);
-void f32_gemm_avx512_masked(const F32GemmParams&, const float*, const float*, float*, int64_t,
-                            int64_t, int64_t, int64_t);
 #endif
 #if defined(MK_ARM64)
 void f32_gemm_neon(const F32GemmParams&, const float*, const float*, float*, int64_t, int64_t,

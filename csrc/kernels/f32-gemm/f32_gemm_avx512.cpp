@@ -13,11 +13,4 @@ void f32_gemm_avx512(const F32GemmParams& p, const float* a, const float* packed
                                                                      n_begin, n_end);
 }
 
-// Alternate: the same tile with the last strip in whole (masked) vectors, as before the k-pair
-// strip. Not dispatched; kept so the benchmark compares the two on the same run.
-void f32_gemm_avx512_masked(const F32GemmParams& p, const float* a, const float* packed, float* c,
-                            int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end) {
-  f32gemm::f32_gemm_simd<VecF32Avx512, 8, 2>(p, a, packed, c, m_begin, m_end, n_begin, n_end);
-}
-
 }  // namespace mk

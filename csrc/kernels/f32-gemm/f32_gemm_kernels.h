@@ -20,7 +20,6 @@ inline constexpr F32GemmKernel kF32GemmKernels[] = {
     {Isa::avx2, f32_gemm_avx2, "avx2/6x16", 6, true},
     {Isa::avx2, f32_gemm_avx2_3x32, "avx2/3x32", 3, false},
     {Isa::avx512, f32_gemm_avx512, "avx512/8x32", 8, true},
-    {Isa::avx512, f32_gemm_avx512_masked, "avx512/8x32-masked", 8, false},
 #endif
 #if defined(MK_ARM64)
     {Isa::neon, f32_gemm_neon, "neon/6x16", 6, true},
