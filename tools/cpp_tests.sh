@@ -36,7 +36,10 @@ side_by_side() {
 }
 
 echo "== C++ tests: native, AddressSanitizer"
-configure "$out/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMK_ASAN=ON
+# -O1 -g1 (line tables: ASan reports still name file:line): measured on the 2-core Xeon, the
+# heaviest kernel file (f32_dwconv_avx2.cpp, ASan+UBSan) compiles in 155 s against 458 s at
+# RelWithDebInfo's -O2 -g, and the ASan build was 900 s of CI's ~41 min; the tests take 35 s.
+configure "$out/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DMK_ASAN=ON
 ninja -C "$out/asan" -j "$jobs" mk_tests >/dev/null
 ASAN_OPTIONS=detect_leaks=1 "$out/asan/tests/cpp/mk_tests" --gtest_brief=1
 
