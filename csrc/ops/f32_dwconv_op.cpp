@@ -92,6 +92,13 @@ void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float
     run_rows = 1;
     const int64_t splits = std::min<int64_t>(ceil_div(4 * nt, rows), ceil_div(cout, 16));
     chunk = round_up(ceil_div(cout, splits), 16);
+  } else if (ceil_div(rows, run_rows) % nt != 0) {
+    // Runs that do not divide among the threads (28 or 14 rows at 2 threads: 7 runs, 4:3)
+    // leave a thread idle for a run: shorter runs that divide, else two channel halves.
+    int64_t r = run_rows;
+    while (r > 2 && ceil_div(rows, r) % nt != 0) --r;
+    if (ceil_div(rows, r) % nt == 0) run_rows = r;
+    else if (cout >= 32) chunk = round_up(ceil_div(cout, 2), 16);
   }
   const int64_t nchunks = ceil_div(cout, chunk), nruns = ceil_div(rows, run_rows);
   const int64_t items = nruns * nchunks;

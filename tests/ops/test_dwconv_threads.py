@@ -1,7 +1,7 @@
 """fp32 depthwise at 1, 2 and 3 threads against a float64 reference, per ISA: the op splits
-rows into one contiguous run per thread (the kernels pair rows within a run into two-row
-blocks, so runs of odd length end in a one-row block) or, for few rows, 1-row items times
-channel chunks. Results must not depend on the thread count: every element is summed in the
+rows into runs, about 4 per thread, that divide among the threads (or runs times two channel
+halves when none do; the kernels pair rows within a run into two-row blocks, so runs of odd
+length end in a one-row block) or, for few rows, 1-row items times channel chunks. Results must not depend on the thread count: every element is summed in the
 same order."""
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ SHAPES = [
     (2, 21, 3, 5, 1),    # few rows over two images, channel tail
     (1, 16, 1, 6, 2),
     (1, 24, 28, 28, 2),
+    (1, 48, 28, 28, 1),  # 7 runs of 4 rows would split 4:3 at 2 threads: runs of 3 (and halves at 3)
+    (1, 40, 14, 14, 1),  # 7 runs of 2 rows: two channel chunks (32 + 8) instead
     (2, 37, 13, 61, 2),  # 3x3 s2 row sweeps (AVX2: 16..32 outputs): odd W, channel tail
     (1, 24, 9, 56, 1),   # 3x3 s1 row sweeps (AVX2: 48..64 outputs): odd row count
     (2, 19, 6, 49, 1),   # 3x3 s1 row sweeps at the narrow end, channel tail
