@@ -421,3 +421,20 @@ def test_compile_and_export():
     torch.export.save(ep, buf)
     buf.seek(0)
     assert torch.equal(torch.export.load(buf).module()(x), expect)
+
+
+def test_validated_arguments_are_cached_by_type(blk):
+    """The block's scalar arguments are validated once per distinct combination (qops caches the
+    result): a later call with equal values of a wrong type (1.0 or True for a zero point of 1)
+    must still be rejected, and the valid call still runs."""
+    qp = [(s, 1) for s, _ in blk.qparams]
+    kw = dict(stride=1, residual=True, out_qparams=blk.out_qparams)
+    good = qops.qinverted_residual(_x(), blk.packs, blk.x_scale, blk.x_zp, qp, **kw)
+    for bad in (1.0, True):
+        with pytest.raises(TypeError, match="must be an int"):
+            qops.qinverted_residual(_x(), blk.packs, blk.x_scale, blk.x_zp, [qp[0], (qp[1][0], bad), qp[2]], **kw)
+    # (a float out zero point reaches the registered op, whose schema rejects it)
+    with pytest.raises((TypeError, RuntimeError), match="int"):
+        qops.qinverted_residual(_x(), blk.packs, blk.x_scale, blk.x_zp, qp, stride=1, residual=True,
+                                out_qparams=(blk.out_qparams[0], float(blk.out_qparams[1])))
+    assert torch.equal(qops.qinverted_residual(_x(), blk.packs, blk.x_scale, blk.x_zp, qp, **kw), good)
