@@ -147,15 +147,42 @@ _CHANNELS_LAST = torch.channels_last
 _num_threads = torch.get_num_threads
 
 
-def _run_call(call, x: torch.Tensor, packed_ptr: int, packed_numel: int) -> torch.Tensor:
+def _run_call(call, x: torch.Tensor, packed_ptr: int, packed_numel: int, out=None) -> torch.Tensor:
     """Run a validated depthwise call (``_dw_call``'s (shape, strides, C++ call)) on a pack given
-    by pointer and size (its header is checked by C++) into a new channels_last output."""
+    by pointer and size (its header is checked by C++) into a new channels_last output, or into
+    ``out`` (checked here)."""
     shape, strides, cpp = call
-    out = empty_f32(shape, strides)
+    given = out is not None
+    if not given:
+        out = empty_f32(shape, strides)
     if cpp is not None:  # None: empty batch
         x = x.contiguous(memory_format=_CHANNELS_LAST)  # no copy when x is NHWC in memory
+        if given:
+            _check_out(out, shape, strides, x)
         cpp.run(x.data_ptr(), packed_ptr, packed_numel, out.data_ptr(), _num_threads())
+    elif given:
+        _check_out(out, shape, strides, None)
     return out
+
+
+def _check_out(out, shape, strides, x) -> None:
+    """``out=`` of the eager ops: float32 CPU, exactly the output's shape in dense channels_last
+    memory, not written through autograd, and not overlapping the input the kernel reads."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
+    if out.dtype is not _F32 or not out.is_cpu:
+        raise TypeError(f"out must be a float32 CPU tensor, got {out.dtype} on {out.device}")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {tuple(shape)}")
+    if out.numel() and tuple(out.stride()) != tuple(strides):
+        raise ValueError(f"out must be dense channels_last (strides {tuple(strides)}), got strides "
+                         f"{tuple(out.stride())}: make it with torch.empty(..., memory_format=torch.channels_last)")
+    if out.requires_grad and torch.is_grad_enabled():
+        raise ValueError("out requires grad: out= writes outside autograd (use torch.no_grad / inference_mode)")
+    if x is not None and out.numel():
+        a, b = x.data_ptr(), out.data_ptr()
+        if a < b + out.numel() * 4 and b < a + x.numel() * 4:
+            raise ValueError("out overlaps x: the kernel reads x while it writes out")
 
 
 def pack_dw(weight: torch.Tensor, bias) -> torch.Tensor:
@@ -193,7 +220,7 @@ def _dwconv2d_cpu(x, weight, bias, stride, padding, dilation, activation):
 _EAGER_RAW_CALLS: dict = {}
 
 
-def dwconv2d_eager(x, weight, bias, stride: tuple, padding: tuple, dilation: tuple, activation: str):
+def dwconv2d_eager(x, weight, bias, stride: tuple, padding: tuple, dilation: tuple, activation: str, out=None):
     """What the ``dwconv2d`` CPU impl computes, without the dispatcher (see ``_eager``): the
     weight is packed (and checked) at every call, x's geometry checked once per key, its dtype
     and device at every call."""
@@ -204,7 +231,7 @@ def dwconv2d_eager(x, weight, bias, stride: tuple, padding: tuple, dilation: tup
         check_tensor("x", x, torch.float32, 4)
         call = remember(_EAGER_RAW_CALLS, key, _dw_call(x.shape, weight.shape[0], tuple(weight.shape[2:]), stride,
                                                         padding, dilation, activation))
-    return _run_call(call, x, packed.data_ptr(), packed.numel())
+    return _run_call(call, x, packed.data_ptr(), packed.numel(), out)
 
 
 @torch.library.register_fake(f"{NS}::dwconv2d")
@@ -285,7 +312,7 @@ _EAGER_CALLS: dict = {}
 
 
 def dwconv2d_packed_eager(x, packed, out_channels: int, kernel: tuple, stride: tuple, padding: tuple,
-                          dilation: tuple, activation: str) -> torch.Tensor:
+                          dilation: tuple, activation: str, out=None) -> torch.Tensor:
     """What the ``dwconv2d_packed`` CPU impl computes, without the dispatcher (plain tensors, see
     ``_eager``); ``kernel`` .. ``dilation`` normalised tuples."""
     key = (x.shape, out_channels, kernel, stride, padding, dilation, activation)
@@ -295,7 +322,7 @@ def dwconv2d_packed_eager(x, packed, out_channels: int, kernel: tuple, stride: t
         _check_packed_call(x, packed, out_channels, kernel)  # the precise errors
         call = remember(_EAGER_CALLS, key, _dw_call(x.shape, out_channels, kernel, stride, padding, dilation,
                                                     activation))
-    return _run_call(call, x, packed.data_ptr(), packed.numel())
+    return _run_call(call, x, packed.data_ptr(), packed.numel(), out)
 
 
 @torch.library.register_fake(f"{NS}::dwconv2d_packed")

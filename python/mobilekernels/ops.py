@@ -22,7 +22,7 @@ Padding = Union[int, tuple, str]
 
 def dwconv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
              stride: Union[int, tuple] = 1, padding: Padding = 0, dilation: Union[int, tuple] = 1,
-             activation: str = "none") -> torch.Tensor:
+             activation: str = "none", *, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """fp32 depthwise convolution, ``F.conv2d(x, weight, bias, stride, padding, dilation,
     groups=C)`` followed by ``activation`` (``none | relu | relu6 | hardswish``).
 
@@ -31,16 +31,27 @@ def dwconv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
         weight: float32 ``[C*m, 1, kh, kw]`` (depth multiplier ``m >= 1``).
         bias: float32 ``[C*m]`` or None.
         padding: int, ``(ph, pw)``, ``(top, bottom, left, right)``, ``'same'`` or ``'valid'``.
+        out: optional preallocated result (eager inference only): float32 ``[N, C*m, OH, OW]``
+            in dense channels_last memory, not overlapping ``x``; written and returned. Saves
+            the new output buffer of every call (its page faults cost more than the kernel on
+            large layers of a busy machine).
     Returns:
-        float32 ``[N, C*m, OH, OW]`` in channels_last memory format.
+        float32 ``[N, C*m, OH, OW]`` in channels_last memory format (``out`` when given).
     """
     check_tensor("x", x, torch.float32, 4)
     check_tensor("weight", weight, torch.float32, 4)
     s, d = pair("stride", stride, 1), pair("dilation", dilation, 1)
     p = conv_padding(padding, weight.shape[2:], s, d)
     if type(activation) is str and eager((x, weight), (bias,)):  # no dispatcher (see _eager)
-        return _ops.dwconv2d_eager(x, weight, bias, s, p, d, activation)
+        return _ops.dwconv2d_eager(x, weight, bias, s, p, d, activation, out)
+    _no_out(out)
     return torch.ops.mobilekernels.dwconv2d(x, weight, bias, list(s), list(p), list(d), activation)
+
+
+def _no_out(out) -> None:
+    if out is not None:
+        raise ValueError("out= is for eager inference only: not with autograd (an input requires grad), "
+                         "tensor subclasses, torch modes or tracing (torch.compile / export)")
 
 
 def dwconv2d_pack(weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -51,12 +62,15 @@ def dwconv2d_pack(weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> 
 
 
 def dwconv2d_packed(x: torch.Tensor, packed: torch.Tensor, out_channels: int, kernel_size,
-                    stride=1, padding: Padding = 0, dilation=1, activation: str = "none") -> torch.Tensor:
-    """:func:`dwconv2d` on a weight prepacked by :func:`dwconv2d_pack` (inference only)."""
+                    stride=1, padding: Padding = 0, dilation=1, activation: str = "none", *,
+                    out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """:func:`dwconv2d` on a weight prepacked by :func:`dwconv2d_pack` (inference only; ``out``
+    as there)."""
     k, s, d = pair("kernel_size", kernel_size, 1), pair("stride", stride, 1), pair("dilation", dilation, 1)
     p = conv_padding(padding, k, s, d)
     if type(out_channels) is int and type(activation) is str and eager((x, packed)):
-        return _ops.dwconv2d_packed_eager(x, packed, out_channels, k, s, p, d, activation)
+        return _ops.dwconv2d_packed_eager(x, packed, out_channels, k, s, p, d, activation, out)
+    _no_out(out)
     return torch.ops.mobilekernels.dwconv2d_packed(x, packed, out_channels, list(k), list(s), list(p),
                                                    list(d), activation)
 
