@@ -170,11 +170,14 @@ int64_t group_for(const Q8InvertedResidualParams& p, int64_t band, int64_t chunk
 }
 
 uint8_t* thread_scratch(int64_t bytes) {
-  // Reused across calls (the point is a small buffer that stays hot); int32-aligned by vector.
+  // Reused across calls (the point is a small buffer that stays hot). 64-byte aligned: from
+  // malloc's 16-byte alignment a row of 64 channels straddled two cache lines, so every full
+  // vector load and store of the kernels on the scratch split.
   static thread_local std::vector<int32_t> buf;
-  const size_t ints = static_cast<size_t>(ceil_div(bytes, 4));
+  const size_t ints = static_cast<size_t>(ceil_div(bytes, 4) + 16);
   if (buf.size() < ints) buf.resize(ints);
-  return reinterpret_cast<uint8_t*>(buf.data());
+  const uintptr_t a = reinterpret_cast<uintptr_t>(buf.data());
+  return reinterpret_cast<uint8_t*>(buf.data()) + (64 - a % 64) % 64;
 }
 
 Q8Quant stage_quant(double xs, int32_t xz, bool xsig, const Q8StageQuant& s, bool ysig) {
@@ -437,8 +440,9 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
   if (split) {
     const int64_t hw = p.H * p.W, ohw = OH * OW;
     static thread_local std::vector<uint8_t> shared;  // the calling thread's, read by the team
-    shared.resize(static_cast<size_t>((p.expand ? hw * p.Chid : 0) + ohw * p.Chid));
-    uint8_t* hid = shared.data();                                  // [H][W][Chid] expanded
+    shared.resize(static_cast<size_t>((p.expand ? hw * p.Chid : 0) + ohw * p.Chid + 64));
+    const uintptr_t a = reinterpret_cast<uintptr_t>(shared.data());
+    uint8_t* hid = shared.data() + (64 - a % 64) % 64;             // [H][W][Chid] expanded
     uint8_t* dwo_all = hid + (p.expand ? hw * p.Chid : 0);         // [OH][OW][Chid] depthwised
     // Channels c of n pixels at stride C, in place: a table stage on a thread's share.
     auto lut_cols = [&](const uint8_t* lut, uint8_t* base, int64_t n, int64_t C, int64_t c0, int64_t c1) {
