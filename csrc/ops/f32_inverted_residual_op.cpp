@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -81,11 +82,19 @@ void dw_tile_pack(const float* dpk, int64_t chid, int64_t taps, int64_t c0, int6
               sizeof(float) * tpad);
 }
 
+// `floats` floats at a 64-byte boundary in `v` (grown as needed, kept): the kernels' vector
+// rows must not straddle cache lines (malloc's 16-byte alignment split every zmm access).
+float* aligned_floats(std::vector<float>& v, int64_t floats) {
+  constexpr int64_t kAlign = 64 / sizeof(float);
+  if (static_cast<int64_t>(v.size()) < floats + kAlign) v.resize(static_cast<size_t>(floats + kAlign));
+  const uintptr_t a = reinterpret_cast<uintptr_t>(v.data());
+  return v.data() + ((64 - a % 64) % 64) / sizeof(float);
+}
+
 float* thread_scratch(int64_t floats) {
   // Reused across calls: the fused block's whole point is a small buffer that stays hot.
   static thread_local std::vector<float> buf;
-  if (static_cast<int64_t>(buf.size()) < floats) buf.resize(static_cast<size_t>(floats));
-  return buf.data();
+  return aligned_floats(buf, floats);
 }
 
 // The small-image split (see kSplitMaxRows) in two phases of one parallel region. Phase 1,
@@ -107,8 +116,7 @@ void run_split(const F32InvertedResidualParams& p, const float* x, const float* 
   const int64_t chunks = std::min(tiles_px, std::max<int64_t>(1, ceil_div(8 * nt, p.N * out_units)));
   const int64_t chunk_px = ceil_div(tiles_px, chunks) * gk.mr, px_chunks = ceil_div(px, chunk_px);
   static thread_local std::vector<float> d_v;
-  if (static_cast<int64_t>(d_v.size()) < p.N * px * C) d_v.resize(static_cast<size_t>(p.N * px * C));
-  float* d = d_v.data();
+  float* d = aligned_floats(d_v, p.N * px * C);
   static thread_local WorkRanges ranges_tl[2];  // the caller's, shared by the team
   WorkRanges& phase1 = ranges_tl[0];
   WorkRanges& phase2 = ranges_tl[1];
@@ -222,13 +230,13 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
   // One depthwise pack per channel tile, made once per call and read by every thread.
   const int64_t taps = p.K * p.K, tpad = round_up(ct, kF32DwconvChannelAlign);
   static thread_local std::vector<float> tile_packs;
+  float* tile_pack_data = nullptr;
   if (tiles > 1) {
-    tile_packs.resize(static_cast<size_t>(tiles * tpad * (taps + 1)));
+    tile_pack_data = aligned_floats(tile_packs, tiles * tpad * (taps + 1));
     for (int64_t j = 0; j < tiles; ++j)
       dw_tile_pack(dpk, p.Chid, taps, j * ct, std::min(ct, p.Chid - j * ct),
-                   tile_packs.data() + j * tpad * (taps + 1));
+                   tile_pack_data + j * tpad * (taps + 1));
   }
-  const float* tile_pack_data = tile_packs.data();
   const int64_t epk_panel = (p.Cin + 1) * kF32GemmPanel;
 
   // A thread's expanded rows: image `n`, input rows [lo, hi) of every tile (when `valid`).

@@ -20,6 +20,12 @@
 #include "ops/q8_quant_op.h"
 
 namespace mk {
+
+#if defined(MK_X86)
+// kernels/q8-eltwise/q8_residual_add_avx512.cpp: residual_add 16 lanes at a time, same bytes.
+void q8_residual_add_avx512(const AddQuant& q, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n);
+#endif
+
 namespace {
 
 void require(bool ok, const std::string& what) {
@@ -37,6 +43,18 @@ const Q8DwconvKernel& dw_kernel(Isa level) {
 }
 
 const Q8LutKernel& lut_kernel(Isa level) { return kernel_for(kQ8LutKernels, level); }
+
+// The residual add of the block's epilogue: the AVX-512 loop where the active level reaches
+// avx512, else the baseline loop the standalone q8_add runs (the same bytes either way). On
+// V2 block 3 (56x56x24) the baseline add was ~16% of the fused block's time.
+using AddFn = void (*)(const AddQuant&, const uint8_t*, const uint8_t*, uint8_t*, int64_t);
+AddFn add_kernel(Isa level) {
+#if defined(MK_X86)
+  if (resolve_isa(level, [](Isa i) { return i == Isa::avx512; }) == Isa::avx512) return q8_residual_add_avx512;
+#endif
+  (void)level;
+  return residual_add;
+}
 
 // The setup/run split of a kernel given by its run function (tests pass kernels explicitly):
 // nullptr when it has none (or is not in the tables), then it prepares per call.
@@ -170,11 +188,14 @@ int64_t group_for(const Q8InvertedResidualParams& p, int64_t band, int64_t chunk
 }
 
 uint8_t* thread_scratch(int64_t bytes) {
-  // Reused across calls (the point is a small buffer that stays hot); int32-aligned by vector.
+  // Reused across calls (the point is a small buffer that stays hot). 64-byte aligned: from
+  // malloc's 16-byte alignment a row of 64 channels straddled two cache lines, so every full
+  // vector load and store of the kernels on the scratch split.
   static thread_local std::vector<int32_t> buf;
-  const size_t ints = static_cast<size_t>(ceil_div(bytes, 4));
+  const size_t ints = static_cast<size_t>(ceil_div(bytes, 4) + 16);
   if (buf.size() < ints) buf.resize(ints);
-  return reinterpret_cast<uint8_t*>(buf.data());
+  const uintptr_t a = reinterpret_cast<uintptr_t>(buf.data());
+  return reinterpret_cast<uint8_t*>(buf.data()) + (64 - a % 64) % 64;
 }
 
 Q8Quant stage_quant(double xs, int32_t xz, bool xsig, const Q8StageQuant& s, bool ysig) {
@@ -184,7 +205,27 @@ Q8Quant stage_quant(double xs, int32_t xz, bool xsig, const Q8StageQuant& s, boo
 // Per-call GEMM preparation, computed exactly as q8_gemm_run_with does (ops/q8_gemm_op.cpp):
 // effective bias, requantization scales, the sign flip into the kernel's domain and the weight
 // zero points that need row sums. Per band only x, y, M and the row sums change.
+// Small band calls at the amx level. The op's GEMM there (q8_gemm_kernel) runs AMX wherever
+// M x K x N >= 2^17, which a band's call of one 28-pixel expanded row reaches (V2 blocks 5 and 6:
+// 28 x 32 x 192). With fewer than 32 rows the one AMX row block is partly empty, and with K <= 64
+// each C tile gets a single 64-k step, so its tile store and requantizing reload are not
+// amortised: those calls run the AVX512-VNNI kernel (the level's own fallback, same bytes: both
+// sum exactly in int32 and share the requantizing epilogue). Measured (thread CPU time, 1 thread,
+// in-process A/B against AMX on every call): blocks 5 and 6 ~9% faster, the 17-block sum 1-2%;
+// also sending calls of K > 64 (block 7's 14-row project, K = 192) or of up to 63 rows (block 7's
+// 56-row expand) to VNNI made block 7 2-3% slower, so those stay on AMX.
+constexpr int64_t kSmallCallRows = 32, kSmallCallK = 64;
+
+Q8GemmFn small_call_kernel(Q8GemmFn gemm) {
+#if defined(MK_X86)
+  if (isa_supported(Isa::amx) && gemm == q8_gemm_kernel(Isa::amx).run) return q8_gemm_avx512vnni;
+#endif
+  (void)gemm;
+  return nullptr;
+}
+
 struct GemmStage {
+  Q8GemmFn small_fn = nullptr;  // small_call_kernel: run instead for calls under kSmallCallRows rows
   Q8GemmParams base{};
   std::vector<int32_t> bias_eff, wzp_pad;
   std::vector<float> scale;
@@ -229,6 +270,7 @@ struct GemmStage {
   // rows N wide); rowsum: M int32 of scratch (used only with zero points).
   void run(Q8GemmFn fn, const uint8_t* x, int64_t M, uint8_t* y, int32_t* rowsum, int64_t n_begin = 0,
            int64_t n_end = -1) const {
+    if (small_fn && M < kSmallCallRows && base.K <= kSmallCallK) fn = small_fn;
     Q8GemmParams g = base;
     g.M = M;
     g.x = x;
@@ -411,12 +453,14 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
   const Q8Quant qd = p.expand ? stage_quant(p.e.out_scale(), p.e.out_zp(), p.y_signed, p.d, p.y_signed)
                               : stage_quant(p.x_scale, p.x_zp, p.x_signed, p.d, p.y_signed);
   ds.prepare(dw_pack, dw_bytes, p.Chid, p.K, qd);
+  es.small_fn = ps.small_fn = small_call_kernel(gemm);
   ps.prepare(project_pack, project_bytes, p.Chid, p.Cout,
              stage_quant(p.d.out_scale(), p.d.out_zp(), p.y_signed, p.p, p.y_signed), gemm_signed_x, gemm_prep);
   const uint8_t* e_lut = p.expand ? p.e.lut : nullptr;
   if (p.N == 0) return;
 
   // the residual add (out, b in place) as quant's qadd rounds it
+  const AddFn add = add_kernel(active_isa());
   const AddQuant aq = p.residual ? make_add_quant(p.x_scale, p.x_zp, p.x_signed, p.p.out_scale(), p.p.out_zp(),
                                                   p.y_signed, p.out_scale, p.out_zp, p.y_signed)
                                  : AddQuant{};
@@ -437,8 +481,9 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
   if (split) {
     const int64_t hw = p.H * p.W, ohw = OH * OW;
     static thread_local std::vector<uint8_t> shared;  // the calling thread's, read by the team
-    shared.resize(static_cast<size_t>((p.expand ? hw * p.Chid : 0) + ohw * p.Chid));
-    uint8_t* hid = shared.data();                                  // [H][W][Chid] expanded
+    shared.resize(static_cast<size_t>((p.expand ? hw * p.Chid : 0) + ohw * p.Chid + 64));
+    const uintptr_t a = reinterpret_cast<uintptr_t>(shared.data());
+    uint8_t* hid = shared.data() + (64 - a % 64) % 64;             // [H][W][Chid] expanded
     uint8_t* dwo_all = hid + (p.expand ? hw * p.Chid : 0);         // [OH][OW][Chid] depthwised
     // Channels c of n pixels at stride C, in place: a table stage on a thread's share.
     auto lut_cols = [&](const uint8_t* lut, uint8_t* base, int64_t n, int64_t C, int64_t c0, int64_t c1) {
@@ -474,7 +519,7 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
           if (p.p.lut) lut_cols(p.p.lut, out_n, ohw, p.Cout, n0, n1);
           if (p.residual)
             for (int64_t i = 0; i < ohw; ++i)
-              residual_add(aq, x_n + i * p.Cin + n0, out_n + i * p.Cout + n0, out_n + i * p.Cout + n0, n1 - n0);
+              add(aq, x_n + i * p.Cin + n0, out_n + i * p.Cout + n0, out_n + i * p.Cout + n0, n1 - n0);
         }
         if (n + 1 < p.N) {
 #pragma omp barrier  // the next image overwrites the shared buffers
@@ -510,7 +555,7 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
       if (p.d.lut) lutfn(p.d.lut, dwo, out_px * p.Chid);
       ps.run(gemm, dwo, out_px, out_n, rs_p);
       if (p.p.lut) lutfn(p.p.lut, out_n, out_px * p.Cout);
-      if (p.residual) residual_add(aq, x_n, out_n, out_n, out_px * p.Cout);
+      if (p.residual) add(aq, x_n, out_n, out_n, out_px * p.Cout);
     };
     // Each thread an equal run of images (as schedule(static) over single images), in equal groups.
     const int team = static_cast<int>(std::min<int64_t>(nt, p.N));
@@ -588,7 +633,7 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
         uint8_t* y = out_n + (r0 * OW + c0) * p.Cout;
         ps.run(gemm, dwo, px, y, rs_p);
         if (p.p.lut) lutfn(p.p.lut, y, px * p.Cout);
-        if (p.residual) residual_add(aq, x_n + (r0 * p.W + c0) * p.Cin, y, y, px * p.Cout);
+        if (p.residual) add(aq, x_n + (r0 * p.W + c0) * p.Cin, y, y, px * p.Cout);
       };
       if (chunk >= OW) {
         step(b0, b1, 0, OW);

@@ -21,6 +21,7 @@
 #include "dispatch/isa.h"
 #include "kernels/q8-dwconv/q8_dwconv.h"
 #include "kernels/q8-dwconv/q8_dwconv_kernels.h"
+#include "kernels/q8-eltwise/q8_residual_add.h"
 #include "kernels/q8-gemm/q8_gemm.h"
 #include "kernels/q8-gemm/q8_gemm_kernels.h"
 #include "kernels/q8-lut/q8_lut_kernels.h"
@@ -304,6 +305,49 @@ TEST(Q8InvertedResidual, ResidualAddTies) {
   b.p.out_scale = 1.0;
   check(b, {0}, {1});
 }
+
+#if defined(MK_X86)
+namespace mk {
+void q8_residual_add_avx512(const AddQuant& q, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n);
+}
+
+TEST(Q8InvertedResidual, Avx512ResidualAddEqualsBaselineLoop) {
+  // The fused block's AVX-512 epilogue add against the baseline loop the standalone add runs:
+  // every length 0..99 (the 32-byte loop, the masked tail), both dtypes on each side, exact-half
+  // ratios (ties) and ratios that clamp, in place on b and out of place; bytes around the output
+  // stay untouched.
+  if (!isa_supported(Isa::avx512)) GTEST_SKIP() << "no AVX-512";
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> byte(0, 255), zp(0, 255);
+  const double ratios[][3] = {{0.5, 0.25, 1.0}, {0.03, 0.05, 0.06}, {0.9, 1.7, 0.2}, {0.01, 0.02, 0.5}};
+  int checked = 0;
+  for (int r = 0; r < 64; ++r) {
+    const bool as = r & 1, bs = (r >> 1) & 1, os = (r >> 2) & 1, in_place = (r >> 3) & 1;
+    const double* f = ratios[(r >> 4) & 3];
+    const int32_t lo = os ? -128 : 0;
+    const AddQuant q = make_add_quant(f[0], (as ? -128 : 0) + zp(rng), as, f[1], (bs ? -128 : 0) + zp(rng), bs, f[2],
+                                      lo + zp(rng), os);
+    for (int64_t n = 0; n < 100; ++n) {
+      std::vector<uint8_t> a(n), b(n + 2), want(n + 2), got(n + 2);
+      for (auto& v : a) v = uint8_t(byte(rng));
+      for (auto& v : b) v = uint8_t(byte(rng));
+      want = b;
+      got = b;
+      residual_add(q, a.data(), b.data() + 1, want.data() + 1, n);
+      if (in_place) {
+        q8_residual_add_avx512(q, a.data(), got.data() + 1, got.data() + 1, n);
+      } else {
+        got.assign(n + 2, 0x5A);
+        want.front() = want.back() = 0x5A;
+        q8_residual_add_avx512(q, a.data(), b.data() + 1, got.data() + 1, n);
+      }
+      ASSERT_EQ(got, want) << "n " << n << " case " << r;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 6400);
+}
+#endif
 
 TEST(Q8InvertedResidual, RejectsBadInput) {
   std::mt19937 rng(3);
