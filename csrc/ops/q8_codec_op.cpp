@@ -192,9 +192,21 @@ void q8_global_avgpool(const uint8_t* x, int64_t N, int64_t HW, int64_t C, doubl
   }
 }
 
+#if defined(MK_X86)
+void q8_residual_add_avx512(const AddQuant& q, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n);
+#endif
+
+Q8AddFn q8_add_kernel(Isa level) {
+#if defined(MK_X86)
+  if (resolve_isa(level, [](Isa i) { return i == Isa::avx512; }) == Isa::avx512) return q8_residual_add_avx512;
+#endif
+  (void)level;
+  return residual_add;
+}
+
 void q8_add(const uint8_t* a, double sa, int32_t za, const uint8_t* b, double sb, int32_t zb, double so,
             int32_t zo, uint8_t* out, int64_t n, bool a_signed, bool b_signed, bool out_signed) {
-  residual_add(make_add_quant(sa, za, a_signed, sb, zb, b_signed, so, zo, out_signed), a, b, out, n);
+  q8_add_kernel(active_isa())(make_add_quant(sa, za, a_signed, sb, zb, b_signed, so, zo, out_signed), a, b, out, n);
 }
 
 void q8_mul_channel_gate(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double s, int32_t z,

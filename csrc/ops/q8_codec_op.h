@@ -10,6 +10,8 @@
 #pragma once
 #include <cstdint>
 
+#include "dispatch/isa.h"
+#include "kernels/q8-eltwise/q8_residual_add.h"
 #include "kernels/q8-stem/q8_stem_kernels.h"
 
 namespace mk {
@@ -29,6 +31,12 @@ void q8_dequantize_f32(const uint8_t* q, int64_t n, double scale, int32_t zp, fl
 //   acc = sum(q) - zp * HW  (int32);  clamp(round(float(acc) * float(scale / (HW * y_scale))) + y_zp, 0, 255)
 void q8_global_avgpool(const uint8_t* x, int64_t N, int64_t HW, int64_t C, double scale, int32_t zp,
                        double y_scale, int32_t y_zp, uint8_t* y, int num_threads = 1);
+
+// The residual add loop for an ISA level: AVX-512 (kernels/q8-eltwise/q8_residual_add_avx512.cpp)
+// where the level reaches avx512, else the baseline loop of q8_residual_add.h; the same bytes
+// either way. q8_add and the fused int8 block's epilogue both run it.
+using Q8AddFn = void (*)(const AddQuant&, const uint8_t*, const uint8_t*, uint8_t*, int64_t);
+Q8AddFn q8_add_kernel(Isa level);
 
 // The int8 residual add on byte codes (quant.modules.qadd), n elements (out may alias a or b):
 //   clamp(round(f32(a - za) * f32(sa / so) + f32(b - zb) * f32(sb / so)) + zo, out range)

@@ -12,6 +12,7 @@
 
 #include "kernels/q8-dwconv/q8_dwconv_kernels.h"
 #include "kernels/q8-eltwise/q8_residual_add.h"
+#include "ops/q8_codec_op.h"
 #include "kernels/q8-gemm/q8_gemm_kernels.h"
 #include "kernels/q8-lut/q8_lut_kernels.h"
 #include "ops/q8_dwconv_op.h"
@@ -21,10 +22,6 @@
 
 namespace mk {
 
-#if defined(MK_X86)
-// kernels/q8-eltwise/q8_residual_add_avx512.cpp: residual_add 16 lanes at a time, same bytes.
-void q8_residual_add_avx512(const AddQuant& q, const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n);
-#endif
 
 namespace {
 
@@ -44,17 +41,6 @@ const Q8DwconvKernel& dw_kernel(Isa level) {
 
 const Q8LutKernel& lut_kernel(Isa level) { return kernel_for(kQ8LutKernels, level); }
 
-// The residual add of the block's epilogue: the AVX-512 loop where the active level reaches
-// avx512, else the baseline loop the standalone q8_add runs (the same bytes either way). On
-// V2 block 3 (56x56x24) the baseline add was ~16% of the fused block's time.
-using AddFn = void (*)(const AddQuant&, const uint8_t*, const uint8_t*, uint8_t*, int64_t);
-AddFn add_kernel(Isa level) {
-#if defined(MK_X86)
-  if (resolve_isa(level, [](Isa i) { return i == Isa::avx512; }) == Isa::avx512) return q8_residual_add_avx512;
-#endif
-  (void)level;
-  return residual_add;
-}
 
 // The setup/run split of a kernel given by its run function (tests pass kernels explicitly):
 // nullptr when it has none (or is not in the tables), then it prepares per call.
@@ -460,7 +446,7 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
   if (p.N == 0) return;
 
   // the residual add (out, b in place) as quant's qadd rounds it
-  const AddFn add = add_kernel(active_isa());
+  const Q8AddFn add = q8_add_kernel(active_isa());  // the AVX-512 loop where the level has it
   const AddQuant aq = p.residual ? make_add_quant(p.x_scale, p.x_zp, p.x_signed, p.p.out_scale(), p.p.out_zp(),
                                                   p.y_signed, p.out_scale, p.out_zp, p.y_signed)
                                  : AddQuant{};

@@ -44,7 +44,7 @@ def _check(a, sa, za, b, sb, zb, so, zo, dt):
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_random_bit_exact(seed):
+def test_random_bit_exact(isa, seed):  # each level: the baseline loop, or AVX-512 from avx512 up
     rnd = random.Random(seed)
     g = torch.Generator().manual_seed(seed)
     shape = (rnd.choice([0, 1, 3]) if seed % 10 == 0 else rnd.choice([1, 3]), rnd.randint(1, 37),
@@ -58,7 +58,7 @@ def test_random_bit_exact(seed):
 
 
 @pytest.mark.parametrize("dt", DTYPES)
-def test_ties_round_half_even_and_saturation(dt):
+def test_ties_round_half_even_and_saturation(isa, dt):
     lo, hi = RANGE[dt]
     a = torch.arange(lo, hi + 1, dtype=torch.int64).to(dt).reshape(1, 1, 16, 16)
     b = a.flip(2)

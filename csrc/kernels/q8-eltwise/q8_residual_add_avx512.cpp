@@ -1,6 +1,6 @@
-// The int8 residual add (q8_residual_add.h) 16 lanes at a time, AVX-512 (F + BW + VL), for the
-// fused int8 inverted-residual block's epilogue only (the standalone q8_add keeps the baseline
-// loop). The same operations per element in the same order as residual_add: widen, subtract
+// The int8 residual add (q8_residual_add.h) 16 lanes at a time, AVX-512 (F + BW + VL), run by
+// q8_add and the fused int8 inverted-residual block's epilogue where the active level reaches
+// avx512 (q8_add_kernel, ops/q8_codec_op.cpp). The same operations per element in the same order as residual_add: widen, subtract
 // the zero point, convert, multiply (rounded to fp32, never fused into an FMA: the asm barrier
 // below), add, max(v, lo) (NaN -> lo), min(v, hi), round half to even (MXCSR default), + zo;
 // the result is inside the byte range, so truncating to a byte is exact. The tail runs masked.
