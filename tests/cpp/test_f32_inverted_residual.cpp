@@ -214,7 +214,7 @@ TEST(F32InvertedResidual, ChannelTiles) {
 }
 
 TEST(F32InvertedResidual, ThreadsSplitHiddenChannelsOnSmallImages) {
-  // OH <= 14, a batch that does not spread over the threads (N = 1, 3): threads expand and
+  // OH <= 7, a batch that does not spread over the threads (N = 1, 3): threads expand and
   // depthwise 32 hidden channels per item, then project (output columns, pixels) items. Ragged
   // hidden widths, every project activation, residual and not, stride 1 and 2, forced bands
   // and tiles (which then apply to one thread only), 2 and 3 threads.
@@ -233,8 +233,8 @@ TEST(F32InvertedResidual, ThreadsSplitHiddenChannelsOnSmallImages) {
 
 TEST(F32InvertedResidual, ThreadsAndBandsOnMobileNetRowCounts) {
   // The row counts of MobileNet maps (7, 14, 28) and odd ones around them (13, 15), batch 1 and
-  // 3, 2 and 3 threads: row splits into pieces (15, 28 rows; 14 rows when the hidden width is
-  // too narrow to split), channel splits (7, 13, 14 rows), automatic and forced bands.
+  // 3, 2 and 3 threads: row splits into pieces (13, 14, 15, 28 rows), channel splits (7 rows),
+  // automatic and forced bands.
   std::mt19937 rng(27);
   struct S { int64_t n, h, w, cin, t, cout, s; };
   for (const S& c : {S{1, 14, 14, 16, 6, 16, 1}, S{3, 14, 14, 16, 6, 24, 1}, S{1, 7, 7, 24, 6, 24, 1},

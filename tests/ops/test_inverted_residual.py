@@ -115,7 +115,7 @@ def test_kernel_sizes_padding_activations(f32_isa, k, stride, pad, acts):
 @pytest.mark.parametrize("n, h, w", [(3, 17, 11), (2, 13, 11), (1, 13, 11), (3, 7, 7), (1, 7, 7)])
 def test_threads_give_one_threads_bits(n, h, w):
     # Threads splitting rows (or images) leave every sum as one thread computes it. On a small
-    # image (<= 14 output rows) with a batch that does not spread over the threads, they split
+    # image (<= 7 output rows) with a batch that does not spread over the threads, they split
     # the hidden channels of the expand + depthwise, then the project's output columns: the same
     # full-width sums again. So 1, 2 and 3 threads give identical bits.
     blk = torch_block(24, 24, 1, 6, 5)
