@@ -75,17 +75,19 @@ struct Prepared {
 using irbands::in_rows;
 using irbands::pieces_per_image;
 
-// Images of at most this many output rows from inputs under 28 rows (14x14 and 7x7 in
-// MobileNets; the 1/8 scratch rule holds from 28 rows on) split their hidden channels between
+// Images of at most this many output rows from inputs under 28 rows (7x7 in MobileNets; the
+// 1/8 scratch rule holds from 28 rows on) split their hidden channels between
 // threads when the batch cannot go one image per thread, as the fp32 blocks do: split by rows,
 // 7 rows run 4:3 and both threads expand the halo rows. Each thread expands and depthwises its
 // 16-channel blocks of the whole image into shared buffers (int8, <= 113 KB on MobileNetV2),
 // then, after a barrier, projects its blocks of output channels (+ table, + residual) from all
 // hidden channels, so every output byte is computed exactly as the unfused ops compute it.
-// Measured against the row split (V2 blocks, batch 1, 2 threads, the busier thread's CPU time
-// per call, bench_q8_inverted_residual fused_2t_cpu): 7x7 0.82x, 14 -> 7 s2 0.90x, 14x14
-// 0.95-0.98x.
-constexpr int64_t kSplitMaxRows = 14;
+// Measured against the row split (Zen 3, V2 blocks, batch 1, 2 threads, the busier thread's CPU
+// time per call, bench_q8_inverted_residual fused_2t_cpu): 7x7 0.82x, 14 -> 7 s2 0.90x, 14x14
+// 0.95-0.98x. On the AVX-512/AMX Xeon (wall time, bench_blocks.py --dtype int8 --threads 2,
+// A/B/A runs) the 14-row blocks 8-13 ran at 0.86-1.05x of the three unfused convs with the
+// channel split and at 1.26-1.38x with row pieces, so only 7-row outputs split channels (as fp32).
+constexpr int64_t kSplitMaxRows = 7;
 
 bool channel_split(const Q8InvertedResidualParams& p, int nt) {
   return nt > 1 && p.N % nt != 0 && p.OH() <= kSplitMaxRows && p.H < 28 &&

@@ -454,8 +454,8 @@ TEST(Q8InvertedResidual, RejectsBadTableQparams) {
 }
 
 TEST(Q8InvertedResidual, ChannelSplitSmallImages) {
-  // Small images whose batch does not spread over the threads: the threads split the hidden
-  // channels (expand + depthwise per 16-channel share of the whole image, then the projection
+  // Small images (<= 7 output rows) whose batch does not spread over the threads: the threads
+  // split the hidden channels (expand + depthwise per 16-channel share of the whole image, then the projection
   // per share of output channels). Ragged hidden widths (not multiples of 16, odd), t == 1,
   // stride 2, kernel 5, batch 1 and 3, with and without residual, tables, weight zero points
   // (row sums), both dtypes; each against the unfused ops, on 1, 2 and 3 threads.
@@ -465,9 +465,9 @@ TEST(Q8InvertedResidual, ChannelSplitSmallImages) {
                      S{3, 7, 7, 24, 5, 24, 1, 3, true, 0, false, false, true},      // batch 3, row sums
                      S{1, 7, 5, 100, 1, 100, 1, 3, true, 0, false, false, false},   // t == 1
                      S{1, 13, 13, 16, 6, 56, 2, 3, false, 0, true, true, false},    // stride 2, 13 -> 7
-                     S{3, 14, 14, 16, 6, 48, 1, 5, false, 3, false, false, false},  // kernel 5, tables
-                     S{1, 11, 9, 13, 7, 35, 1, 3, false, 7, true, false, true},     // odd hidden 91
-                     S{1, 9, 9, 40, 3, 40, 1, 5, true, 2, false, true, false}}) {
+                     S{3, 7, 7, 16, 6, 48, 1, 5, false, 3, false, false, false},    // kernel 5, tables
+                     S{1, 7, 9, 13, 7, 35, 1, 3, false, 7, true, false, true},      // odd hidden 91, 7x9
+                     S{1, 6, 9, 40, 3, 40, 1, 5, true, 2, false, true, false}}) {
     Block b = make_block(rng, s.n, s.h, s.w, s.cin, s.t, s.cout, s.s, s.k, s.res, s.xs, s.ys, true, s.wzp);
     if (s.luts) add_luts(b, rng, s.luts);
     const bool three = s.n % 3 != 0;  // 3 threads split only when the batch does not spread
@@ -486,7 +486,7 @@ TEST(Q8InvertedResidual, ChannelSplitSmallImages) {
 
 TEST(Q8InvertedResidual, ChannelSplitOnlyOnSmallImages) {
   std::mt19937 rng(22);
-  const Block small = make_block(rng, 1, 14, 14, 16, 6, 32, 1, 3, true, false, false, true, false);
+  const Block small = make_block(rng, 1, 7, 7, 16, 6, 32, 1, 3, true, false, false, true, false);
   EXPECT_TRUE(q8_inverted_residual_splits_channels(small.p, 2));
   Q8InvertedResidualParams p = small.p;
   p.N = 2;  // one image per thread instead
@@ -497,7 +497,9 @@ TEST(Q8InvertedResidual, ChannelSplitOnlyOnSmallImages) {
   p.residual = false;
   EXPECT_FALSE(q8_inverted_residual_splits_channels(p, 2));
   p = small.p;
-  p.H = 15;  // 15 output rows
+  p.H = 8;  // 8 output rows
+  EXPECT_FALSE(q8_inverted_residual_splits_channels(p, 2));
+  p.H = p.W = 14;  // 14 output rows: row pieces (measured faster on the AVX-512/AMX Xeon)
   EXPECT_FALSE(q8_inverted_residual_splits_channels(p, 2));
 }
 

@@ -114,7 +114,8 @@ def test_mobilenet_v2_blocks(isa, res):
 def test_small_images_threads(isa, n):
     # V2's 14x14 and 7x7 blocks (plus a ragged hidden width, a table-free t == 1 and kernel 5) on
     # 2 and 3 threads with a batch that does not spread over them: the threads split the hidden
-    # channels there (C++ test ChannelSplitSmallImages checks that the split is taken).
+    # channels of the 7-row outputs, the rows of the 14-row ones (C++ test ChannelSplitSmallImages
+    # checks that the split is taken).
     g = torch.Generator().manual_seed(40 + n)
     shapes = [(h, cin, t, cout, s, 3, None) for h, cin, t, cout, s in V2_BLOCKS if h <= 14]
     shapes += [(7, 40, 6, 40, 1, 5, 200), (9, 72, 1, 72, 1, 3, None), (13, 24, 6, 40, 2, 5, None)]
@@ -157,14 +158,18 @@ def test_info_channel_split_shared_bytes():
     # between the threads: reported apart from the per-thread bytes (int32 row sums there).
     g = torch.Generator().manual_seed(80)
     blk = Block(g, 64, 6, 64)
-    x = torch.empty((1, 64, 14, 14), dtype=torch.uint8)
+    x = torch.empty((1, 64, 7, 7), dtype=torch.uint8)
     info = qops.qinverted_residual_info(x, blk.packs, blk.x_scale, blk.x_zp, blk.qparams, 1,
                                         out_qparams=blk.out_qparams, num_threads=2)
-    assert info["scratch_bytes_shared"] == 2 * 14 * 14 * 384
+    assert info["scratch_bytes_shared"] == 2 * 7 * 7 * 384
     assert info["scratch_bytes_per_thread"] == 0  # no weight zero points: no row sums
     info = qops.qinverted_residual_info(x, blk.packs, blk.x_scale, blk.x_zp, blk.qparams, 1,
                                         out_qparams=blk.out_qparams, num_threads=1)
     assert info["scratch_bytes_shared"] == 0 and info["scratch_bytes_per_thread"] > 0
+    # 14 output rows split rows (pieces of 7) on 2 threads: nothing shared
+    info = qops.qinverted_residual_info(torch.empty((1, 64, 14, 14), dtype=torch.uint8), blk.packs, blk.x_scale,
+                                        blk.x_zp, blk.qparams, 1, out_qparams=blk.out_qparams, num_threads=2)
+    assert info["scratch_bytes_shared"] == 0
 
 
 ODD = list(itertools.product([1, 2, 3, 5, 8, 13, 17], [1, 4, 6]))
