@@ -19,9 +19,16 @@ namespace {
 // M = 1 always loses (0.4-0.8x, up to 0.8x at K = N = 576), M = 4..32 loses below ~2^17
 // multiply-adds (M x K x N = 16x64x64: 1.0x, 32x32x64: 0.87x, 32x160x16: 0.76x) and wins above
 // (32x64x64: 1.2x, 4x576x576: 1.1x, 16x160x576: 2x); every MobileNetV2 1x1 layer at batch 1
-// (M >= 49, >= 2^19 multiply-adds) runs 1.3-5x faster on AMX.
+// (M >= 49, >= 2^19 multiply-adds) runs 1.3-5x faster on AMX. Under 32 rows with K <= 64 AMX
+// loses even above 2^17: the one row block is partly empty and each C tile gets a single 64-k
+// step, so its tile store and requantizing reload are not amortised. Measured on the fused int8
+// block's per-row expand calls (28 x 32 x 192, V2 blocks 5 and 6; thread CPU time, in-process
+// A/B): ~9% faster on those blocks with VNNI; calls of K > 64 (14 x 192 x 32) or up to 63 rows
+// (56 x 32 x 192) were 2-3% slower on VNNI, so they stay on AMX.
 #if defined(MK_X86)
-bool amx_pays(int64_t M, int64_t K, int64_t N) { return M >= 4 && M * K * N >= (int64_t(1) << 17); }
+bool amx_pays(int64_t M, int64_t K, int64_t N) {
+  return M >= 4 && M * K * N >= (int64_t(1) << 17) && (M >= 32 || K > 64);
+}
 
 void q8_gemm_amx_where_it_pays(const Q8GemmParams& p, int64_t m_begin, int64_t m_end, int64_t n_begin,
                                int64_t n_end) {
@@ -31,7 +38,7 @@ void q8_gemm_amx_where_it_pays(const Q8GemmParams& p, int64_t m_begin, int64_t m
 // What the amx level runs (the op and the fused int8 block): the table's AMX kernel (which the
 // tests and benchmarks call directly) behind the size rule above.
 constexpr Q8GemmKernel kAmxWherePays{Isa::amx, q8_gemm_amx_where_it_pays, false,
-                                     "amx/32x32-tdpbusd (avx512vnni tiles for calls under 4 rows or 2^17 MACs)"};
+                                     "amx/32x32-tdpbusd (avx512vnni tiles for calls under 4 rows or 2^17 MACs, or under 32 rows at K <= 64)"};
 #endif
 
 }  // namespace

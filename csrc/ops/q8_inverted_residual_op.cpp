@@ -12,17 +12,15 @@
 
 #include "kernels/q8-dwconv/q8_dwconv_kernels.h"
 #include "kernels/q8-eltwise/q8_residual_add.h"
-#include "ops/q8_codec_op.h"
 #include "kernels/q8-gemm/q8_gemm_kernels.h"
 #include "kernels/q8-lut/q8_lut_kernels.h"
 #include "ops/q8_dwconv_op.h"
 #include "ops/ir_bands.h"
+#include "ops/q8_codec_op.h"
 #include "ops/q8_gemm_op.h"
 #include "ops/q8_quant_op.h"
 
 namespace mk {
-
-
 namespace {
 
 void require(bool ok, const std::string& what) {
@@ -40,7 +38,6 @@ const Q8DwconvKernel& dw_kernel(Isa level) {
 }
 
 const Q8LutKernel& lut_kernel(Isa level) { return kernel_for(kQ8LutKernels, level); }
-
 
 // The setup/run split of a kernel given by its run function (tests pass kernels explicitly):
 // nullptr when it has none (or is not in the tables), then it prepares per call.
@@ -193,27 +190,7 @@ Q8Quant stage_quant(double xs, int32_t xz, bool xsig, const Q8StageQuant& s, boo
 // Per-call GEMM preparation, computed exactly as q8_gemm_run_with does (ops/q8_gemm_op.cpp):
 // effective bias, requantization scales, the sign flip into the kernel's domain and the weight
 // zero points that need row sums. Per band only x, y, M and the row sums change.
-// Small band calls at the amx level. The op's GEMM there (q8_gemm_kernel) runs AMX wherever
-// M x K x N >= 2^17, which a band's call of one 28-pixel expanded row reaches (V2 blocks 5 and 6:
-// 28 x 32 x 192). With fewer than 32 rows the one AMX row block is partly empty, and with K <= 64
-// each C tile gets a single 64-k step, so its tile store and requantizing reload are not
-// amortised: those calls run the AVX512-VNNI kernel (the level's own fallback, same bytes: both
-// sum exactly in int32 and share the requantizing epilogue). Measured (thread CPU time, 1 thread,
-// in-process A/B against AMX on every call): blocks 5 and 6 ~9% faster, the 17-block sum 1-2%;
-// also sending calls of K > 64 (block 7's 14-row project, K = 192) or of up to 63 rows (block 7's
-// 56-row expand) to VNNI made block 7 2-3% slower, so those stay on AMX.
-constexpr int64_t kSmallCallRows = 32, kSmallCallK = 64;
-
-Q8GemmFn small_call_kernel(Q8GemmFn gemm) {
-#if defined(MK_X86)
-  if (isa_supported(Isa::amx) && gemm == q8_gemm_kernel(Isa::amx).run) return q8_gemm_avx512vnni;
-#endif
-  (void)gemm;
-  return nullptr;
-}
-
 struct GemmStage {
-  Q8GemmFn small_fn = nullptr;  // small_call_kernel: run instead for calls under kSmallCallRows rows
   Q8GemmParams base{};
   std::vector<int32_t> bias_eff, wzp_pad;
   std::vector<float> scale;
@@ -258,7 +235,6 @@ struct GemmStage {
   // rows N wide); rowsum: M int32 of scratch (used only with zero points).
   void run(Q8GemmFn fn, const uint8_t* x, int64_t M, uint8_t* y, int32_t* rowsum, int64_t n_begin = 0,
            int64_t n_end = -1) const {
-    if (small_fn && M < kSmallCallRows && base.K <= kSmallCallK) fn = small_fn;
     Q8GemmParams g = base;
     g.M = M;
     g.x = x;
@@ -441,7 +417,6 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
   const Q8Quant qd = p.expand ? stage_quant(p.e.out_scale(), p.e.out_zp(), p.y_signed, p.d, p.y_signed)
                               : stage_quant(p.x_scale, p.x_zp, p.x_signed, p.d, p.y_signed);
   ds.prepare(dw_pack, dw_bytes, p.Chid, p.K, qd);
-  es.small_fn = ps.small_fn = small_call_kernel(gemm);
   ps.prepare(project_pack, project_bytes, p.Chid, p.Cout,
              stage_quant(p.d.out_scale(), p.d.out_zp(), p.y_signed, p.p, p.y_signed), gemm_signed_x, gemm_prep);
   const uint8_t* e_lut = p.expand ? p.e.lut : nullptr;

@@ -21,8 +21,8 @@ Ops:
   with ``padding`` as ``[top, bottom, left, right]``.
 
 Paths (forced with ``mobilekernels.set_isa``): scalar, avx2 (exact VPMADDWD), avxvnni /
-avx512vnni (VPDPBUSD), amx (TDPBUSD tiles; calls under 4 rows or 2^17 multiply-adds run
-avx512vnni), neon, neondot (SDOT), neoni8mm (SMMLA).
+avx512vnni (VPDPBUSD), amx (TDPBUSD tiles; calls under 4 rows or 2^17 multiply-adds, or
+under 32 rows at K <= 64, run avx512vnni), neon, neondot (SDOT), neoni8mm (SMMLA).
 ``qops.kernel_names()`` tells which kernel runs.
 
 The pack is a plain 1-D uint8 tensor (64-byte header: magic ``MKQ8``, version, kind, Cin, Cout,
