@@ -12,6 +12,7 @@
 #include "kernels/f32-gemm/f32_gemm_kernels.h"
 #include "ops/f32_conv1x1_op.h"
 #include "ops/f32_dwconv_op.h"
+#include "ops/aligned_scratch.h"
 #include "ops/ir_bands.h"
 #include "ops/work_ranges.h"
 #include "kernels/scalar_activation.h"
@@ -85,19 +86,10 @@ void dw_tile_pack(const float* dpk, int64_t chid, int64_t taps, int64_t c0, int6
               sizeof(float) * tpad);
 }
 
-// `floats` floats at a 64-byte boundary in `v` (grown as needed, kept): the kernels' vector
-// rows must not straddle cache lines (malloc's 16-byte alignment split every zmm access).
-float* aligned_floats(std::vector<float>& v, int64_t floats) {
-  constexpr int64_t kAlign = 64 / sizeof(float);
-  if (static_cast<int64_t>(v.size()) < floats + kAlign) v.resize(static_cast<size_t>(floats + kAlign));
-  const uintptr_t a = reinterpret_cast<uintptr_t>(v.data());
-  return v.data() + ((64 - a % 64) % 64) / sizeof(float);
-}
-
 float* thread_scratch(int64_t floats) {
   // Reused across calls: the fused block's whole point is a small buffer that stays hot.
   static thread_local std::vector<float> buf;
-  return aligned_floats(buf, floats);
+  return aligned_in(buf, floats);
 }
 
 // The small-image split (see kSplitMaxRows) in two phases of one parallel region. Phase 1,
@@ -119,7 +111,7 @@ void run_split(const F32InvertedResidualParams& p, const float* x, const float* 
   const int64_t chunks = std::min(tiles_px, std::max<int64_t>(1, ceil_div(8 * nt, p.N * out_units)));
   const int64_t chunk_px = ceil_div(tiles_px, chunks) * gk.mr, px_chunks = ceil_div(px, chunk_px);
   static thread_local std::vector<float> d_v;
-  float* d = aligned_floats(d_v, p.N * px * C);
+  float* d = aligned_in(d_v, p.N * px * C);
   static thread_local WorkRanges ranges_tl[2];  // the caller's, shared by the team
   WorkRanges& phase1 = ranges_tl[0];
   WorkRanges& phase2 = ranges_tl[1];
@@ -235,7 +227,7 @@ void f32_inverted_residual_run(const F32InvertedResidualParams& p, const float* 
   static thread_local std::vector<float> tile_packs;
   float* tile_pack_data = nullptr;
   if (tiles > 1) {
-    tile_pack_data = aligned_floats(tile_packs, tiles * tpad * (taps + 1));
+    tile_pack_data = aligned_in(tile_packs, tiles * tpad * (taps + 1));
     for (int64_t j = 0; j < tiles; ++j)
       dw_tile_pack(dpk, p.Chid, taps, j * ct, std::min(ct, p.Chid - j * ct),
                    tile_pack_data + j * tpad * (taps + 1));

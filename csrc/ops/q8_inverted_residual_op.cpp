@@ -15,6 +15,7 @@
 #include "kernels/q8-gemm/q8_gemm_kernels.h"
 #include "kernels/q8-lut/q8_lut_kernels.h"
 #include "ops/q8_dwconv_op.h"
+#include "ops/aligned_scratch.h"
 #include "ops/ir_bands.h"
 #include "ops/q8_codec_op.h"
 #include "ops/q8_gemm_op.h"
@@ -173,14 +174,9 @@ int64_t group_for(const Q8InvertedResidualParams& p, int64_t band, int64_t chunk
 }
 
 uint8_t* thread_scratch(int64_t bytes) {
-  // Reused across calls (the point is a small buffer that stays hot). 64-byte aligned: from
-  // malloc's 16-byte alignment a row of 64 channels straddled two cache lines, so every full
-  // vector load and store of the kernels on the scratch split.
-  static thread_local std::vector<int32_t> buf;
-  const size_t ints = static_cast<size_t>(ceil_div(bytes, 4) + 16);
-  if (buf.size() < ints) buf.resize(ints);
-  const uintptr_t a = reinterpret_cast<uintptr_t>(buf.data());
-  return reinterpret_cast<uint8_t*>(buf.data()) + (64 - a % 64) % 64;
+  // Reused across calls (the point is a small buffer that stays hot); 64-byte aligned.
+  static thread_local std::vector<uint8_t> buf;
+  return aligned_in(buf, bytes);
 }
 
 Q8Quant stage_quant(double xs, int32_t xz, bool xsig, const Q8StageQuant& s, bool ysig) {
@@ -444,9 +440,7 @@ void q8_inverted_residual_run_with(Q8GemmFn gemm, bool gemm_signed_x, Q8DwconvFn
   if (split) {
     const int64_t hw = p.H * p.W, ohw = OH * OW;
     static thread_local std::vector<uint8_t> shared;  // the calling thread's, read by the team
-    shared.resize(static_cast<size_t>((p.expand ? hw * p.Chid : 0) + ohw * p.Chid + 64));
-    const uintptr_t a = reinterpret_cast<uintptr_t>(shared.data());
-    uint8_t* hid = shared.data() + (64 - a % 64) % 64;             // [H][W][Chid] expanded
+    uint8_t* hid = aligned_in(shared, (p.expand ? hw * p.Chid : 0) + ohw * p.Chid);  // [H][W][Chid] expanded
     uint8_t* dwo_all = hid + (p.expand ? hw * p.Chid : 0);         // [OH][OW][Chid] depthwised
     // Channels c of n pixels at stride C, in place: a table stage on a thread's share.
     auto lut_cols = [&](const uint8_t* lut, uint8_t* base, int64_t n, int64_t C, int64_t c0, int64_t c1) {
