@@ -152,16 +152,13 @@ def _run_call(call, x: torch.Tensor, packed_ptr: int, packed_numel: int, out=Non
     by pointer and size (its header is checked by C++) into a new channels_last output, or into
     ``out`` (checked here)."""
     shape, strides, cpp = call
-    given = out is not None
-    if not given:
+    x = x.contiguous(memory_format=_CHANNELS_LAST)  # no copy when x is NHWC in memory
+    if out is None:
         out = empty_f32(shape, strides)
+    else:
+        _check_out(out, shape, strides, x)
     if cpp is not None:  # None: empty batch
-        x = x.contiguous(memory_format=_CHANNELS_LAST)  # no copy when x is NHWC in memory
-        if given:
-            _check_out(out, shape, strides, x)
         cpp.run(x.data_ptr(), packed_ptr, packed_numel, out.data_ptr(), _num_threads())
-    elif given:
-        _check_out(out, shape, strides, None)
     return out
 
 
@@ -179,7 +176,7 @@ def _check_out(out, shape, strides, x) -> None:
                          f"{tuple(out.stride())}: make it with torch.empty(..., memory_format=torch.channels_last)")
     if out.requires_grad and torch.is_grad_enabled():
         raise ValueError("out requires grad: out= writes outside autograd (use torch.no_grad / inference_mode)")
-    if x is not None and out.numel():
+    if out.numel() and x.numel():
         a, b = x.data_ptr(), out.data_ptr()
         if a < b + out.numel() * 4 and b < a + x.numel() * 4:
             raise ValueError("out overlaps x: the kernel reads x while it writes out")
