@@ -15,6 +15,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ._fast_call import FastCallMixin
 from ._pack_cache import cached_call, remember_call, tensor_key
 from .. import _C, _chain, _ops, _pwops
 from .._eager import unobserved
@@ -92,7 +93,7 @@ def _stages(body: nn.Module):
     return [tuple(s) for s in stages], se  # type: ignore[misc]
 
 
-class InvertedResidual(nn.Module):
+class InvertedResidual(FastCallMixin, nn.Module):
     """Fused inverted residual: 1x1 expand (+act) -> kxk depthwise stride s (+act) -> 1x1
     project (+act, usually none) -> + x when ``residual``. fp32, NCHW-shaped, channels_last out.
 
@@ -282,10 +283,16 @@ class InvertedResidual(nn.Module):
         """Hook of the unfused path between depthwise and project (SEInvertedResidual scales here)."""
         return y
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Eager inference first (cheapest checks first).
+    def _eager_call(self, x):
+        # Eager inference (cheapest checks first); None: forward's other routes decide.
         if not torch.is_grad_enabled() and type(x) is torch.Tensor and unobserved():
             return self._eager(x)
+        return None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._eager_call(x)
+        if out is not None:
+            return out
         if torch.is_grad_enabled() and (x.requires_grad or any(
                 t is not None and t.requires_grad for t in self._weights())) and not torch.compiler.is_compiling():
             return self._unfused(x)  # the fused op is inference-only

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._fast_call import FastCallMixin
 from ._pack_cache import CachedPackMixin, params_require_grad
 from .. import _chain, _ops
 from .._checks import conv_padding
@@ -15,7 +16,7 @@ _PLAN_SETTINGS = frozenset({"in_channels", "out_channels", "kernel_size", "strid
                             "groups", "padding_mode", "activation"})
 
 
-class DepthwiseConv2d(CachedPackMixin, nn.Conv2d):
+class DepthwiseConv2d(FastCallMixin, CachedPackMixin, nn.Conv2d):
     """Depthwise convolution with an optional fused activation.
 
     Same constructor arguments, parameter names and shapes as ``nn.Conv2d`` with
@@ -86,13 +87,19 @@ class DepthwiseConv2d(CachedPackMixin, nn.Conv2d):
     def _make_pack(self, weight, bias) -> torch.Tensor:
         return _ops.pack_dw(weight, bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _eager_call(self, x):
         # Eager inference, cheapest checks first: the same kernel as the registered op without the
         # dispatcher round trip, on the cached pack. With grad on it is still eager when nothing
-        # (x, weight, bias) requires grad.
+        # (x, weight, bias) requires grad. None: take the registered op.
         if type(x) is _Tensor and unobserved() and (
                 not _grad_enabled() or not (x.requires_grad or params_require_grad(self))):
             return self._plan.run(x, self._pack_ref())
+        return None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._eager_call(x)
+        if out is not None:
+            return out
         # Traced (fx, compile, export, jit), under a torch mode, a tensor subclass, or autograd:
         # the registered differentiable op on the raw weight, so graphs and modes record it and
         # training works.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._fast_call import FastCallMixin
 from ._pack_cache import CachedPackMixin, params_require_grad, remember_call
 from .. import _C, _chain, _ops, _pwops
 from .._checks import empty_f32
@@ -16,7 +17,7 @@ _num_threads = torch.get_num_threads
 _conv1x1 = _C.f32_conv1x1
 
 
-class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
+class PointwiseConv2d(FastCallMixin, CachedPackMixin, nn.Conv2d):
     """1x1 convolution (stride 1, no padding, groups 1) with an optional fused activation.
 
     Same parameter names and shapes as ``nn.Conv2d(in_channels, out_channels, 1)`` (weight
@@ -98,12 +99,18 @@ class PointwiseConv2d(CachedPackMixin, nn.Conv2d):
                      _num_threads())
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _eager_call(self, x):
         # Eager inference, cheapest checks first; with grad on still eager when nothing (x,
-        # weight, bias) requires grad.
+        # weight, bias) requires grad. None: take the registered op.
         if type(x) is _Tensor and unobserved() and (
                 not _grad_enabled() or not (x.requires_grad or params_require_grad(self))):
             return self._eager(x)
+        return None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._eager_call(x)
+        if out is not None:
+            return out
         # traced, under a torch mode, a tensor subclass, or autograd: the registered op on the raw weight
         return torch.ops.mobilekernels.conv1x1(x, self.weight, self.bias, self.activation)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._fast_call import FastCallMixin
 from ._pack_cache import CachedPackMixin, params_require_grad, remember_call
 from .. import _chain, _ops, _stemops
 from .._checks import conv_padding
@@ -15,7 +16,7 @@ _Tensor = torch.Tensor
 _F32 = torch.float32
 
 
-class StemConv2d(CachedPackMixin, nn.Conv2d):
+class StemConv2d(FastCallMixin, CachedPackMixin, nn.Conv2d):
     """Dense (groups 1) convolution with an optional fused activation, for few input channels.
 
     Same constructor arguments, parameter names and shapes as ``nn.Conv2d`` (weight
@@ -87,10 +88,16 @@ class StemConv2d(CachedPackMixin, nn.Conv2d):
             call = self._prepare(x)
         return _stemops.launch(x, self._pack_ref()[1], *call)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _eager_call(self, x):
         if type(x) is _Tensor and unobserved() and (
                 not _grad_enabled() or not (x.requires_grad or params_require_grad(self))):
             return self._eager(x)
+        return None  # take the registered op
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._eager_call(x)
+        if out is not None:
+            return out
         return torch.ops.mobilekernels.conv2d_stem(x, self.weight, self.bias, list(self.stride), list(self._pads),
                                                    list(self.dilation), self.activation)
 
