@@ -15,6 +15,10 @@ Extra columns, each only when its runtime is installed (tools/setup.sh installs 
            `session.run` (allocates its output), same session settings as `python -m mobilekernels bench`.
 --tflite-builtin adds TFLite's own kernels (no delegate): XNNPACK on vs off, same model.
 
+"floor": one streaming pass (`_C.stream_probe`, same threads) that reads the layer's input once
+and writes its output once: the time of the memory traffic alone, from the same cache state.
+"ours / floor" near 1 means the layer is bound by the memory system, not by the kernel.
+
     python bench/bench_dwconv.py [--threads 1 2] [--samples 11] [--json out.json] [--tflite-builtin]
 """
 from __future__ import annotations
@@ -45,7 +49,7 @@ def available(module: str, what: str, console) -> bool:
 
 
 def bench_layer(h, w, c, k, s, samples, nt, extras=()):
-    """``(flops, timings)``: timings maps "ours", "torch_nchw", "torch_channels_last" and each of
+    """``(flops, timings)``: timings maps "ours", "torch_nchw", "torch_channels_last", "floor" and each of
     ``extras`` ("xnnpack", "ort", "tflite_builtin") to {median, min, max} seconds, plus
     "xnnpack_pad_op" (whether the TFLite model needs a PAD op to pad like torch)."""
     torch.manual_seed(0)
@@ -61,7 +65,11 @@ def bench_layer(h, w, c, k, s, samples, nt, extras=()):
     ours = lambda: layer(x_cl)  # noqa: E731
     nchw = lambda: F.relu6(F.conv2d(x, weight, bias, s, p, 1, c), inplace=True)  # noqa: E731
     cl = lambda: F.relu6(F.conv2d(x_cl, weight, bias, s, p, 1, c), inplace=True)  # noqa: E731
-    fns = {"ours": ours, "torch_nchw": nchw, "torch_channels_last": cl}
+    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    floor_out = torch.empty(c * oh * ow)
+    floor = lambda: mk._C.stream_probe(x_cl.data_ptr(), x_cl.numel(), floor_out.data_ptr(),  # noqa: E731
+                                       floor_out.numel(), nt)
+    fns = {"ours": ours, "torch_nchw": nchw, "torch_channels_last": cl, "floor": floor}
     outputs = {"ours": ours}
     info = {}
     for name in extras:
@@ -86,7 +94,6 @@ def bench_layer(h, w, c, k, s, samples, nt, extras=()):
         err = (out().double() - ref).abs().max().item()
         if err > 1e-3:
             raise RuntimeError(f"{name}: mismatch {err} on {h}x{w}x{c} k{k} s{s}")
-    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
     flops = 2 * oh * ow * c * k * k
     return flops, dict(zip(fns, compare(list(fns.values()), samples=samples)), **info)
 
@@ -122,17 +129,18 @@ def main(argv=None):
             torch.set_num_threads(nt)
             table = Table(title=f"fp32 depthwise + bias + ReLU6, batch 1, {nt} thread(s) (median us; "
                                 f"'A vs B' = B time / A time)")
-            cols = ["layer HxWxC k s", "kernel", "ours", "GFLOP/s", "torch NCHW", "torch CL"]
+            cols = ["layer HxWxC k s", "kernel", "ours", "GFLOP/s", "floor", "ours / floor", "torch NCHW", "torch CL"]
             cols += [COLUMNS[e] for e in extras] + ["ours vs NCHW", "ours vs CL"]
             cols += [f"{COLUMNS[e]} vs CL" for e in extras] + (["ours vs XNNPACK"] if "xnnpack" in extras else [])
             for col in cols:
                 table.add_column(col, justify="right")
-            names = ["ours", "torch_nchw", "torch_channels_last"] + extras
+            names = ["ours", "floor", "torch_nchw", "torch_channels_last"] + extras
             tot = dict.fromkeys(names, 0.0)
 
             def cells(t):
                 o, cl = t["ours"], t["torch_channels_last"]
-                row = [f"{t[n]*1e6:.1f}" for n in ["torch_nchw", "torch_channels_last"] + extras]
+                row = [f"{t['floor']*1e6:.1f}", f"{o/t['floor']:.2f}"]
+                row += [f"{t[n]*1e6:.1f}" for n in ["torch_nchw", "torch_channels_last"] + extras]
                 row += [f"{t['torch_nchw']/o:.2f}x", f"{cl/o:.2f}x"] + [f"{cl/t[e]:.2f}x" for e in extras]
                 return row + ([f"{t['xnnpack']/o:.2f}x"] if "xnnpack" in extras else [])
 

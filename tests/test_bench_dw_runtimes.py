@@ -60,10 +60,10 @@ def test_bench_dwconv_runs_with_all_columns(tmp_path):
     r = subprocess.run([sys.executable, str(BENCH / "bench_dwconv.py"), "--threads", "1", "--samples", "1",
                         "--tflite-builtin", "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "ours vs XNNPACK" in r.stdout and "sum of 17" in r.stdout
+    assert "ours vs XNNPACK" in r.stdout and "sum of 17" in r.stdout and "ours / floor" in r.stdout
     rows = json.loads(out.read_text())["results"]
     assert len(rows) == 17
     for row in rows:
-        for col in ("ours", "torch_channels_last", "xnnpack", "ort", "tflite_builtin"):
+        for col in ("ours", "floor", "torch_channels_last", "xnnpack", "ort", "tflite_builtin"):
             assert row[col]["median"] > 0, (col, row)
     assert [row["xnnpack_pad_op"] for row in rows if row["shape"][4] == 2] == [True] * 4

@@ -7,6 +7,7 @@
 #include "dispatch/core_probe.h"
 #include "dispatch/cpu_features.h"
 #include "dispatch/isa.h"
+#include "dispatch/stream_probe.h"
 
 namespace py = pybind11;
 
@@ -34,6 +35,12 @@ void register_dispatch(py::module_& m) {
     return core_probe_gflops(threads, seconds);
   }, py::arg("threads"), py::arg("seconds") = 0.2,
         "Per-thread FMA GFLOP/s with all threads running at once (a benchmark's contention check)");
+  m.def("stream_probe", [](std::uintptr_t in, int64_t in_n, std::uintptr_t out, int64_t out_n, int threads) {
+    py::gil_scoped_release nogil;
+    stream_probe(reinterpret_cast<const float*>(in), in_n, reinterpret_cast<float*>(out), out_n, threads);
+  }, py::arg("in_ptr"), py::arg("in_n"), py::arg("out_ptr"), py::arg("out_n"), py::arg("threads"),
+        "One streaming pass reading in_n floats and writing out_n floats (a layer's memory floor; "
+        "pointers to float32 buffers of those sizes, checked by the caller)");
 }
 
 }  // namespace mk::bindings
