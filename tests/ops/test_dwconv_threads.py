@@ -1,7 +1,9 @@
 """fp32 depthwise at 1, 2 and 3 threads against a float64 reference, per ISA: the op splits
 rows into runs, about 4 per thread, that divide among the threads (or runs times two channel
 halves when none do; the kernels pair rows within a run into two-row blocks, so runs of odd
-length end in a one-row block) or, for few rows, 1-row items times channel chunks. Results must not depend on the thread count: every element is summed in the
+length end in a one-row block); calls of fewer than 4 rows per thread with enough channels
+split channels only, two chunks per thread over all rows; other calls with few rows take 1-row
+items times channel chunks. Results must not depend on the thread count: every element is summed in the
 same order."""
 from __future__ import annotations
 
@@ -17,7 +19,11 @@ SHAPES = [
     (1, 32, 15, 15, 2),
     (2, 40, 14, 14, 1),
     (3, 24, 7, 9, 2),
-    (1, 120, 7, 7, 1),   # few rows: channel chunks
+    (1, 120, 7, 7, 1),   # few rows: channel chunks over all rows (4 of 32, the last 24)
+    (1, 200, 7, 7, 1),   # 7 rows: channel chunks over all rows, tail chunk of 8 (3 threads: 48s)
+    (1, 200, 14, 14, 1),  # 14 rows: runs of rows at 2 and 3 threads
+    (2, 70, 7, 7, 2),    # 8 rows over two images: chunks of 32, tail of 6
+    (1, 96, 14, 14, 2),  # 7 rows, chunks of 32 (3 threads: 32)
     (2, 21, 3, 5, 1),    # few rows over two images, channel tail
     (1, 16, 1, 6, 2),
     (1, 24, 28, 28, 2),
