@@ -19,6 +19,21 @@ template <>
 struct TwoRowBlockW<VecF32Avx512> {
   static constexpr int kStride1 = 4, kStride2 = 3;
 };
+// Channel-outer sweeps on layers of one vector of channels (see f32_dwconv_chan_sweep.h).
+// In-process A/B against the pixel blocks, thread CPU time, 1 thread, medians of 41
+// interleaved (loaded machine): 112x112x16 s1 0.55x, s2 0.59x, 56x56x16 0.58x, 56x56x24 0.68x,
+// 28x28x32 0.90x, 56x56x32 0.89x, 56x56x48 1.02x, 112x112x24 s2 0.99x, 112x112x32 1.8x,
+// 56x56x64 s2 1.5x, 14x14x384 1.2x: one vector only.
+template <>
+struct ChanSweep<VecF32Avx512> {
+  static constexpr int kBW1 = 4, kBW2 = 4, kMaxC = 16;
+};
+// Channel groups on 14x14 and 7x7 inputs (see ChanGroup): 96 channels at W 14, 192 at W 7.
+// MEASURE-TBD
+template <>
+struct ChanGroup<VecF32Avx512> {
+  static constexpr int kBytes = 1344, kMaxW = 14;
+};
 }  // namespace
 
 void f32_dwconv_avx512(const F32DwconvParams& p, const float* input, const float* packed,
