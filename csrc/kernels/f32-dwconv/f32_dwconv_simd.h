@@ -16,7 +16,9 @@
 // (block_s2_channels: 7 pixels, the column adjacent outputs share carried in a register).
 // Where an ISA sets RowSweepS2OW (AVX2), 3x3 stride-2 rows of medium width run channels outer
 // instead (sweep_row_s2_channels: per channel vector, the whole row with its 9 weights in
-// registers).
+// registers). Where an ISA sets ChanSweep (AVX-512), 3x3 layers of one channel vector run
+// channel-outer over all the call's rows (f32_dwconv_chan_sweep.h); where it sets ChanGroup
+// (AVX-512), narrow 3x3 layers run the rows once per group of channels (run_act).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -753,7 +755,10 @@ void run_act(const F32DwconvParams& p, const float* input, const float* pk, floa
     }
   const RowFn<V, A> row_fn = pick_row<V, A>(p);
   const Row2Fn<V, A> row2_fn = pick_row2<V, A>(p);
-  const int64_t group = chan_group<V>(p);
+  // Groups pay off only where a call runs several row pairs (a pair's rows are then re-read by
+  // the next): calls of fewer rows (the op's 1- and 2-row work items, short fused-block bands)
+  // run all their channels at once.
+  const int64_t group = row_end - row_begin >= 4 ? chan_group<V>(p) : 0;
   if (group == 0) return run_rows<V, A>(p, input, pk, output, cpad, row_fn, row2_fn, row_begin, row_end, c_begin, c_end);
   for (int64_t c = c_begin; c < c_end; c += group)
     run_rows<V, A>(p, input, pk, output, cpad, row_fn, row2_fn, row_begin, row_end, c, imin(c_end, c + group));
