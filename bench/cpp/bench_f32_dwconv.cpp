@@ -1,5 +1,6 @@
 // fp32 depthwise microbenchmarks: every compiled kernel this CPU supports, on every MobileNetV2
-// depthwise layer (bench/shapes/mobilenet_v2_dw.txt), one thread, with GFLOP/s and GB/s.
+// depthwise layer (bench/shapes/mobilenet_v2_dw.txt) and MobileNetV3's two 16-channel 3x3
+// layers, one thread, with GFLOP/s and GB/s.
 //   ./mk_bench --benchmark_filter=f32_dwconv --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
 
@@ -55,7 +56,12 @@ void run(benchmark::State& state, mk::F32DwconvKernel k, std::vector<long> s) {
 int register_all() {
   for (const mk::F32DwconvKernel& k : mk::kF32DwconvKernels) {
     if (!mk::isa_supported(k.isa)) continue;
-    for (const auto& s : mkbench::read_shapes("mobilenet_v2_dw.txt")) {
+    // The 17 MobileNetV2 layers, plus MobileNetV3's 16-channel 3x3 layers (large: 112x112 s1;
+    // small: 112x112 s2), where AVX-512 runs the channel-outer sweep.
+    std::vector<std::vector<long>> shapes = mkbench::read_shapes("mobilenet_v2_dw.txt");
+    shapes.push_back({112, 112, 16, 3, 1});
+    shapes.push_back({112, 112, 16, 3, 2});
+    for (const auto& s : shapes) {
       const std::string name = std::string("f32_dwconv/") + mk::isa_name(k.isa) + "/" + std::to_string(s[0]) + "x" +
                                std::to_string(s[1]) + "x" + std::to_string(s[2]) + "/k" + std::to_string(s[3]) +
                                "s" + std::to_string(s[4]);

@@ -323,3 +323,52 @@ TEST(F32Dwconv, MobileNetV2Layers) {
   for (const auto& l : layers)
     check_shape({1, l[0], l[1], l[2], 1, 3, 3, l[3], l[3], 1, 1, 1, 1, 1, 1}, Activation::relu6, rng);
 }
+
+// Channel-outer sweeps (AVX-512: 3x3 stride 1 / 2 on at most 16 channels, left padding 1):
+// channel counts of one full and partial vectors (masked tails), output widths 1..13 around
+// the 4-pixel blocks (both parities of W at stride 2, so the last block's last column is the
+// right padding or not), heights where rows pair up or leave single rows, bottom padding 0 / 1
+// (-1: OH below torch's), batch 2, row ranges cut at odd rows and into 1-row calls, every
+// activation; the same bits however the rows are split. Padding 0 takes the blocks again.
+TEST(F32Dwconv, ChanSweep) {
+  std::mt19937 rng(10);
+  for (int64_t s : {1, 2})
+    for (int64_t w = 1; w <= 13; ++w)
+      for (int64_t h : {1, 2, 3, 4, 5, 8, 9})
+        for (int64_t pb : {-1, 0, 1})
+          for (int64_t c : {1, 5, 15, 16}) {
+            const int64_t pr = (w + c) % 2;
+            if (h + 1 + pb < 3 || w + 1 + pr < 3) continue;
+            const Shape sh{1 + (h + w) % 2, h, w, c, 1, 3, 3, s, s, 1, 1, 1, pb, 1, pr};
+            const Activation act = static_cast<Activation>((h + w + c + pb) % 4);
+            check_shape(sh, act, rng);
+            check_shape(sh, act, rng, {1, 2, 5});
+            if (pb == 1 && h >= 4) check_split_invariant(sh, act, rng);
+          }
+  for (int64_t s : {1, 2}) {
+    check_shape({1, 112, 112, 16, 1, 3, 3, s, s, 1, 1, 1, 1, 1, 1}, Activation::relu6, rng, {37, 38, 71});
+    check_shape({2, 9, 30, 16, 1, 3, 3, s, s, 1, 1, 0, 0, 1, 1}, Activation::relu, rng, {3});  // no top padding
+    check_shape({1, 9, 30, 16, 1, 3, 3, s, s, 1, 1, 0, 0, 0, 0}, Activation::none, rng);       // checked path
+  }
+}
+
+// Channel groups (AVX-512: 3x3 stride 1 / 2 on inputs at most 14 wide, groups of
+// round_down(1344 / W, 16) channels: 96 at W 14, 192 at W 7): channel counts of one group,
+// one group and a partial vector, several groups with a tail, a last group of one vector;
+// widths 14 and below, batch 2, the default 16-channel split (groups then start at channel
+// 16), row cuts, and the same bits for 1-row calls in 16-channel chunks and odd-start pairs.
+TEST(F32Dwconv, ChanGroups) {
+  std::mt19937 rng(11);
+  for (int64_t s : {1, 2})
+    for (int64_t w : {3, 7, 13, 14, 15})
+      for (int64_t c : {96, 101, 208, 400, 577}) {
+        const Shape sh{1 + (w + c) % 2, (w * 3 + c) % 11 + 3, w, c, 1, 3, 3, s, s, 1, 1, 1, 1, 1, 1};
+        const Activation act = static_cast<Activation>((w + c + s) % 4);
+        check_shape(sh, act, rng);
+        check_shape(sh, act, rng, {1, 4});
+        if (c == 101 || c == 400) check_split_invariant(sh, act, rng);
+      }
+  check_shape({1, 14, 14, 576, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, Activation::relu6, rng);
+  check_shape({1, 7, 7, 960, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, Activation::relu6, rng, {3});
+  check_shape({2, 14, 14, 384, 1, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1}, Activation::relu6, rng, {5});  // bands
+}

@@ -19,6 +19,25 @@ template <>
 struct TwoRowBlockW<VecF32Avx512> {
   static constexpr int kStride1 = 4, kStride2 = 3;
 };
+// Channel-outer sweeps on layers of one vector of channels (see f32_dwconv_chan_sweep.h).
+// In-process A/B against the pixel blocks, thread CPU time, 1 thread, medians of 41-101
+// interleaved (load average 2-4.5): 112x112x16 s1 0.55-0.73x, s2 0.59-0.79x, 56x56x16 0.58-0.67x,
+// 56x56x8 0.57x, 14x14x16 0.78x. With more channels one vector's sweep strides over the other
+// vectors' lines: 56x56x24 0.68x and 28x28x32 0.90x, but 112x112x24 s2 0.99x, 56x56x48 1.02x,
+// 112x112x32 1.8x, 56x56x64 s2 1.5x, 14x14x384 1.2x: one vector only.
+template <>
+struct ChanSweep<VecF32Avx512> {
+  static constexpr int kBW1 = 4, kBW2 = 4, kMaxC = 16;
+};
+// Channel groups (see ChanGroup) of 96 channels on 14-wide inputs, 192 on 7-wide ones. Same
+// A/B, medians of 61-151, five runs: 14x14x384 0.88-0.98x, 14x14x576 0.84-0.96x, 14x14x576 s2
+// 0.90-0.97x, 7x7x960 0.82-0.96x, 7x7x576 0.82x, 14x14x240 1.01x. Tried and left off: groups
+// of 128 / 192 at W 14 (no better; 192 worse), and at W 28 groups of 48 (1.1-1.2x), 64, 96,
+// 128 (1.0-1.13x).
+template <>
+struct ChanGroup<VecF32Avx512> {
+  static constexpr int kBytes = 1344, kMaxW = 14;
+};
 }  // namespace
 
 void f32_dwconv_avx512(const F32DwconvParams& p, const float* input, const float* packed,

@@ -16,7 +16,9 @@
 // (block_s2_channels: 7 pixels, the column adjacent outputs share carried in a register).
 // Where an ISA sets RowSweepS2OW (AVX2), 3x3 stride-2 rows of medium width run channels outer
 // instead (sweep_row_s2_channels: per channel vector, the whole row with its 9 weights in
-// registers).
+// registers). Where an ISA sets ChanSweep (AVX-512), 3x3 layers of one channel vector run
+// channel-outer over all the call's rows (f32_dwconv_chan_sweep.h); where it sets ChanGroup
+// (AVX-512), narrow 3x3 layers run the rows once per group of channels (run_act).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -687,12 +689,38 @@ Row2Fn<V, A> pick_row2(const F32DwconvParams& p) {
   return nullptr;
 }
 
+}  // namespace
+}  // namespace mk
+
+// The channel-outer 3x3 sweeps (ChanSweep) build on the helpers above.
+#include "kernels/f32-dwconv/f32_dwconv_chan_sweep.h"
+
+namespace mk {
+namespace {
+
+// Channel groups per ISA: for 3x3 stride 1 / 2 where the input is at most kMaxW pixels wide, the rows of a call run
+// once per group of round_down(kBytes / W, 16) channels instead of once for all channels, so
+// the input rows a row pair shares with the next (2 rows x W pixels x the group's channels)
+// are still in L1 when the next pair reads them; 0 = off. An ISA file specialises this before
+// instantiating the body (AVX-512 does: measured there).
+template <class V>
+struct ChanGroup {
+  static constexpr int kBytes = 0, kMaxW = 0;
+};
+
+template <class V>
+inline int64_t chan_group(const F32DwconvParams& p) {
+  const int fi = fixed_index(p);
+  if (ChanGroup<V>::kBytes == 0 || p.W > ChanGroup<V>::kMaxW || (fi != 0 && fi != 1)) return 0;
+  return imax(16, ChanGroup<V>::kBytes / p.W / 16 * 16);
+}
+
+// Output rows [row_begin, row_end), channels [c_begin, c_end): row pairs where they read no
+// padding row (row2_fn), else one row at a time.
 template <class V, Activation A>
-void run_act(const F32DwconvParams& p, const float* input, const float* pk, float* output,
-             int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
-  const int64_t cpad = round_up(p.cout(), kF32DwconvChannelAlign);
-  const RowFn<V, A> row_fn = pick_row<V, A>(p);
-  const Row2Fn<V, A> row2_fn = pick_row2<V, A>(p);
+void run_rows(const F32DwconvParams& p, const float* input, const float* pk, float* output, int64_t cpad,
+              RowFn<V, A> row_fn, Row2Fn<V, A> row2_fn, int64_t row_begin, int64_t row_end, int64_t c_begin,
+              int64_t c_end) {
   int64_t ow_lo, ow_hi;
   interior_cols(p, ow_lo, ow_hi);
   for (int64_t row = row_begin; row < row_end;) {
@@ -714,6 +742,26 @@ void run_act(const F32DwconvParams& p, const float* input, const float* pk, floa
     row_fn(p, r, pk, cpad, c_begin, c_end, ow_lo, ow_hi);
     ++row;
   }
+}
+
+template <class V, Activation A>
+void run_act(const F32DwconvParams& p, const float* input, const float* pk, float* output,
+             int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
+  const int64_t cpad = round_up(p.cout(), kF32DwconvChannelAlign);
+  if constexpr (ChanSweep<V>::kMaxC > 0)
+    if (use_chan_sweep<V>(p)) {
+      if (p.SH == 1) return chan_sweep_rows<V, 1, A>(p, input, pk, output, row_begin, row_end, c_begin, c_end, cpad);
+      return chan_sweep_rows<V, 2, A>(p, input, pk, output, row_begin, row_end, c_begin, c_end, cpad);
+    }
+  const RowFn<V, A> row_fn = pick_row<V, A>(p);
+  const Row2Fn<V, A> row2_fn = pick_row2<V, A>(p);
+  // Groups pay off only where a call runs several row pairs (a pair's rows are then re-read by
+  // the next): calls of fewer rows (the op's 1- and 2-row work items, short fused-block bands)
+  // run all their channels at once.
+  const int64_t group = row_end - row_begin >= 4 ? chan_group<V>(p) : 0;
+  if (group == 0) return run_rows<V, A>(p, input, pk, output, cpad, row_fn, row2_fn, row_begin, row_end, c_begin, c_end);
+  for (int64_t c = c_begin; c < c_end; c += group)
+    run_rows<V, A>(p, input, pk, output, cpad, row_fn, row2_fn, row_begin, row_end, c, imin(c_end, c + group));
 }
 template <class V>
 void f32_dwconv_simd(const F32DwconvParams& p, const float* input, const float* pk, float* output,
