@@ -117,3 +117,23 @@ def test_fx_symbolic_trace_sees_the_module_call():
         torch.ops.mobilekernels.dwconv2d in [n.target for n in gm.graph.nodes]
     with torch.no_grad():
         torch.testing.assert_close(gm(x), seq(x))
+
+
+def test_subclass_forward_and_instance_forward_are_honoured():
+    class Doubled(mk.nn.DepthwiseConv2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    class Plain(mk.nn.DepthwiseConv2d):  # no override: keeps the fast path
+        pass
+
+    m, x = _make("depthwise")
+    d, p = Doubled(8, 8, 3, 1, 1, activation="relu6").eval(), Plain(8, 8, 3, 1, 1, activation="relu6").eval()
+    d.load_state_dict(m.state_dict()), p.load_state_dict(m.state_dict())
+    assert not Doubled._fast_call_ok and Plain._fast_call_ok and mk.nn.SEInvertedResidual._fast_call_ok
+    with torch.no_grad():
+        ref = m(x)
+        torch.testing.assert_close(d(x), ref * 2)
+        torch.testing.assert_close(p(x), ref)
+        m.forward = lambda t: torch.zeros(1)
+        assert torch.equal(m(x), torch.zeros(1))

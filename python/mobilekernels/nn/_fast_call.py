@@ -21,14 +21,24 @@ _Module = nn.Module
 
 
 class FastCallMixin:
-    """Put before the ``nn.Module`` base; the class defines ``_eager_call(x)``."""
+    """Put before the ``nn.Module`` base; the class defines ``_eager_call(x)`` next to its
+    ``forward`` (which tries it first). A subclass that overrides ``forward``, or an instance
+    whose ``forward`` is replaced, gets ``nn.Module.__call__`` and so its own ``forward``."""
+
+    _fast_call_ok = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        owner = [next(c for c in cls.__mro__ if name in c.__dict__) for name in ("_eager_call", "forward")]
+        cls._fast_call_ok = owner[0] is owner[1]
 
     def _eager_call(self, x):  # pragma: no cover - every user overrides it
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
-        if len(args) == 1 and not kwargs and self._compiled_call_impl is None and not (
-                self._forward_pre_hooks or self._forward_hooks or self._backward_pre_hooks
+        if len(args) == 1 and not kwargs and self._fast_call_ok and self._compiled_call_impl is None and not (
+                "forward" in self.__dict__
+                or self._forward_pre_hooks or self._forward_hooks or self._backward_pre_hooks
                 or self._backward_hooks or _GLOBAL_HOOKS[0] or _GLOBAL_HOOKS[1] or _GLOBAL_HOOKS[2]
                 or _GLOBAL_HOOKS[3]):
             out = self._eager_call(args[0])
