@@ -99,9 +99,8 @@ void chan_sweep_rows(const F32DwconvParams& p, const float* input, const float* 
   const float* bias = pk + 9 * cpad;
   auto vec = [&](int64_t c, int64_t n, auto tail_tag) __attribute__((always_inline)) {
     constexpr bool Tail = decltype(tail_tag)::value;
-    const float* wk = pk + (c >> 4) * (9 * 16) + (c & 15);
     T w[9];
-    for (int t = 0; t < 9; ++t) w[t] = V::load(wk + t * 16);
+    load_taps_3x3<V>(pk, c, w);
     const T b = V::load(bias + c);
     for (int64_t row = row_begin; row < row_end;) {
       const int64_t nimg = row / p.OH, oh = row % p.OH, ih0 = oh * S - p.PT;

@@ -92,6 +92,14 @@ inline int fixed_index(const F32DwconvParams& p) {
   return (k < 0 || s < 0) ? -1 : k * 2 + s;
 }
 
+// The 9 taps of a 3x3 kernel for the channel vector at c, from the pack's 16-channel blocks
+// ([cout/16][9][16]): the channel-outer sweeps keep them in registers over a whole row or call.
+template <class V>
+MK_ALWAYS_INLINE void load_taps_3x3(const float* pk, int64_t c, typename V::T (&w)[9]) {
+  const float* wk = pk + (c >> 4) * (9 * 16) + (c & 15);
+  for (int t = 0; t < 9; ++t) w[t] = V::load(wk + t * 16);
+}
+
 // Fixed kernel KHxKW, stride S, dilation 1: BW output pixels starting at column ow, for every
 // channel vector of [c0, c1). Row pointers and column validity are computed once per block and
 // the channel loop only advances pointers. Checked: some input columns of the block are outside
@@ -301,9 +309,8 @@ MK_ALWAYS_INLINE void sweep_row_s2_channels(const F32DwconvParams& p, const RowC
 
   auto tile = [&](int64_t c, int64_t n, auto tail_tag) __attribute__((always_inline)) {
     constexpr bool Tail = decltype(tail_tag)::value;
-    const float* wk = pk + (c >> 4) * (9 * 16) + (c & 15);
     T w[9];
-    for (int t = 0; t < 9; ++t) w[t] = V::load(wk + t * 16);
+    load_taps_3x3<V>(pk, c, w);
     const T b = V::load(bias + c);
     const float* in = row0 + c;
     float* out = r.out_row + c;
@@ -563,9 +570,8 @@ MK_ALWAYS_INLINE void sweep_rows_s1_channels(const F32DwconvParams& p, const flo
     const int64_t o1 = imin(OW, o0 + kSeg);
     auto tile = [&](int64_t c, int64_t n, auto tail_tag) __attribute__((always_inline)) {
       constexpr bool Tail = decltype(tail_tag)::value;
-      const float* wk = pk + (c >> 4) * (9 * 16) + (c & 15);
       T w[9];
-      for (int t = 0; t < 9; ++t) w[t] = V::load(wk + t * 16);
+      load_taps_3x3<V>(pk, c, w);
       const float* in = in_top + c;
       float* out = out_row0 + c;
       // acc[r][0]: output j of row r, acc[r][1]: output j+1 (input row k feeds output row r
