@@ -3,7 +3,6 @@ every output float, or the floor it times would be too low."""
 import pytest
 import torch
 
-import mobilekernels as mk
 from mobilekernels import _C
 
 
@@ -23,16 +22,12 @@ def _reference(inp: torch.Tensor, out_n: int) -> torch.Tensor:
     return out
 
 
-# "always": the probe's non-temporal stores (what it uses where the depthwise op would) on the
-# fast path's shapes (in_n a multiple of out_n, out_n of 16).
-@pytest.mark.parametrize("stores", ["never", "always"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("in_n,out_n", [(16, 16), (64, 16), (100, 37), (1000, 250), (37, 100), (4096, 1024)])
-def test_every_input_is_read_and_every_output_written(in_n, out_n, threads, stores):
+def test_every_input_is_read_and_every_output_written(in_n, out_n, threads):
     inp = torch.arange(1, in_n + 1, dtype=torch.float32)  # small integers: float sums are exact
     out = torch.full((out_n,), float("nan"))
-    with mk.use_nontemporal_stores(stores):
-        _C.stream_probe(inp.data_ptr(), in_n, out.data_ptr(), out_n, threads)
+    _C.stream_probe(inp.data_ptr(), in_n, out.data_ptr(), out_n, threads)
     ref = _reference(inp, out_n)
     torch.testing.assert_close(out.double(), ref, rtol=0, atol=0)
 

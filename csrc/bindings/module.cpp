@@ -4,7 +4,6 @@
 #include <pybind11/stl.h>
 
 #include "bindings/bindings.h"
-#include "dispatch/cache_policy.h"
 #include "dispatch/core_probe.h"
 #include "dispatch/cpu_features.h"
 #include "dispatch/isa.h"
@@ -31,20 +30,6 @@ void register_dispatch(py::module_& m) {
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); },
         "Active ISA level (first call reads MOBILEKERNELS_ISA)");
   m.def("set_isa", &set_isa, py::arg("name"), "Force an ISA level by name ('auto' = best)");
-  m.def("set_nontemporal_stores", [](const std::string& mode) {
-    if (mode == "auto") set_nontemporal_mode(NontemporalMode::automatic);
-    else if (mode == "always") set_nontemporal_mode(NontemporalMode::always);
-    else if (mode == "never") set_nontemporal_mode(NontemporalMode::never);
-    else throw std::invalid_argument("nontemporal stores: expected 'auto', 'always' or 'never', got '" + mode + "'");
-  }, py::arg("mode"), "Non-temporal output stores of the depthwise op: auto (by size), always, never");
-  m.def("get_nontemporal_stores", [] {
-    switch (nontemporal_mode()) {
-      case NontemporalMode::always: return std::string("always");
-      case NontemporalMode::never: return std::string("never");
-      default: return std::string("auto");
-    }
-  });
-  m.def("l2_cache_bytes", &l2_cache_bytes, "L2 cache per core in bytes (sysconf; 1 MB if unknown)");
   m.def("core_probe", [](int threads, double seconds) {
     py::gil_scoped_release nogil;
     return core_probe_gflops(threads, seconds);

@@ -1,11 +1,6 @@
 #include "dispatch/stream_probe.h"
 
-#include "dispatch/cache_policy.h"
-
 #include <omp.h>
-#if defined(__x86_64__)
-#include <xmmintrin.h>
-#endif
 
 #include <algorithm>
 #include <cstring>
@@ -25,22 +20,8 @@ typedef float V16 __attribute__((vector_size(64)));
 #define MK_STREAM_CLONES
 #endif
 
-// One 64-byte line written around the caches. x86: four SSE non-temporal stores (in every
-// clone: GCC has no generic non-temporal store), which the write-combining buffer merges into
-// one line write.
-inline void store_line_nontemporal(float* dst, V16 v) {
-#if defined(__x86_64__)
-  float lane[16];
-  std::memcpy(lane, &v, sizeof lane);
-  for (int q = 0; q < 4; ++q) _mm_stream_ps(dst + 4 * q, _mm_loadu_ps(lane + 4 * q));
-#else
-  std::memcpy(dst, &v, sizeof v);
-#endif
-}
-
 MK_STREAM_CLONES
-void stream_blocks(const float* in, int64_t in_n, float* out, int64_t out_n, int64_t b0, int64_t b1,
-                   bool nontemporal) {
+void stream_blocks(const float* in, int64_t in_n, float* out, int64_t out_n, int64_t b0, int64_t b1) {
   const int64_t blocks = out_n / 16;
   if (out_n % 16 == 0 && in_n % out_n == 0) {
     // Every layer shape of the benchmarks (channels a multiple of 16, stride 1 or 2 on even
@@ -56,10 +37,8 @@ void stream_blocks(const float* in, int64_t in_n, float* out, int64_t out_n, int
         std::memcpy(&v, src + 16 * k, sizeof v);
         acc += v;
       }
-      if (nontemporal) store_line_nontemporal(out + b * 16, acc);
-      else std::memcpy(out + b * 16, &acc, sizeof acc);
+      std::memcpy(out + b * 16, &acc, sizeof acc);
     }
-    if (nontemporal) nontemporal_fence();
     return;
   }
   // Block b reads q input floats, one more for the first `rem` blocks: no division per block
@@ -95,15 +74,11 @@ void stream_probe(const float* in, int64_t in_n, float* out, int64_t out_n, int 
   if (in_n < 16 || out_n < 16) throw std::invalid_argument("stream_probe: sizes must be >= 16 floats");
   if (threads < 1 || threads > 1024) throw std::invalid_argument("stream_probe: threads must be in 1..1024");
   const int64_t blocks = out_n / 16;
-  // The stores the depthwise op would use for these bytes (cache_policy.h), so the floor
-  // stays a floor of what the op does: non-temporal on the fast path's aligned whole vectors.
-  const bool nontemporal = reinterpret_cast<uintptr_t>(out) % 64 == 0 && out_n % 16 == 0 &&
-                           in_n % out_n == 0 && nontemporal_output_pays(4.0 * in_n, 4.0 * out_n, threads);
-  if (threads == 1) return stream_blocks(in, in_n, out, out_n, 0, blocks, nontemporal);
+  if (threads == 1) return stream_blocks(in, in_n, out, out_n, 0, blocks);
 #pragma omp parallel num_threads(threads)
   {
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    stream_blocks(in, in_n, out, out_n, blocks * t / nt, blocks * (t + 1) / nt, nontemporal);
+    stream_blocks(in, in_n, out, out_n, blocks * t / nt, blocks * (t + 1) / nt);
   }
 }
 

@@ -3,11 +3,9 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdint>
 #include <stdexcept>
 #include <vector>
 
-#include "dispatch/cache_policy.h"
 #include "kernels/f32-dwconv/f32_dwconv_kernels.h"
 #include "ops/work_ranges.h"
 
@@ -62,15 +60,6 @@ std::string f32_dwconv_kernel_name(const F32DwconvParams& p) {
   return k.variant(p);
 }
 
-bool f32_dwconv_streams_output(const F32DwconvParams& p, const float* output, int num_threads) {
-  // The kernels store whole vectors at channel offsets that are multiples of 16 from each
-  // pixel: with an aligned output and channels a multiple of 16 (no depth multiplier), every
-  // whole-vector store is 64-byte aligned, as the streaming stores require.
-  if (p.M != 1 || reinterpret_cast<uintptr_t>(output) % 64 != 0 || p.cout() % 16 != 0) return false;
-  const double in = 4.0 * p.N * p.H * p.W * p.C, out = 4.0 * p.N * p.OH * p.OW * p.cout();
-  return nontemporal_output_pays(in, out, std::max(1, num_threads));
-}
-
 void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float* packed,
                     float* output, int num_threads) {
   f32_dwconv_validate(p_in);
@@ -92,12 +81,7 @@ void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float
   const float* data = f32_dwconv_pack_data(packed);
   const int64_t rows = p.N * p.OH, cout = p.cout();
   const int nt = std::max(1, num_threads);
-  p.stream_out = f32_dwconv_streams_output(p, output, nt);
-  if (nt == 1) {
-    k.run(p, input, data, output, 0, rows, 0, cout);
-    if (p.stream_out) nontemporal_fence();
-    return;
-  }
+  if (nt == 1) return k.run(p, input, data, output, 0, rows, 0, cout);
   // Work items: (run of rows, channel chunk), about 4 per thread so WorkRanges can move work
   // off a slower core. Enough rows: runs of rows, all channels (the kernels pair rows into
   // two-row blocks within a run; 1-row items never would). Few rows (late layers are 7x7
@@ -129,11 +113,7 @@ void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float
     k.run(p, input, data, output, r0, std::min(rows, r0 + run_rows), ci * chunk,
           std::min(cout, (ci + 1) * chunk));
   };
-  if (items == 1) {
-    work(0);
-    if (p.stream_out) nontemporal_fence();
-    return;
-  }
+  if (items == 1) return work(0);
   // The caller's (a thread_local named inside the region would be each worker's own).
   static thread_local WorkRanges ranges_tl;
   WorkRanges& ranges = ranges_tl;
@@ -142,7 +122,6 @@ void f32_dwconv_run(const F32DwconvParams& p_in, const float* input, const float
   {
     const int t = omp_get_thread_num();
     for (int64_t i; (i = ranges.next(t)) >= 0;) work(i);
-    if (p.stream_out) nontemporal_fence();
   }
 }
 

@@ -14,9 +14,6 @@ void f32_dwconv_validate(const F32DwconvParams& p);
 Isa f32_dwconv_resolve(Isa level);
 // "avx2/3x3s1"-style name of the kernel a shape picks at the active level.
 std::string f32_dwconv_kernel_name(const F32DwconvParams& p);
-// Whether f32_dwconv_run writes this output with non-temporal stores (dispatch/cache_policy.h:
-// the layer's bytes per thread against the L2, or the forced mode), given its alignment.
-bool f32_dwconv_streams_output(const F32DwconvParams& p, const float* output, int num_threads);
 // output = dwconv(input); num_threads <= 0 means one thread.
 void f32_dwconv_run(const F32DwconvParams& p, const float* input, const float* packed,
                     float* output, int num_threads);

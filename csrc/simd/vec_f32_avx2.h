@@ -20,8 +20,6 @@ struct VecF32Avx2 {
   static T set1(float f) { return _mm256_set1_ps(f); }
   static T load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
-  // Non-temporal store: p must be 32-byte aligned.
-  static void stream(float* p, T v) { _mm256_stream_ps(p, v); }
   static __m256i mask(int64_t n) {
     // Lanes < n active. maskload/maskstore never touch inactive lanes' memory.
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

@@ -17,8 +17,6 @@ struct VecF32Avx512 {
   static T set1(float f) { return _mm512_set1_ps(f); }
   static T load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, T v) { _mm512_storeu_ps(p, v); }
-  // Non-temporal store of a whole cache line: p must be 64-byte aligned.
-  static void stream(float* p, T v) { _mm512_stream_ps(p, v); }
   static __mmask16 mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
   // Masked lanes are not accessed (no fault, no out-of-bounds read).
   static T load_partial(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(mask(n), p); }

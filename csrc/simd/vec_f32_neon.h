@@ -17,8 +17,6 @@ struct VecF32Neon {
   static T set1(float f) { return vdupq_n_f32(f); }
   static T load(const float* p) { return vld1q_f32(p); }
   static void store(float* p, T v) { vst1q_f32(p, v); }
-  // No non-temporal store is used on NEON: a plain store.
-  static void stream(float* p, T v) { vst1q_f32(p, v); }
   // NEON has no masked loads: go through a small stack buffer so nothing past n is touched.
   static T load_partial(const float* p, int64_t n) {
     float buf[4] = {0.f, 0.f, 0.f, 0.f};

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from typing import Iterator
 
 from . import _C
@@ -41,43 +40,7 @@ def use_isa(name: str) -> Iterator[str]:
         _C.set_isa(previous)
 
 
-_NT_MODES = ("auto", "always", "never")
-
-
-def get_nontemporal_stores() -> str:
-    """Store policy of the fp32 depthwise op's output: ``auto | always | never``."""
-    return _C.get_nontemporal_stores()
-
-
-def set_nontemporal_stores(mode: str) -> None:
-    """How the fp32 depthwise op writes its output. ``auto`` (default): with non-temporal
-    (cache-bypassing) stores when one thread's share of the layer's input + output exceeds the
-    L2 cache, where normal stores would evict input the next rows read; ``always`` / ``never``
-    force one kind (tests, A/B benchmarks). Results are identical either way. Also set by the
-    environment variable ``MOBILEKERNELS_NT_STORES`` at import."""
-    if not isinstance(mode, str) or mode not in _NT_MODES:
-        raise ValueError(f"nontemporal stores: expected one of {_NT_MODES}, got {mode!r}")
-    _C.set_nontemporal_stores(mode)
-
-
-@contextlib.contextmanager
-def use_nontemporal_stores(mode: str) -> Iterator[str]:
-    """Context manager: :func:`set_nontemporal_stores` for the block, then restore."""
-    previous = get_nontemporal_stores()
-    set_nontemporal_stores(mode)
-    try:
-        yield mode
-    finally:
-        _C.set_nontemporal_stores(previous)
-
-
 def _init() -> str:
-    nt = os.environ.get("MOBILEKERNELS_NT_STORES")
-    if nt:
-        try:
-            set_nontemporal_stores(nt)
-        except ValueError as e:
-            raise ValueError(f"MOBILEKERNELS_NT_STORES: {e}") from None
     try:
         isa = _C.get_isa()
     except ValueError as e:  # bad MOBILEKERNELS_ISA: say so at import, clearly

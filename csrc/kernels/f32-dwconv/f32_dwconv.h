@@ -25,9 +25,6 @@ struct F32DwconvParams {
   // F32GemmParams): hoisted into registers, the four left too few of AVX2's 16 for a 6-pixel
   // block (6 accumulators + 8 input columns + 1 weight) and spilled in the inner loop.
   float act_consts[4] = {0.f, 6.f, 3.f, 1.f / 6.f};
-  // Whole output vectors go to memory with non-temporal stores (set by the op, never by the
-  // fused blocks: see f32_dwconv_op.cpp). Needs every whole vector store aligned to the vector.
-  bool stream_out = false;
   int64_t cout() const { return C * M; }
 };
 

@@ -46,7 +46,6 @@ inline void st(const F32DwconvParams& p, float* out, typename V::T v, int64_t n)
   if constexpr (A == Activation::hardswish) v = activate_from<V, A>(v, p.act_consts);
   else v = activate<V, A>(v);
   if constexpr (Tail) V::store_partial(out, v, n);
-  else if (p.stream_out) V::stream(out, v);
   else V::store(out, v);
 }
 
