@@ -10,7 +10,7 @@ namespace {
 // the one-row blocks (6 / 4 pixels): 14x14 and 7x7 stride 1 -17..-20%, 112x112 -5%.
 template <>
 struct TwoRowBlockW<VecF32Avx2> {
-  static constexpr int kStride1 = 4, kStride2 = 3;
+  static constexpr int kStride1 = 4, kStride2 = 3, k5Stride1 = 4, k5Stride2 = 2;
 };
 // Stride-2 sweep blocks (see block_s2_channels): 7 pixels = 7 accumulators + 3 weights + the
 // carried column, on rows of at most 7 outputs. In-process A/B on Zen 3 against the two-row

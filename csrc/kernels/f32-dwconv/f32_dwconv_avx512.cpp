@@ -17,7 +17,7 @@ namespace {
 // s2 1.35x; stride-1 row sweeps over OW 7..112, segments 28 or 56: 1.02-1.03x): left off.
 template <>
 struct TwoRowBlockW<VecF32Avx512> {
-  static constexpr int kStride1 = 4, kStride2 = 3;
+  static constexpr int kStride1 = 4, kStride2 = 3, k5Stride1 = 4, k5Stride2 = 2;
 };
 // Channel-outer sweeps on layers of one vector of channels (see f32_dwconv_chan_sweep.h).
 // In-process A/B against the pixel blocks, thread CPU time, 1 thread, medians of 41-101
