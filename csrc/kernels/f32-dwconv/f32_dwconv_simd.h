@@ -425,7 +425,7 @@ void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64
 // Two-row block widths per ISA (3x3 stride 1, stride 2; 5x5 stride 1, stride 2); 0 = one row
 // at a time. An ISA file specialises this before instantiating the body (AVX2 and AVX-512 do:
 // measured there; NEON keeps the one-row blocks until measured on such a CPU). 5x5 widths are
-// at most 4 (stride 1) and 2 (stride 2): block2_channels addresses at most 8 input columns.
+// at most 7 (stride 1) and 4 (stride 2): block2_channels addresses at most 11 input columns.
 template <class V>
 struct TwoRowBlockW {
   static constexpr int kStride1 = 0, kStride2 = 0, k5Stride1 = 0, k5Stride2 = 0;
@@ -441,8 +441,9 @@ MK_ALWAYS_INLINE void opaque_pointer(P& ptr) {
 #endif
 }
 
-// Byte offsets k * step for k in [0, 8) from three registers, in x86 addressing-mode form
-// (base + index * {1, 2, 4, 8}): k = 1, 2, 4 scale s1, 3 and 6 scale s3, 5 is s5, 7 = s5 + 2*s1.
+// Byte offsets k * step for k in [0, 11) from three registers, in x86 addressing-mode form
+// (base + index * {1, 2, 4, 8}): k = 1, 2, 4, 8 scale s1, 3, 6, 9 scale s3, 5 and 10 scale s5,
+// 7 = s5 + 2*s1.
 struct ScaledOffsets {
   int64_t s1, s3, s5;
   explicit ScaledOffsets(int64_t step) : s1(step), s3(3 * step), s5(5 * step) {}
@@ -455,7 +456,10 @@ struct ScaledOffsets {
       case 4: return s1 * 4;
       case 5: return s5;
       case 6: return s3 * 2;
-      default: return s5 + s1 * 2;
+      case 7: return s5 + s1 * 2;
+      case 8: return s1 * 8;
+      case 9: return s3 * 3;
+      default: return s5 * 2;
     }
   }
 };
@@ -476,7 +480,7 @@ MK_ALWAYS_INLINE void block2_channels(const F32DwconvParams& p, const float* in_
                                       const float* pk, int64_t cpad, int64_t ow, int64_t c0, int64_t c1) {
   using T = typename V::T;
   constexpr int NX = (BW - 1) * S + KW, NR = KH + S;
-  static_assert(NX <= 8 && BW <= 4, "ScaledOffsets covers 8 columns, 4 outputs");
+  static_assert(NX <= 11 && BW <= 8, "ScaledOffsets covers 11 columns, 8 outputs");
   const int64_t cout = p.cout();
   const ScaledOffsets col(p.C * int64_t(sizeof(float))), ocol(cout * int64_t(sizeof(float)));
   const int64_t row_bytes = p.W * p.C * int64_t(sizeof(float));
