@@ -21,7 +21,9 @@ namespace {
 // 56x56x72 s2 0.89x, 28x28x120 s1 0.73x, 14x14x672 s2 0.76x (7x7x960 s1, no row pairs, 0.44x from
 // the compile-time borders alone); then widths 5 / 3 against 4 / 2: 56x56x72 s2 0.91-0.92x,
 // 28x28x120 0.99-1.0x, 14x14x672 s2 0.92-0.93x, 14x14x480 s1 0.84-0.88x; 6 against 4 at stride 1:
-// 28x28x120 0.93x, 14x14 s1 0.83-0.84x; 6 against 5: 0.98-1.0x.
+// 28x28x120 0.93x, 14x14 s1 0.83-0.84x; 6 against 5: 0.98-1.0x. Tried and left off: 5x5 pairs
+// reading padding rows too (input rows skipped at run time, so 7x7 inputs pair up): 0.99-1.06x
+// (7x7x960 1.06x; AVX2 0.90-1.03x).
 template <>
 struct TwoRowBlockW<VecF32Avx512> {
   static constexpr int kStride1 = 4, kStride2 = 3, k5Stride1 = 6, k5Stride2 = 3;
