@@ -1,6 +1,6 @@
 // fp32 depthwise microbenchmarks: every compiled kernel this CPU supports, on every MobileNetV2
-// depthwise layer (bench/shapes/mobilenet_v2_dw.txt) and MobileNetV3's two 16-channel 3x3
-// layers, one thread, with GFLOP/s and GB/s.
+// depthwise layer (bench/shapes/mobilenet_v2_dw.txt), MobileNetV3's two 16-channel 3x3
+// layers and MobileNetV3-Large's 5x5 layers, one thread, with GFLOP/s and GB/s.
 //   ./mk_bench --benchmark_filter=f32_dwconv --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
 
@@ -61,6 +61,11 @@ int register_all() {
     std::vector<std::vector<long>> shapes = mkbench::read_shapes("mobilenet_v2_dw.txt");
     shapes.push_back({112, 112, 16, 3, 1});
     shapes.push_back({112, 112, 16, 3, 2});
+    // MobileNetV3-Large's 5x5 layers (padding 2): 56x56x72 s2, 28x28x120 s1, 14x14x672 s2,
+    // 7x7x960 s1, and 28x28x72 s2 (the 72-channel layer at a 112x112 input).
+    for (const std::vector<long>& s : {std::vector<long>{56, 56, 72, 5, 2}, {28, 28, 120, 5, 1}, {14, 14, 672, 5, 2},
+                                       {7, 7, 960, 5, 1}, {28, 28, 72, 5, 2}})
+      shapes.push_back(s);
     for (const auto& s : shapes) {
       const std::string name = std::string("f32_dwconv/") + mk::isa_name(k.isa) + "/" + std::to_string(s[0]) + "x" +
                                std::to_string(s[1]) + "x" + std::to_string(s[2]) + "/k" + std::to_string(s[3]) +

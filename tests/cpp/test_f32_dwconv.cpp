@@ -241,11 +241,11 @@ TEST(F32Dwconv, RowSweepStride2) {
 void check_split_invariant(const Shape& s, Activation act, std::mt19937& rng) {
   const F32DwconvParams p = params_of(s, act);
   std::uniform_real_distribution<float> dist(-2.f, 2.f);
-  std::vector<float> in(p.N * p.H * p.W * p.C), w(p.cout() * 9), b(p.cout());
+  std::vector<float> in(p.N * p.H * p.W * p.C), w(p.cout() * p.KH * p.KW), b(p.cout());
   for (auto* v : {&in, &w, &b})
     for (float& x : *v) x = dist(rng);
-  std::vector<float> packed(f32_dwconv_packed_size(p.cout(), 3, 3));
-  f32_dwconv_pack(w.data(), b.data(), p.cout(), 3, 3, packed.data());
+  std::vector<float> packed(f32_dwconv_packed_size(p.cout(), p.KH, p.KW));
+  f32_dwconv_pack(w.data(), b.data(), p.cout(), p.KH, p.KW, packed.data());
   const float* pk = f32_dwconv_pack_data(packed.data());
   const int64_t rows = p.N * p.OH, total = rows * p.OW * p.cout();
   for (const F32DwconvKernel& k : kF32DwconvKernels) {
@@ -262,6 +262,42 @@ void check_split_invariant(const Shape& s, Activation act, std::mt19937& rng) {
       ASSERT_EQ(pairs[i], whole[i]) << isa_name(k.isa) << " odd-start pairs differ at " << i << ", " << describe(s, act);
     }
   }
+}
+
+// 5x5 two-row blocks (AVX2, AVX-512: stride 1 and 2, 'same' left padding 2, at most 2 columns
+// of right padding read): pairs of rows reading no padding row, border columns skipped at
+// compile time (0..2 on each side, widths 1..14 so a block can hold both borders), the same
+// skipped taps in the one-row blocks of the rows reading padding rows. Odd and even heights,
+// batch 2, odd starts and 1-row calls, bottom padding below and above torch's, right padding
+// 0..3 (3: the run-time checked borders), channel tails; left padding 0, 1, 3 take the checked
+// borders. Then the split invariance bit for bit, on the MobileNetV3-Large 5x5 shapes too.
+TEST(F32Dwconv, TwoRowBlocks5x5) {
+  std::mt19937 rng(9);
+  for (int64_t s : {1, 2})
+    for (int64_t h = 4; h <= 11; ++h)
+      for (int64_t w = 1; w <= 14; ++w)
+        for (int64_t pb : {-1, 0, 1, 2, 3})
+          for (int64_t c : {5, 16, 21, 40}) {
+            const int64_t pr = (w + c + h) % 4;
+            if (h + 2 + pb < 5 || w + 2 + pr < 5) continue;
+            const Shape sh{1 + (h + w) % 2, h, w, c, 1, 5, 5, s, s, 1, 1, 2, pb, 2, pr};
+            const Activation act = static_cast<Activation>((h + w + c) % 4);
+            check_shape(sh, act, rng, {});
+            if ((w + c) % 3 == 0) check_shape(sh, act, rng, {1, 2, 5});
+            if ((w + c) % 3 == 1) check_shape(sh, act, rng, {3, 4, 7, 8});
+          }
+  for (int64_t s : {1, 2})
+    for (int64_t pl : {0, 1, 3})
+      for (int64_t w : {3, 6, 9, 14}) check_shape({2, 9, w, 21, 1, 5, 5, s, s, 1, 1, 2, 2, pl, 2}, Activation::relu6, rng);
+  // Many channels (columns up to 7 * C from the scaled registers), no top padding (bands).
+  for (int64_t s : {1, 2})
+    for (int64_t c : {203, 96, 33}) check_shape({1, 9, 17, c, 1, 5, 5, s, s, 1, 1, 0, 2, 2, 2}, Activation::hardswish, rng, {3});
+  const Shape split[] = {
+      {1, 28, 28, 40, 1, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2},  {1, 28, 28, 24, 1, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2},
+      {1, 14, 14, 48, 1, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2},  {1, 7, 7, 40, 1, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2},
+      {2, 11, 13, 21, 1, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2}, {2, 13, 9, 21, 1, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2},
+  };
+  for (const Shape& sh : split) check_split_invariant(sh, Activation::none, rng);
 }
 
 // 3x3 stride-1 row sweeps (AVX2: rows of 48..64 outputs, segments of 28, left padding 1): output

@@ -137,6 +137,16 @@ def test_mobilenet_layers(f32_isa, c, h, w, s):
     check(x, torch.randn(c, 1, 3, 3), torch.randn(c), s, 1, 1, "relu6")
 
 
+@pytest.mark.parametrize("c,h,w,s", [(72, 56, 56, 2), (120, 28, 28, 1), (672, 14, 14, 2), (960, 7, 7, 1),
+                                     (72, 28, 28, 2)])
+def test_mobilenet_v3_5x5_layers(f32_isa, c, h, w, s):
+    # MobileNetV3-Large's 5x5 layers, padding 2: two-row blocks on AVX2 / AVX-512 where a row
+    # pair reads no padding row, compile-time border columns (0..2 on each side).
+    torch.manual_seed(c + s)
+    x = torch.randn(1, c, h, w).contiguous(memory_format=torch.channels_last)
+    check(x, torch.randn(c, 1, 5, 5), torch.randn(c), s, 2, 1, "hardswish")
+
+
 @pytest.mark.parametrize("m", [2, 3])
 def test_depth_multiplier(f32_isa, m):
     torch.manual_seed(m)

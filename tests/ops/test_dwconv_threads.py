@@ -35,21 +35,42 @@ SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_dwconv_threads_match_reference(f32_isa, shape):
+# 5x5 padding 2 (AVX2 / AVX-512 pair rows reading no padding row; their border columns and the
+# one-row blocks' skip the same taps): MobileNetV3-Large's layers with fewer channels, odd sizes.
+SHAPES_5X5 = [
+    (1, 72, 28, 28, 2),
+    (1, 40, 28, 28, 1),
+    (1, 96, 14, 14, 2),
+    (1, 120, 7, 7, 1),
+    (2, 37, 11, 13, 1),
+    (2, 21, 9, 8, 2),
+]
+
+
+def _threads_agree_with_reference(shape, k):
     n, c, h, w, s = shape
     g = torch.Generator().manual_seed(n * 1000 + c * 10 + h + s)
     x = torch.randn(n, c, h, w, generator=g)
-    wt, b = torch.randn(c, 1, 3, 3, generator=g), torch.randn(c, generator=g)
-    ref = F.conv2d(x.double(), wt.double(), b.double(), s, 1, 1, c).clamp(0, 6).float()
+    wt, b = torch.randn(c, 1, k, k, generator=g), torch.randn(c, generator=g)
+    ref = F.conv2d(x.double(), wt.double(), b.double(), s, k // 2, 1, c).clamp(0, 6).float()
     prev = torch.get_num_threads()
     outs = []
     try:
         for nt in (1, 2, 3):
             torch.set_num_threads(nt)
-            outs.append(mk.ops.dwconv2d(x, wt, b, s, 1, 1, "relu6"))
+            outs.append(mk.ops.dwconv2d(x, wt, b, s, k // 2, 1, "relu6"))
     finally:
         torch.set_num_threads(prev)
     torch.testing.assert_close(outs[0], ref, rtol=1e-5, atol=1e-5)
     for y in outs[1:]:
         assert torch.equal(y, outs[0])
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_dwconv_threads_match_reference(f32_isa, shape):
+    _threads_agree_with_reference(shape, 3)
+
+
+@pytest.mark.parametrize("shape", SHAPES_5X5, ids=lambda s: "x".join(map(str, s)))
+def test_dwconv_5x5_threads_match_reference(f32_isa, shape):
+    _threads_agree_with_reference(shape, 5)

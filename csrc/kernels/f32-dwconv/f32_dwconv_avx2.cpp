@@ -8,9 +8,15 @@ namespace {
 // Two-row blocks (see block2_channels), 16 ymm registers: stride 1, 4 pixels x 2 rows = 8
 // accumulators + 6 input columns; stride 2, 3 x 2 = 6 + 7 columns. Measured on Zen 3 against
 // the one-row blocks (6 / 4 pixels): 14x14 and 7x7 stride 1 -17..-20%, 112x112 -5%.
+// 5x5: stride 1, 4 x 2 (8 columns), stride 2, 3 x 2 (9 columns). In-process A/B on the Xeon
+// (AVX2 forced), thread CPU time, 1 thread, medians of 31-41 interleaved, MobileNetV3-Large's
+// 5x5 layers: two-row blocks of 4 / 2 against the one-row blocks with run-time checked
+// borders: 56x56x72 s2 0.99x, 28x28x120 s1 0.69x, 14x14x672 s2 0.73x (7x7x960 s1, no row pairs,
+// 0.40x from the compile-time borders alone); stride 2 at 3 against 2: 0.76-0.91x; stride 1 at 5
+// against 4: 28x28x120 1.02-1.07x (14x14 s1 0.93-0.96x), 6: 1.14-1.16x, 3: 1.13x: 4 kept.
 template <>
 struct TwoRowBlockW<VecF32Avx2> {
-  static constexpr int kStride1 = 4, kStride2 = 3;
+  static constexpr int kStride1 = 4, kStride2 = 3, k5Stride1 = 4, k5Stride2 = 3;
 };
 // Stride-2 sweep blocks (see block_s2_channels): 7 pixels = 7 accumulators + 3 weights + the
 // carried column, on rows of at most 7 outputs. In-process A/B on Zen 3 against the two-row

@@ -15,9 +15,18 @@ namespace {
 // 1: 1.01x; the AVX2 sweeps on top of the two-row blocks were no better within the noise
 // (stride-2 sweep blocks, OW <= 7: 1.00x; stride-2 row sweeps over OW 7..64: 1.09x, 112x112x96
 // s2 1.35x; stride-1 row sweeps over OW 7..112, segments 28 or 56: 1.02-1.03x): left off.
+// 5x5: stride 1, 6 pixels x 2 rows (10 columns), stride 2, 3 x 2 (9 columns). In-process A/B,
+// thread CPU time, 1 thread, medians of 31-41 interleaved (load average ~4), MobileNetV3-Large's
+// 5x5 layers: two-row blocks of 4 / 2 against the one-row blocks with run-time checked borders:
+// 56x56x72 s2 0.89x, 28x28x120 s1 0.73x, 14x14x672 s2 0.76x (7x7x960 s1, no row pairs, 0.44x from
+// the compile-time borders alone); then widths 5 / 3 against 4 / 2: 56x56x72 s2 0.91-0.92x,
+// 28x28x120 0.99-1.0x, 14x14x672 s2 0.92-0.93x, 14x14x480 s1 0.84-0.88x; 6 against 4 at stride 1:
+// 28x28x120 0.93x, 14x14 s1 0.83-0.84x; 6 against 5: 0.98-1.0x. Tried and left off: 5x5 pairs
+// reading padding rows too (input rows skipped at run time, so 7x7 inputs pair up): 0.99-1.06x
+// (7x7x960 1.06x; AVX2 0.90-1.03x).
 template <>
 struct TwoRowBlockW<VecF32Avx512> {
-  static constexpr int kStride1 = 4, kStride2 = 3;
+  static constexpr int kStride1 = 4, kStride2 = 3, k5Stride1 = 6, k5Stride2 = 3;
 };
 // Channel-outer sweeps on layers of one vector of channels (see f32_dwconv_chan_sweep.h).
 // In-process A/B against the pixel blocks, thread CPU time, 1 thread, medians of 41-101

@@ -165,24 +165,46 @@ inline bool borders_known_3x3(const F32DwconvParams& p, int64_t S) {
   return p.PL == 1 && (p.OW - 1) * S + 1 <= p.W;
 }
 
+// The same for a KW-wide kernel (3 or 5) with torch's 'same' left padding KW/2 and at most KW/2
+// columns of right padding read: a block's columns outside the input are then its first lz
+// and last tz, both in [0, KW/2], skipped at compile time (balanced_blocks). For KW 3 this is
+// borders_known_3x3.
+inline bool borders_known(const F32DwconvParams& p, int64_t S) {
+  const int64_t z = p.KW / 2;
+  return p.PL == z && (p.OW - 1) * S + p.KW - 1 - p.PL - (p.W - 1) <= z;
+}
+
+// Calls f(std::integral_constant<int, v>) for a run-time v in [0, Z].
+template <int Z, class F>
+MK_ALWAYS_INLINE void with_constant(int64_t v, F&& f) {
+  if constexpr (Z > 0)
+    if (v < Z) return with_constant<Z - 1>(v, f);
+  f(std::integral_constant<int, Z>{});
+}
+
 // Cuts a row of OW outputs into the fewest blocks of at most B pixels, of balanced widths, and
-// calls f(bw, ow, lz, tz) per block, lz / tz integral constants (1: the block's first / last
-// input column is outside the input), under borders_known_3x3.
-template <int B, int S, class F>
-MK_ALWAYS_INLINE void balanced_blocks_3x3(const F32DwconvParams& p, F&& f) {
-  using I0 = std::integral_constant<int, 0>;
-  using I1 = std::integral_constant<int, 1>;
+// calls f(bw, ow, lz, tz) per block, lz / tz integral constants in [0, Z]: how many of the
+// block's first / last input columns are outside the input, under borders_known (Z = KW/2).
+template <int B, int S, int Z, class F>
+MK_ALWAYS_INLINE void balanced_blocks(const F32DwconvParams& p, F&& f) {
   const int64_t nb = ceil_div(p.OW, B), base = p.OW / nb, wider = p.OW % nb;
+  const int64_t s_last = p.W - 1 + p.PL - (p.KW - 1);  // ow * S of the last output with all taps inside
   int64_t ow = 0;
   for (int64_t i = 0; i < nb; ++i) {
     const int64_t bw = base + (i < wider ? 1 : 0);
-    const bool lz = ow == 0, tz = (ow + bw - 1) * S + 2 > p.W;
-    if (lz && tz) f(bw, ow, I1{}, I1{});
-    else if (lz) f(bw, ow, I1{}, I0{});
-    else if (tz) f(bw, ow, I0{}, I1{});
-    else f(bw, ow, I0{}, I0{});
+    // Block columns: input columns ow*S - PL .. (ow+bw-1)*S + KW-1 - PL.
+    const int64_t lz = imax(0, p.PL - ow * S), tz = imax(0, (ow + bw - 1) * S - s_last);
+    with_constant<Z>(lz, [&](auto lzc) __attribute__((always_inline)) {
+      with_constant<Z>(tz, [&](auto tzc) __attribute__((always_inline)) { f(bw, ow, lzc, tzc); });
+    });
     ow += bw;
   }
+}
+
+// balanced_blocks for 3-wide kernels under borders_known_3x3 (lz / tz 0 or 1).
+template <int B, int S, class F>
+MK_ALWAYS_INLINE void balanced_blocks_3x3(const F32DwconvParams& p, F&& f) {
+  balanced_blocks<B, S, 1>(p, f);
 }
 
 // The 3x3 stride-2 sweep blocks (block_s2_channels) per ISA: kWidth output pixels per block, used
@@ -379,9 +401,11 @@ void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64
       return;
     }
   }
-  if constexpr (KW == 3) {
-    if (borders_known_3x3(p, S)) {
-      balanced_blocks_3x3<B, S>(p, [&](int64_t bw, int64_t ow, auto lz, auto tz) __attribute__((always_inline)) {
+  // 3- and 5-wide 'same' borders skip their outside columns at compile time (5x5: the same
+  // taps as the two-row blocks skip, so a row gives the same bits alone or in a pair).
+  if constexpr (KW == 3 || KW == 5) {
+    if (borders_known(p, S)) {
+      balanced_blocks<B, S, KW / 2>(p, [&](int64_t bw, int64_t ow, auto lz, auto tz) __attribute__((always_inline)) {
         block_any<V, KH, KW, S, B, A, false, decltype(lz)::value, decltype(tz)::value>(bw, p, r, pk, cpad, ow, c0, c1);
       });
       return;
@@ -398,19 +422,15 @@ void row_fixed(const F32DwconvParams& p, const RowCtx& r, const float* pk, int64
   for (; ow < p.OW; ++ow) block_channels<V, KH, KW, S, 1, A, true>(p, r, pk, cpad, ow, c0, c1);
 }
 
-// Two-row block widths per ISA (stride 1, stride 2); 0 = one row at a time. An ISA file
-// specialises this before instantiating the body (AVX2 and AVX-512 do: measured there; NEON
-// keeps the one-row blocks until measured on such a CPU).
+// Two-row block widths per ISA (3x3 stride 1, stride 2; 5x5 stride 1, stride 2); 0 = one row
+// at a time. An ISA file specialises this before instantiating the body (AVX2 and AVX-512 do:
+// measured there; NEON keeps the one-row blocks until measured on such a CPU). 5x5 widths are
+// at most 7 (stride 1) and 4 (stride 2): block2_channels addresses at most 11 input columns.
 template <class V>
 struct TwoRowBlockW {
-  static constexpr int kStride1 = 0, kStride2 = 0;
+  static constexpr int kStride1 = 0, kStride2 = 0, k5Stride1 = 0, k5Stride2 = 0;
 };
 
-// Output rows oh and oh+1 of one image whose KH taps all fall inside the input (no padding row):
-// their KH+S input rows are loaded once per block, input row i feeding output row 0 with kernel
-// row i and output row 1 with kernel row i-S (stride 1: 4 rows for 2 outputs instead of 6;
-// stride 2: 5 instead of 6). 3-wide kernels with left padding 1 only, borders as in row_fixed's
-// compile-time path (LZ / TZ).
 // Makes the compiler treat a pointer as a new value here (see block2_channels).
 template <class P>
 MK_ALWAYS_INLINE void opaque_pointer(P& ptr) {
@@ -421,8 +441,9 @@ MK_ALWAYS_INLINE void opaque_pointer(P& ptr) {
 #endif
 }
 
-// Byte offsets k * step for k in [0, 8) from three registers, in x86 addressing-mode form
-// (base + index * {1, 2, 4, 8}): k = 1, 2, 4 scale s1, 3 and 6 scale s3, 5 is s5, 7 = s5 + 2*s1.
+// Byte offsets k * step for k in [0, 11) from three registers, in x86 addressing-mode form
+// (base + index * {1, 2, 4, 8}): k = 1, 2, 4, 8 scale s1, 3, 6, 9 scale s3, 5 and 10 scale s5,
+// 7 = s5 + 2*s1.
 struct ScaledOffsets {
   int64_t s1, s3, s5;
   explicit ScaledOffsets(int64_t step) : s1(step), s3(3 * step), s5(5 * step) {}
@@ -435,16 +456,20 @@ struct ScaledOffsets {
       case 4: return s1 * 4;
       case 5: return s5;
       case 6: return s3 * 2;
-      default: return s5 + s1 * 2;
+      case 7: return s5 + s1 * 2;
+      case 8: return s1 * 8;
+      case 9: return s3 * 3;
+      default: return s5 * 2;
     }
   }
 };
 
 // Output rows oh and oh+1 of one image whose KH taps all fall inside the input (no padding row):
 // their KH+S input rows are loaded once per block, input row i feeding output row 0 with kernel
-// row i and output row 1 with kernel row i-S (stride 1: 4 rows for 2 outputs instead of 6;
-// stride 2: 5 instead of 6). 3-wide kernels with left padding 1 only, borders as in row_fixed's
-// compile-time path (LZ / TZ).
+// row i and output row 1 with kernel row i-S (3x3 stride 1: 4 rows for 2 outputs instead of 6,
+// stride 2: 5 instead of 6; 5x5: 6 / 7 instead of 10). 'Same' left padding (KW/2) only, borders
+// as in row_fixed's compile-time path (LZ / TZ: the same taps skipped, the same sums in the same
+// order as block_channels, so a row gives the same bits alone or in a pair).
 // Addressing: one pointer per input row, advanced by one vector per channel step and made
 // opaque there, and the block's columns as row pointer + {1,2,3,4,5,6} * C from three
 // registers (ScaledOffsets), which x86 folds into the loads' and FMAs' address operands.
@@ -455,7 +480,7 @@ MK_ALWAYS_INLINE void block2_channels(const F32DwconvParams& p, const float* in_
                                       const float* pk, int64_t cpad, int64_t ow, int64_t c0, int64_t c1) {
   using T = typename V::T;
   constexpr int NX = (BW - 1) * S + KW, NR = KH + S;
-  static_assert(NX <= 8 && BW <= 4, "ScaledOffsets covers 8 columns, 4 outputs");
+  static_assert(NX <= 11 && BW <= 8, "ScaledOffsets covers 11 columns, 8 outputs");
   const int64_t cout = p.cout();
   const ScaledOffsets col(p.C * int64_t(sizeof(float))), ocol(cout * int64_t(sizeof(float)));
   const int64_t row_bytes = p.W * p.C * int64_t(sizeof(float));
@@ -517,13 +542,14 @@ void block2_any(int64_t bw, const F32DwconvParams& p, const float* in_top, float
 }
 
 // Output rows oh, oh+1 (out_row0 = row oh) from input rows starting at in_top = row oh*S - PT,
-// KxK = 3x3, left padding 1, at most one column of right padding read (row_fixed's conditions).
-template <class V, int S, Activation A>
+// KxK = 3x3 or 5x5 under borders_known (row_fixed's compile-time borders).
+template <class V, int K, int S, Activation A>
 void row2_fixed(const F32DwconvParams& p, const float* in_top, float* out_row0, const float* pk,
                 int64_t cpad, int64_t c0, int64_t c1) {
-  constexpr int B = S == 1 ? TwoRowBlockW<V>::kStride1 : TwoRowBlockW<V>::kStride2;
-  balanced_blocks_3x3<B, S>(p, [&](int64_t bw, int64_t ow, auto lz, auto tz) __attribute__((always_inline)) {
-    block2_any<V, 3, 3, S, B, A, decltype(lz)::value, decltype(tz)::value>(bw, p, in_top, out_row0, pk, cpad,
+  using W = TwoRowBlockW<V>;
+  constexpr int B = K == 3 ? (S == 1 ? W::kStride1 : W::kStride2) : (S == 1 ? W::k5Stride1 : W::k5Stride2);
+  balanced_blocks<B, S, K / 2>(p, [&](int64_t bw, int64_t ow, auto lz, auto tz) __attribute__((always_inline)) {
+    block2_any<V, K, K, S, B, A, decltype(lz)::value, decltype(tz)::value>(bw, p, in_top, out_row0, pk, cpad,
                                                                            ow, c0, c1);
   });
 }
@@ -677,21 +703,25 @@ template <class V, Activation A>
 using Row2Fn = void (*)(const F32DwconvParams&, const float*, float*, const float*, int64_t, int64_t,
                         int64_t);
 
-// The two-row path for a shape, or nullptr: 3x3 stride 1 or 2 with row_fixed's compile-time
-// borders (left padding 1, at most one column of right padding read), on ISAs that set it.
+// The two-row path for a shape, or nullptr: 3x3 / 5x5 stride 1 or 2 with row_fixed's
+// compile-time borders (borders_known), on ISAs that set their widths.
 template <class V, Activation A>
 Row2Fn<V, A> pick_row2(const F32DwconvParams& p) {
-  if constexpr (TwoRowBlockW<V>::kStride1 > 0 && TwoRowBlockW<V>::kStride2 > 0) {
-    if (!borders_known_3x3(p, p.SW)) return nullptr;
-    switch (fixed_index(p)) {
-      case 0:
-        if constexpr (RowSweepS1OW<V>::kMaxOW > 0)
-          if (use_row_sweep_s1<V>(p)) return rows2_sweep_s1<V, A>;
-        return row2_fixed<V, 1, A>;
-      case 1: return use_sweep_s2<V>(p) || use_row_sweep_s2<V>(p) ? nullptr : row2_fixed<V, 2, A>;
-      default: return nullptr;
+  using W = TwoRowBlockW<V>;
+  const int fi = fixed_index(p);
+  if (fi < 0 || fi > 3 || !borders_known(p, p.SW)) return nullptr;
+  if constexpr (W::kStride1 > 0 && W::kStride2 > 0) {
+    if (fi == 0) {
+      if constexpr (RowSweepS1OW<V>::kMaxOW > 0)
+        if (use_row_sweep_s1<V>(p)) return rows2_sweep_s1<V, A>;
+      return row2_fixed<V, 3, 1, A>;
     }
+    if (fi == 1) return use_sweep_s2<V>(p) || use_row_sweep_s2<V>(p) ? nullptr : row2_fixed<V, 3, 2, A>;
   }
+  if constexpr (W::k5Stride1 > 0)
+    if (fi == 2) return row2_fixed<V, 5, 1, A>;
+  if constexpr (W::k5Stride2 > 0)
+    if (fi == 3) return row2_fixed<V, 5, 2, A>;
   return nullptr;
 }
 
