@@ -45,7 +45,7 @@ side_by_side() {
 HEAVY_GRIDS=(
   F32Chain.MobileNetV3LikeChainWithSEMatchesLayersOneByOne
   F32ConvStem.AnyKernelStridePaddingDilation
-  F32Dwconv.RowBlockWidths F32Dwconv.RowSweepStride1 F32Dwconv.TwoRowBlocks
+  F32Dwconv.RowBlockWidths F32Dwconv.RowSweepStride1 F32Dwconv.TwoRowBlocks F32Dwconv.TwoRowBlocks5x5
   F32Gemm.MobileNetShapes
   F32InvertedResidual.ChannelTiles F32InvertedResidual.MobileNetV2BlockShapesSmall
   F32InvertedResidual.OddSizesStridesAndExpansions F32InvertedResidual.ThreadsAndBandsOnMobileNetRowCounts
