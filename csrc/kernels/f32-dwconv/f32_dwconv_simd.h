@@ -799,6 +799,24 @@ void run_act(const F32DwconvParams& p, const float* input, const float* pk, floa
   for (int64_t c = c_begin; c < c_end; c += group)
     run_rows<V, A>(p, input, pk, output, cpad, row_fn, row2_fn, row_begin, row_end, c, imin(c_end, c + group));
 }
+// The same for a subset of the activations, so one ISA's instantiations can be split over two
+// files compiled in parallel (AVX2, AVX-512): none / relu, and relu6 / hardswish.
+template <class V>
+void f32_dwconv_simd_unclamped(const F32DwconvParams& p, const float* input, const float* pk, float* output,
+                               int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
+  if (p.act == Activation::relu)
+    return run_act<V, Activation::relu>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+  run_act<V, Activation::none>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+}
+
+template <class V>
+void f32_dwconv_simd_clamped(const F32DwconvParams& p, const float* input, const float* pk, float* output,
+                             int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
+  if (p.act == Activation::hardswish)
+    return run_act<V, Activation::hardswish>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+  run_act<V, Activation::relu6>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+}
+
 template <class V>
 void f32_dwconv_simd(const F32DwconvParams& p, const float* input, const float* pk, float* output,
                      int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
