@@ -8,7 +8,7 @@ namespace mk {
 void f32_dwconv_avx2(const F32DwconvParams& p, const float* input, const float* packed,
                    float* output, int64_t row_begin, int64_t row_end, int64_t c_begin,
                    int64_t c_end) {
-  if (p.act == Activation::relu6 || p.act == Activation::hardswish)
+  if (clamped_activation(p.act))
     return f32_dwconv_avx2_clamped(p, input, packed, output, row_begin, row_end, c_begin, c_end);
   f32_dwconv_simd_unclamped<VecF32Avx2>(p, input, packed, output, row_begin, row_end, c_begin, c_end);
 }

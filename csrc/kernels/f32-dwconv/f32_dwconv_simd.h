@@ -799,8 +799,11 @@ void run_act(const F32DwconvParams& p, const float* input, const float* pk, floa
   for (int64_t c = c_begin; c < c_end; c += group)
     run_rows<V, A>(p, input, pk, output, cpad, row_fn, row2_fn, row_begin, row_end, c, imin(c_end, c + group));
 }
-// The same for a subset of the activations, so one ISA's instantiations can be split over two
-// files compiled in parallel (AVX2, AVX-512): none / relu, and relu6 / hardswish.
+// relu6 and hardswish clamp their result; the AVX2 and AVX-512 paths compile the clamped
+// activations in a second file so the two halves of one ISA build in parallel.
+inline bool clamped_activation(Activation a) { return a == Activation::relu6 || a == Activation::hardswish; }
+
+// run_act for a subset of the activations: none / relu, and relu6 / hardswish.
 template <class V>
 void f32_dwconv_simd_unclamped(const F32DwconvParams& p, const float* input, const float* pk, float* output,
                                int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
@@ -817,17 +820,14 @@ void f32_dwconv_simd_clamped(const F32DwconvParams& p, const float* input, const
   run_act<V, Activation::relu6>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
 }
 
+// Every activation in one file (NEON).
 template <class V>
 void f32_dwconv_simd(const F32DwconvParams& p, const float* input, const float* pk, float* output,
                      int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
-  switch (p.act) {
-    case Activation::relu: return run_act<V, Activation::relu>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
-    case Activation::relu6: return run_act<V, Activation::relu6>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
-    case Activation::hardswish: return run_act<V, Activation::hardswish>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
-    default: return run_act<V, Activation::none>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
-  }
+  if (clamped_activation(p.act))
+    return f32_dwconv_simd_clamped<V>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+  f32_dwconv_simd_unclamped<V>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
 }
-
 
 }  // namespace
 }  // namespace mk
