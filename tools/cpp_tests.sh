@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 out="${MK_CPP_BUILD:-$root/build/cpp}"
 jobs="$(nproc)"
+source "$root/tools/ccache_env.sh"  # the Release objects below reuse the pip build's
 
 configure() { cmake -S "$root" -B "$1" -G Ninja -DMK_BUILD_TESTS=ON "${@:2}" >/dev/null; }
 

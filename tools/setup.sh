@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-APT_PKGS="g++ cmake ninja-build libgtest-dev libbenchmark-dev g++-aarch64-linux-gnu qemu-user"
+APT_PKGS="g++ ccache cmake ninja-build libgtest-dev libbenchmark-dev g++-aarch64-linux-gnu qemu-user"
 missing=""
 for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -37,5 +37,6 @@ PY
 then
   echo "setup: mobilekernels is installed editable from $(pwd -P); kept"
 else
+  source tools/ccache_env.sh
   $PIP install --no-build-isolation .
 fi
