@@ -6,4 +6,7 @@
 if command -v ccache >/dev/null 2>&1; then
   export CMAKE_CXX_COMPILER_LAUNCHER=ccache
   export CCACHE_DIR="${CCACHE_DIR:-$PWD/build/ccache}"
+  # One compiler name for both builds: ccache tells /usr/bin/c++ (CMake's pick) from
+  # /usr/bin/g++ (scikit-build-core's, from Python's sysconfig) even though they are one binary.
+  export CXX="${CXX:-g++}"
 fi
