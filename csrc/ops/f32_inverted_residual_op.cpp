@@ -143,20 +143,9 @@ void run_split(const F32InvertedResidualParams& p, const float* x, const float* 
 }  // namespace
 
 void f32_inverted_residual_validate(const F32InvertedResidualParams& p) {
-  require(p.N >= 0, "batch must be non-negative");
-  require(p.H > 0 && p.W > 0, "spatial sizes must be positive");
-  require(p.Cin > 0 && p.Chid > 0 && p.Cout > 0, "channel counts must be positive");
-  require(p.K >= 1 && p.S >= 1, "depthwise kernel and stride must be >= 1");
-  for (int64_t pad : {p.PT, p.PB, p.PL, p.PR})
-    require(pad >= 0 && pad <= p.K - 1, "each padding must be in [0, kernel - 1]");
-  require(p.H + p.PT + p.PB >= p.K && p.W + p.PL + p.PR >= p.K,
-          "depthwise kernel larger than the padded input");
-  require(p.expand || p.Chid == p.Cin, "without expansion the hidden width must equal Cin");
+  irbands::validate_geometry(p, require);
   require(valid_act(p.act_expand) && valid_act(p.act_dw) && valid_act(p.act_project),
           "unknown activation");
-  require(!p.residual || (p.S == 1 && p.Cin == p.Cout && p.OH() == p.H && p.OW() == p.W),
-          "a residual needs stride 1, Cin == Cout and an output as large as the input");
-  require(p.band_rows >= 0, "band_rows must be >= 0 (0 = automatic)");
   require(p.channel_tile >= 0 && p.channel_tile % kF32GemmPanel == 0,
           "channel_tile must be a multiple of 16 (0 = automatic)");
 }

@@ -1,11 +1,12 @@
-// Band geometry shared by the fused inverted-residual ops (fp32: f32_inverted_residual_op.cpp,
-// int8: q8_inverted_residual_op.cpp). Templated on their params structs, which both carry
-// N, H, W, Cin, Chid, Cout, K, S, expand, band_rows, OH() and OW(); `elem` is the bytes of one
-// activation element (4 for fp32, 1 for int8), so the same byte budget holds 4x taller int8
-// bands.
+// Band geometry and shape checks shared by the fused inverted-residual ops (fp32:
+// f32_inverted_residual_op.cpp, int8: q8_inverted_residual_op.cpp). Templated on their params
+// structs, which both carry N, H, W, Cin, Chid, Cout, K, S, PT/PB/PL/PR, expand, residual,
+// band_rows, OH() and OW(); `elem` is the bytes of one activation element (4 for fp32, 1 for
+// int8), so the same byte budget holds 4x taller int8 bands.
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <numeric>
 
 namespace mk {
@@ -16,6 +17,24 @@ namespace irbands {
 constexpr int64_t kScratchBudgetBytes = 256 * 1024;
 constexpr int64_t kMaxScratchBytes = 512 * 1024;
 constexpr int64_t kMaxBandRows = 16;
+
+// The shape checks both blocks make before anything else; `require(ok, what)` is the op's own
+// (it names the op in the exception).
+template <class P, class Require>
+void validate_geometry(const P& p, Require&& require) {
+  require(p.N >= 0, "batch must be non-negative");
+  require(p.H > 0 && p.W > 0, "spatial sizes must be positive");
+  require(p.Cin > 0 && p.Chid > 0 && p.Cout > 0, "channel counts must be positive");
+  require(p.K >= 1 && p.S >= 1, "depthwise kernel and stride must be >= 1");
+  for (int64_t pad : {p.PT, p.PB, p.PL, p.PR})
+    require(pad >= 0 && pad <= p.K - 1, "each padding must be in [0, kernel - 1]");
+  require(p.H + p.PT + p.PB >= p.K && p.W + p.PL + p.PR >= p.K,
+          "depthwise kernel larger than the padded input");
+  require(p.expand || p.Chid == p.Cin, "without expansion the hidden width must equal Cin");
+  require(!p.residual || (p.S == 1 && p.Cin == p.Cout && p.OH() == p.H && p.OW() == p.W),
+          "a residual needs stride 1, Cin == Cout and an output as large as the input");
+  require(p.band_rows >= 0, "band_rows must be >= 0 (0 = automatic)");
+}
 
 // Expanded input rows a band of `band` output rows reads.
 template <class P>
