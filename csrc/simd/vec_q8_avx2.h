@@ -94,10 +94,9 @@ struct Q8DotAvx2T : Q8Avx2Base {
 // against 2x16, 3x8, 4x8 and 5x8 (interleaved A/B): 6x8 is 15-30% ahead of 4x8.
 using Q8DotAvx2 = Q8DotAvx2T<6, 1>;
 
-// VPDPBUSD (u8 x s8, 4 products summed into each int32 lane, wrapping) emulated in AVX2: the
-// VNNI traits' exact semantics, so the VNNI tiling is tested on machines without VNNI.
-struct Q8DotAvx2VnniEmu : Q8Avx2Base {
-  static constexpr int kMR = 4;  // same tile as the AVX-VNNI kernel
+// The 256-bit VPDPBUSD layout's traits (2 vectors of 8 int32 columns, x broadcast 4 bytes at a
+// time), shared by the AVX-VNNI kernel and its AVX2 emulation; each adds kMR, dot() and finish().
+struct Q8Avx2Dot4Base : Q8Avx2Base {
   static constexpr int kVecs = 2;
   static constexpr bool kWideX = false;
   using Acc = __m256i;
@@ -113,6 +112,12 @@ struct Q8DotAvx2VnniEmu : Q8Avx2Base {
     const __m256i b = _mm256_set1_epi32(v);
     return Flip ? _mm256_xor_si256(b, flip) : b;
   }
+};
+
+// VPDPBUSD (u8 x s8, 4 products summed into each int32 lane, wrapping) emulated in AVX2: the
+// VNNI traits' exact semantics, so the VNNI tiling is tested on machines without VNNI.
+struct Q8DotAvx2VnniEmu : Q8Avx2Dot4Base {
+  static constexpr int kMR = 4;  // same tile as the AVX-VNNI kernel
   static __m256i dpbusd(__m256i acc, __m256i u8, __m256i s8) {
     const __m256i ulo = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(u8));
     const __m256i uhi = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(u8, 1));

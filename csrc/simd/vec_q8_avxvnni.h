@@ -3,8 +3,6 @@
 #pragma once
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "simd/vec_q8_avx2.h"
 
 namespace mk {
@@ -12,23 +10,8 @@ namespace {
 
 // 6 rows x 16 columns = 12 accumulators (VPDPBUSD: 5 cycles latency, 2 per cycle on Golden
 // Cove, so 8 left it latency-bound) + 2 weights + 1 broadcast (+ the flip): 15-16 registers.
-struct Q8DotAvxVnni : Q8Avx2Base {
+struct Q8DotAvxVnni : Q8Avx2Dot4Base {
   static constexpr int kMR = 6;
-  static constexpr int kVecs = 2;
-  static constexpr bool kWideX = false;
-  using Acc = __m256i;
-  using W = __m256i;
-  using X = __m256i;
-  static Acc zero() { return _mm256_setzero_si256(); }
-  static W load_w(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-  static X flip_vec(uint32_t f) { return _mm256_set1_epi32(static_cast<int>(f)); }
-  template <bool Flip>
-  static X bcast_x(const uint8_t* p, X flip) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    const __m256i b = _mm256_set1_epi32(v);
-    return Flip ? _mm256_xor_si256(b, flip) : b;
-  }
   // As an asm statement with acc tied in and out: with the intrinsic GCC 12 copied every
   // accumulator to another register (and one to the stack) on each k step (objdump).
   // (on a copy: tied to the array element itself, the accumulators went to memory).

@@ -37,16 +37,13 @@ struct Q8NeonBase {
   }
 };
 
-// Plain NEON: SMULL (exact int16 products of int8) + SADALP (pairwise add into int32). Two
-// lanes per column (k0+k1, k2+k3) folded by ADDP in finish().
-struct Q8DotNeon : Q8NeonBase {
-  static constexpr int kMR = 3;  // 3 rows x 16 cols = 24 accumulator registers of 32
+// What the plain NEON and the SDOT traits share: 4 vectors of 4 int32 columns, x broadcast 4
+// bytes at a time; each adds kMR, Acc, zero(), dot() and finish().
+struct Q8NeonDot4Base : Q8NeonBase {
   static constexpr int kVecs = 4;
   static constexpr bool kWideX = false;
-  struct Acc { int32x4_t a, b; };
   using W = int8x16_t;
   using X = int8x16_t;
-  static Acc zero() { return {vdupq_n_s32(0), vdupq_n_s32(0)}; }
   static W load_w(const int8_t* p) { return vld1q_s8(p); }
   static X flip_vec(uint32_t f) { return vreinterpretq_s8_u32(vdupq_n_u32(f)); }
   template <bool Flip>
@@ -56,6 +53,14 @@ struct Q8DotNeon : Q8NeonBase {
     const int8x16_t b = vreinterpretq_s8_u32(vdupq_n_u32(v));
     return Flip ? veorq_s8(b, flip) : b;
   }
+};
+
+// Plain NEON: SMULL (exact int16 products of int8) + SADALP (pairwise add into int32). Two
+// lanes per column (k0+k1, k2+k3) folded by ADDP in finish().
+struct Q8DotNeon : Q8NeonDot4Base {
+  static constexpr int kMR = 3;  // 3 rows x 16 cols = 24 accumulator registers of 32
+  struct Acc { int32x4_t a, b; };
+  static Acc zero() { return {vdupq_n_s32(0), vdupq_n_s32(0)}; }
   static void dot(Acc& acc, X x, W w) {
     acc.a = vpadalq_s16(acc.a, vmull_s8(vget_low_s8(w), vget_low_s8(x)));
     acc.b = vpadalq_s16(acc.b, vmull_high_s8(w, x));
