@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from . import _C
-from ._checks import check_tensor, check_window, empty_cl, enum_code, out_size, window_out
+from ._checks import check_tensor, check_window, empty_cl, enum_code, out_size, window_out, x_dims
 from ._ops import ACTIVATIONS, NS
 
 _lib = torch.library.Library(NS, "FRAGMENT")
@@ -43,13 +43,7 @@ def _check_weight(weight, bias, in_channels: int | None = None) -> None:
 def geometry(x_shape, cin: int, cout: int, kernel, stride, padding, dilation, activation: str) -> tuple:
     """Validate a call; return the C++ geometry tuple (n, cin, h, w, cout, kh, kw, sh, sw,
     pt, pb, pl, pr, dh, dw, act) and the output shape."""
-    if len(x_shape) != 4:
-        raise ValueError(f"x must be 4-D [N, Cin, H, W], got shape {tuple(x_shape)}")
-    n, c, h, w = (int(v) for v in x_shape)
-    if min(c, h, w) == 0:
-        raise ValueError(f"x has a zero-size dimension (shape {tuple(x_shape)}); only an empty batch is allowed")
-    if c != cin:
-        raise ValueError(f"x has {c} channels, the weight expects {cin} (groups must be 1)")
+    n, c, h, w = x_dims(x_shape, cin, "the weight", " (groups must be 1)")
     if cout < 1:
         raise ValueError(f"out_channels must be >= 1, got {cout}")
     act = enum_code("activation", activation, ACTIVATIONS)
