@@ -131,7 +131,7 @@ def dw_geometry(x_shape: Sequence[int], cout: int, kernel: Sequence[int], stride
 
 
 def x_dims(x_shape, cin: int, who: str, note: str = "") -> tuple:
-    """(N, C, H, W) of a 4-D input with ``cin`` channels and no zero-size dimension but the
+    """(N, H, W) of a 4-D input with ``cin`` channels and no zero-size dimension but the
     batch; ``who`` (and ``note``) say what expects ``cin`` in the error."""
     if len(x_shape) != 4:
         raise ValueError(f"x must be 4-D [N, Cin, H, W], got shape {tuple(x_shape)}")
@@ -140,13 +140,13 @@ def x_dims(x_shape, cin: int, who: str, note: str = "") -> tuple:
         raise ValueError(f"x has a zero-size dimension (shape {tuple(x_shape)}); only an empty batch is allowed")
     if c != cin:
         raise ValueError(f"x has {c} channels, {who} expects {cin}{note}")
-    return n, c, h, w
+    return n, h, w
 
 
 def ir_geometry(x_shape, cin, chid, cout, kernel, stride, padding, residual):
     """Validate a fused inverted-residual call's shapes (fp32 or int8; depthwise padding
     (top, bottom, left, right), each in [0, kernel - 1]); return (N, H, W, OH, OW)."""
-    n, c, h, w = x_dims(x_shape, cin, "the block")
+    n, h, w = x_dims(x_shape, cin, "the block")
     if chid < 1 or cout < 1:
         raise ValueError(f"hidden_channels and out_channels must be >= 1, got {chid}, {cout}")
     if kernel < 1 or stride < 1:

@@ -43,7 +43,7 @@ def _check_weight(weight, bias, in_channels: int | None = None) -> None:
 def geometry(x_shape, cin: int, cout: int, kernel, stride, padding, dilation, activation: str) -> tuple:
     """Validate a call; return the C++ geometry tuple (n, cin, h, w, cout, kh, kw, sh, sw,
     pt, pb, pl, pr, dh, dw, act) and the output shape."""
-    n, c, h, w = x_dims(x_shape, cin, "the weight", " (groups must be 1)")
+    n, h, w = x_dims(x_shape, cin, "the weight", " (groups must be 1)")
     if cout < 1:
         raise ValueError(f"out_channels must be >= 1, got {cout}")
     act = enum_code("activation", activation, ACTIVATIONS)

@@ -1,8 +1,9 @@
 // fp32 depthwise convolution, avx2 path: the shared kernel body (f32_dwconv_simd.h) with this
 // ISA's tuning (the specialisations below), included by the two avx2 files, which split the
-// activations between them so the two halves compile in parallel (one file took ~220 s at -O3):
-// f32_dwconv_avx2.cpp (entry point, none / relu) and f32_dwconv_clamped_avx2.cpp (relu6 /
-// hardswish). Include only from files compiled with the avx2 flags (cmake/kernels.cmake).
+// activations between them so the two halves compile in parallel (~60 s each at -O3 in CI's
+// Release build; the AVX-512 pair took 223 s as one file): f32_dwconv_avx2.cpp (entry point,
+// none / relu) and f32_dwconv_clamped_avx2.cpp (relu6 / hardswish). Include only from files
+// compiled with the avx2 flags (cmake/kernels.cmake).
 #pragma once
 #include "simd/vec_f32_avx2.h"
 #include "kernels/f32-dwconv/f32_dwconv_simd.h"

@@ -803,21 +803,23 @@ void run_act(const F32DwconvParams& p, const float* input, const float* pk, floa
 // activations in a second file so the two halves of one ISA build in parallel.
 inline bool clamped_activation(Activation a) { return a == Activation::relu6 || a == Activation::hardswish; }
 
-// run_act for a subset of the activations: none / relu, and relu6 / hardswish.
+// run_act for B when p.act is B, else for A: the AVX2 and AVX-512 paths instantiate none / relu
+// in one file and relu6 / hardswish in another.
+template <class V, Activation A, Activation B>
+void run_either(const F32DwconvParams& p, const float* input, const float* pk, float* output,
+                int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
+  if (p.act == B) return run_act<V, B>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+  run_act<V, A>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+}
 template <class V>
 void f32_dwconv_simd_unclamped(const F32DwconvParams& p, const float* input, const float* pk, float* output,
                                int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
-  if (p.act == Activation::relu)
-    return run_act<V, Activation::relu>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
-  run_act<V, Activation::none>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+  run_either<V, Activation::none, Activation::relu>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
 }
-
 template <class V>
 void f32_dwconv_simd_clamped(const F32DwconvParams& p, const float* input, const float* pk, float* output,
                              int64_t row_begin, int64_t row_end, int64_t c_begin, int64_t c_end) {
-  if (p.act == Activation::hardswish)
-    return run_act<V, Activation::hardswish>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
-  run_act<V, Activation::relu6>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
+  run_either<V, Activation::relu6, Activation::hardswish>(p, input, pk, output, row_begin, row_end, c_begin, c_end);
 }
 
 // Every activation in one file (NEON).
