@@ -278,7 +278,8 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
   //   the project in items of (32 output columns, pixel chunk), column-major so a thread's own
   //   items reuse its columns of the project weights (7x7: 960 x 160 = 614 KB, more than a Zen 3
   //   core's L2). (The pixel split measured level there: 0.96-1.01x.)
-  static thread_local WorkRanges ranges_tl[3];  // the caller's (see f32_dwconv_op.cpp)
+  // The caller's (a thread_local named inside the region would be each worker's own).
+  static thread_local WorkRanges ranges_tl[3];
   WorkRanges& ranges1 = ranges_tl[0];
   WorkRanges& ranges_scale = ranges_tl[1];
   WorkRanges& ranges3 = ranges_tl[2];
