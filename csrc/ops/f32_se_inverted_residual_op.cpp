@@ -250,26 +250,27 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
                           p.residual ? x + m0 * p.Cin : nullptr, p.Cin};
     gk.run(g, dbuf + m0 * C, ppk, out + m0 * p.Cout, 0, g.M, c0, c1);
   };
+  // Scale a chunk of at most chunk_px pixels and project it to every output column while it is
+  // still in L2 (the GEMM's own A block is 128 KB).
+  const int64_t chunk_px = std::max<int64_t>(1, kScaleChunkFloats / C);
+  auto scale_project = [&](int64_t m0, int64_t m1) {
+    scale_rows(m0, m1);
+    project(m0, m1, 0, p.Cout);
+  };
 
   if (nt == 1 || pixels <= gk.mr) {
     Held held;
     for (int64_t i = 0; i < items1; ++i) pass1_item(i, held);
     pass2();
-    // Scale a chunk and project it while it is still in L2 (the GEMM's own A block is 128 KB).
-    const int64_t chunk_px = std::max<int64_t>(1, kScaleChunkFloats / C);
-    for (int64_t m0 = 0; m0 < pixels; m0 += chunk_px) {
-      const int64_t m1 = std::min(pixels, m0 + chunk_px);
-      scale_rows(m0, m1);
-      project(m0, m1, 0, p.Cout);
-    }
+    for (int64_t m0 = 0; m0 < pixels; m0 += chunk_px) scale_project(m0, std::min(pixels, m0 + chunk_px));
     return;
   }
   // One parallel region: pass 1 items; pass 2 in one thread (the barrier after `single`); then
   // pass 3 in one of two splits, about 4 items per thread:
-  // - pass 1 split rows (bands): items of whole pixel chunks, each scaled and projected to every
-  //   output column by one thread. A thread's own items are the pixels its pass-1 bands wrote, so
-  //   it reads its depthwise rows from its own cache, and it scales each chunk right before
-  //   projecting it (no barrier between the two). In-process A/B at 2 threads on the Xeon
+  // - pass 1 split rows (bands): the one-thread path's scale_project over pixel chunks (~4 per
+  //   thread, at most chunk_px) as work items. A thread's own items are the pixels its pass-1
+  //   bands wrote, so it reads its depthwise rows from its own cache, and it scales each chunk
+  //   right before projecting it (no barrier between the two). In-process A/B at 2 threads on the Xeon
   //   (2 MB L2 per core), MobileNetV3-Large's SE blocks, bit-identical outputs: 56x56 0.88x,
   //   28x28 0.82-0.88x, 14x14 0.81-0.90x the time of the column split below; the whole model
   //   0.94-0.98x (batch 1), 0.94x (batch 2).
@@ -286,9 +287,13 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
   ranges1.init(items1, nt);
   const int64_t unit_cols = 2 * kF32GemmPanel, col_units = ceil_div(p.Cout, unit_cols);
   const int64_t row_tiles = ceil_div(pixels, gk.mr);
-  // Pixel chunks: per column unit when the project is split by columns, else ~4 per thread.
+  // Pixel chunks: per column unit when the project is split by columns, else ~4 per thread and
+  // at most chunk_px (whole GEMM row tiles; the cap: same bits, batch 1 level, V3-Large's SE
+  // blocks at batch 8 0.98x summed at 2 threads, 14x14 0.92-0.99x).
   const int64_t px_chunks = std::min(row_tiles, split ? ceil_div(4 * nt, col_units) : int64_t(4) * nt);
-  const int64_t px_item = ceil_div(row_tiles, px_chunks) * gk.mr, px_items = ceil_div(pixels, px_item);
+  int64_t px_item = ceil_div(row_tiles, px_chunks) * gk.mr;
+  if (!split) px_item = std::min(px_item, std::max<int64_t>(gk.mr, chunk_px / gk.mr * gk.mr));
+  const int64_t px_items = ceil_div(pixels, px_item);
   const int64_t scale_item = ceil_div(pixels, 4 * nt);
   if (split) ranges_scale.init(ceil_div(pixels, scale_item), nt);
   ranges3.init(split ? col_units * px_items : px_items, nt);
@@ -301,11 +306,8 @@ void f32_se_inverted_residual_run(const F32SEInvertedResidualParams& sp, const f
 #pragma omp single
     pass2();
     if (!split) {
-      for (int64_t i; (i = ranges3.next(t)) >= 0;) {
-        const int64_t m0 = i * px_item, m1 = std::min(pixels, m0 + px_item);
-        scale_rows(m0, m1);
-        project(m0, m1, 0, p.Cout);
-      }
+      for (int64_t i; (i = ranges3.next(t)) >= 0;)
+        scale_project(i * px_item, std::min(pixels, (i + 1) * px_item));
     } else {
       for (int64_t i; (i = ranges_scale.next(t)) >= 0;)
         scale_rows(i * scale_item, std::min(pixels, (i + 1) * scale_item));

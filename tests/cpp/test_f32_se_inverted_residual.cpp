@@ -268,6 +268,29 @@ TEST(F32SEInvertedResidual, ThreadsSplitHiddenChannelsOnSmallImages) {
   }
 }
 
+TEST(F32SEInvertedResidual, ThreadsProjectRowSplitInCappedPixelChunks) {
+  // Row-split images (pass 1 takes bands) whose ~4-per-thread pixel chunks would exceed the
+  // scale-and-project chunk (kScaleChunkFloats / hidden channels): pass 3 runs more, smaller
+  // chunks. A batch of 3 at 14x14 with 672 hidden channels (chunks of 48 pixels instead of 80),
+  // and a 9x11 image with 960, on 2 and 3 threads, against fp64 and one thread.
+  std::mt19937 rng(35);
+  for (const F32SEInvertedResidualParams& p :
+       {se_block(3, 14, 14, 32, 672, 32, 1, 3, Activation::hardswish),
+        se_block(1, 9, 11, 40, 960, 48, 1, 5, Activation::relu, SeGate::sigmoid)}) {
+    const SEBlock b = make_block(p, rng);
+    check(b, {0}, {2, 3});
+    if (HasFatalFailure()) return;
+    const int64_t total = p.ir.N * p.ir.OH() * p.ir.OW() * p.ir.Cout;
+    std::vector<float> one(total + 2 * kCanary), many(total + 2 * kCanary);
+    run(b, p, one, 1);
+    for (int nt : {2, 3}) {
+      run(b, p, many, nt);
+      for (int64_t j = 0; j < total; ++j)
+        ASSERT_EQ(many[kCanary + j], one[kCanary + j]) << "at " << j << ", threads " << nt << ", " << describe(p);
+    }
+  }
+}
+
 TEST(F32SEInvertedResidual, BadParamsAndPacksThrow) {
   std::mt19937 rng(34);
   const SEBlock b = make_block(se_block(1, 5, 5, 8, 24, 8, 1, 3, Activation::relu), rng);
